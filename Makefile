@@ -1,0 +1,37 @@
+# stopgate: `make run` serves on an embedded PostgreSQL, `make test` installs and passes every check.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: install run test lint proto bench clean
+
+$(INSTALLED): pyproject.toml client/pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+		|| { echo "stopgate needs Python 3.11 or later (found $(PYTHON))" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+install: $(INSTALLED)
+
+run: $(INSTALLED)
+	$(BIN)/stopgate serve
+
+proto: $(INSTALLED)
+	$(BIN)/python scripts/gen_protos.py
+
+lint: $(INSTALLED)
+	$(BIN)/python scripts/gen_protos.py --check
+	$(BIN)/buf lint protos
+	$(BIN)/buf format protos --diff --exit-code
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) .build .mypy_cache .pytest_cache .ruff_cache

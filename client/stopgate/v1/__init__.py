@@ -1,0 +1,1 @@
+"""Generated stubs of the stopgate.v1 contracts (`make proto`); do not edit."""

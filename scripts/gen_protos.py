@@ -1,0 +1,100 @@
+"""Generate the Python stubs of protos/ into client/stopgate/v1 (`make proto`), or check they are current.
+
+`--check` regenerates into a temporary directory and fails when anything differs from the committed files,
+so a contract change can never land without its stubs. Either way it refreshes .build/proto-deps, the copy
+of google/rpc/*.proto (from googleapis-common-protos) that `buf lint` resolves imports against offline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import google.rpc
+import grpc_tools
+
+ROOT = Path(__file__).resolve().parent.parent
+PROTOS = ROOT / "protos"
+OUTPUT = ROOT / "client"
+GENERATED_DIR = "stopgate/v1"
+GENERATED_SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py", "_pb2_grpc.pyi")
+PROTO_DEPS = ROOT / ".build" / "proto-deps"
+GOOGLEAPIS_PROTOS = Path(google.rpc.__path__[0]).parent.parent  # site-packages holding google/rpc/*.proto
+WELL_KNOWN_PROTOS = Path(grpc_tools.__path__[0]) / "_proto"
+
+
+def refresh_proto_deps() -> None:
+    target = PROTO_DEPS / "google" / "rpc"
+    target.mkdir(parents=True, exist_ok=True)
+    for proto in (GOOGLEAPIS_PROTOS / "google" / "rpc").glob("*.proto"):
+        shutil.copyfile(proto, target / proto.name)
+
+
+def generate(out: Path) -> None:
+    bin_dir = Path(sys.executable).parent
+    sources = sorted(str(p.relative_to(PROTOS)) for p in PROTOS.rglob("*.proto"))
+    command = [
+        sys.executable,
+        "-m",
+        "grpc_tools.protoc",
+        f"--proto_path={PROTOS}",
+        f"--proto_path={GOOGLEAPIS_PROTOS}",
+        f"--proto_path={WELL_KNOWN_PROTOS}",
+        f"--plugin=protoc-gen-mypy={bin_dir / 'protoc-gen-mypy'}",
+        f"--plugin=protoc-gen-mypy_grpc={bin_dir / 'protoc-gen-mypy_grpc'}",
+        f"--python_out={out}",
+        f"--grpc_python_out={out}",
+        f"--mypy_out={out}",
+        f"--mypy_grpc_out={out}",
+        *sources,
+    ]
+    # mypy-protobuf prints a line per file; show protoc's output only when it fails.
+    result = subprocess.run(command, cwd=PROTOS, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        sys.stderr.write(result.stdout + result.stderr)
+        raise SystemExit(result.returncode)
+
+
+def generated_files(base: Path) -> set[str]:
+    return {p.name for p in (base / GENERATED_DIR).iterdir() if p.name.endswith(GENERATED_SUFFIXES)}
+
+
+def check() -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        fresh = Path(tmp)
+        generate(fresh)
+        expected, committed = generated_files(fresh), generated_files(OUTPUT)
+        drift = sorted(expected ^ committed)
+        drift += [
+            name
+            for name in sorted(expected & committed)
+            if not filecmp.cmp(fresh / GENERATED_DIR / name, OUTPUT / GENERATED_DIR / name, shallow=False)
+        ]
+    if drift:
+        print("generated stubs are out of date, run `make proto`: " + ", ".join(drift), file=sys.stderr)
+        return 1
+    print(f"generated stubs are current ({len(committed)} files)")
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="fail when the committed stubs are stale")
+    args = parser.parse_args()
+    refresh_proto_deps()
+    if args.check:
+        return check()
+    for name in generated_files(OUTPUT):
+        (OUTPUT / GENERATED_DIR / name).unlink()
+    generate(OUTPUT)
+    print(f"generated {len(generated_files(OUTPUT))} files in {OUTPUT / GENERATED_DIR}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

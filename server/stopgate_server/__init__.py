@@ -1,0 +1,1 @@
+"""stopgate server: gRPC service keeping SMS traffic compliant with opt-outs."""
