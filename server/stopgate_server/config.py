@@ -1,0 +1,149 @@
+"""Settings of a stopgate server: defaults, overridden by STOPGATE_* environment variables, then by flags.
+
+Every setting is declared once in SETTINGS; the `stopgate` command builds its flags from that table and
+validates every value before anything starts, so a bad value ends with one clear message naming it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+
+class ConfigError(ValueError):
+    """A setting has an invalid value; the message names the variable and the flag."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated settings of one server process."""
+
+    database_url: str | None = None
+    grpc_addr: str = "127.0.0.1:50051"
+    metrics_addr: str = "127.0.0.1:9464"
+    data_dir: Path = Path(".stopgate")
+    log_level: str = "INFO"
+    db_pool_size: int = 10
+    db_connect_timeout_s: float = 30.0
+    statement_timeout_ms: int = 5000
+    health_interval_s: float = 1.0
+    shutdown_grace_s: float = 10.0
+
+
+def parse_host_port(value: str) -> tuple[str, int]:
+    """Split "HOST:PORT" (IPv6 hosts in brackets), checking the port is 0..65535."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError("expected HOST:PORT, such as 127.0.0.1:50051 (port 0 picks a free one)")
+    return host.strip("[]"), int(port)
+
+
+def _address(value: str) -> str:
+    parse_host_port(value)
+    return value
+
+
+def _database_url(value: str) -> str | None:
+    if not value:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("postgres", "postgresql"):
+        raise ValueError(
+            "expected a postgresql:// URL, such as postgresql://user:password@host:5432/stopgate"
+        )
+    return value
+
+
+def _log_level(value: str) -> str:
+    level = value.upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ValueError("expected one of DEBUG, INFO, WARNING, ERROR")
+    return level
+
+
+def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    def parse(value: str) -> Any:
+        number = kind(value)
+        if number <= 0:
+            raise ValueError("expected a number greater than 0")
+        return number
+
+    return parse
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting: its field in Settings, environment variable, parser and help text."""
+
+    field: str
+    parse: Callable[[str], Any]
+    help: str
+
+    @property
+    def env(self) -> str:
+        return "STOPGATE_" + self.field.upper()
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.field.replace("_", "-")
+
+
+SETTINGS = (
+    Option(
+        "database_url",
+        _database_url,
+        "PostgreSQL URL; when empty, a private cluster is started under DATA_DIR/pg",
+    ),
+    Option("grpc_addr", _address, "HOST:PORT the gRPC server listens on"),
+    Option("metrics_addr", _address, "HOST:PORT serving Prometheus metrics on /metrics"),
+    Option("data_dir", Path, "directory of the embedded PostgreSQL cluster"),
+    Option("log_level", _log_level, "DEBUG, INFO, WARNING or ERROR"),
+    Option("db_pool_size", _positive(int), "maximum PostgreSQL connections of this process"),
+    Option("db_connect_timeout_s", _positive(float), "seconds to wait for PostgreSQL at start"),
+    Option("statement_timeout_ms", _positive(int), "PostgreSQL statement_timeout of every query"),
+    Option("health_interval_s", _positive(float), "seconds between database health probes"),
+    Option("shutdown_grace_s", _positive(float), "seconds in-flight calls get to finish on SIGTERM"),
+)
+
+DATABASE_OPTIONS = ("database_url", "data_dir", "db_connect_timeout_s", "log_level")
+"""The settings `stopgate migrate` takes (the rest only matter to a serving process)."""
+
+
+def add_arguments(parser: argparse.ArgumentParser, fields: tuple[str, ...] | None = None) -> None:
+    """Add a flag per setting (or per named setting) to an argparse parser."""
+    defaults = Settings()
+    for option in SETTINGS:
+        if fields is None or option.field in fields:
+            default = getattr(defaults, option.field)
+            shown = "none" if default is None else default
+            parser.add_argument(
+                option.flag,
+                dest=option.field,
+                default=None,
+                metavar=option.field.split("_")[-1].upper(),
+                help=f"{option.help} (env {option.env}, default: {shown})",
+            )
+
+
+def load(flags: Mapping[str, str | None], environ: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings from defaults, the environment and flags (in rising priority), validating each."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for option in SETTINGS:
+        flag_value = flags.get(option.field)
+        raw, origin = (
+            (flag_value, option.flag) if flag_value is not None else (environ.get(option.env), option.env)
+        )
+        if raw is None:
+            continue
+        try:
+            values[option.field] = option.parse(raw)
+        except ValueError as exc:
+            raise ConfigError(f"invalid {origin}={raw!r}: {exc}") from None
+    return dataclasses.replace(Settings(), **values)

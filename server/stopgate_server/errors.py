@@ -1,0 +1,156 @@
+"""The one place where failures become gRPC statuses.
+
+Servicers raise the exceptions below (or let database errors through); the call interceptor turns any
+exception into a `google.rpc.Status` with `status_for`, built once so that code, message and details agree.
+Database errors never reach the caller as text: SQL and driver messages stay in the server log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import asyncpg
+import grpc
+from google.protobuf import any_pb2
+from google.protobuf.message import Message
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+
+DOMAIN = "stopgate"
+
+
+@dataclass(frozen=True)
+class FieldViolation:
+    """One bad field of a request: its path ("phone_numbers[3]") and what is wrong with it."""
+
+    field: str
+    description: str
+
+
+class ServiceError(Exception):
+    """An error the caller should see as it is: a status code, a message and a reason code."""
+
+    code = grpc.StatusCode.INTERNAL
+    reason = "INTERNAL"
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if reason is not None:
+            self.reason = reason
+
+    def details(self) -> list[Message]:
+        return [error_details_pb2.ErrorInfo(reason=self.reason, domain=DOMAIN)]
+
+
+class InvalidArgument(ServiceError):
+    """The request is malformed; the violations name each bad field."""
+
+    code = grpc.StatusCode.INVALID_ARGUMENT
+    reason = "INVALID_ARGUMENT"
+
+    def __init__(self, violations: Iterable[FieldViolation]) -> None:
+        self.violations = list(violations)
+        summary = "; ".join(f"{v.field}: {v.description}" for v in self.violations)
+        super().__init__(f"invalid request: {summary}")
+
+    def details(self) -> list[Message]:
+        bad_request = error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+                for v in self.violations
+            ]
+        )
+        return [bad_request, *super().details()]
+
+
+class NotFound(ServiceError):
+    """What the request names does not exist."""
+
+    code = grpc.StatusCode.NOT_FOUND
+    reason = "NOT_FOUND"
+
+
+class PermissionDenied(ServiceError):
+    """The caller's credentials do not allow this call or this licence."""
+
+    code = grpc.StatusCode.PERMISSION_DENIED
+    reason = "PERMISSION_DENIED"
+
+
+class ResourceExhausted(ServiceError):
+    """A limit was reached; the message names it."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    reason = "LIMIT_EXCEEDED"
+
+
+class Unavailable(ServiceError):
+    """The state needed to answer cannot be established right now; retrying later may work."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+    reason = "DATABASE_UNAVAILABLE"
+
+
+# Failures of the connection to PostgreSQL, as opposed to errors of a statement.
+_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+)
+
+
+def _classify(exc: BaseException) -> tuple[grpc.StatusCode, str, str]:
+    """Map an unexpected exception to (code, reason, public message)."""
+    if isinstance(exc, NotImplementedError):
+        return grpc.StatusCode.UNIMPLEMENTED, "UNIMPLEMENTED", "this method is not implemented yet"
+    if isinstance(exc, asyncpg.QueryCanceledError):  # 57014: statement_timeout or cancelled
+        return grpc.StatusCode.DEADLINE_EXCEEDED, "STATEMENT_TIMEOUT", "the database did not answer in time"
+    if isinstance(exc, asyncpg.SerializationError | asyncpg.DeadlockDetectedError):  # 40001, 40P01
+        return grpc.StatusCode.ABORTED, "CONFLICT", "a concurrent change conflicted; retry the call"
+    if isinstance(exc, asyncpg.UniqueViolationError):  # 23505
+        return grpc.StatusCode.ALREADY_EXISTS, "ALREADY_EXISTS", "it exists already"
+    if isinstance(exc, _CONNECTION_ERRORS):
+        return grpc.StatusCode.UNAVAILABLE, "DATABASE_UNAVAILABLE", "the database is unavailable; retry later"
+    return grpc.StatusCode.INTERNAL, "INTERNAL", "internal error"
+
+
+def status_for(exc: BaseException) -> tuple[status_pb2.Status, bool]:
+    """The status to send for an exception raised by a servicer, and whether it is unexpected.
+
+    Unexpected errors (INTERNAL) carry a reference that appears in the server log next to the traceback.
+    """
+    if isinstance(exc, ServiceError):
+        return _status(exc.code, exc.message, exc.details()), False
+    code, reason, message = _classify(exc)
+    metadata: dict[str, str] = {}
+    unexpected = code == grpc.StatusCode.INTERNAL
+    if unexpected:
+        metadata["reference"] = uuid.uuid4().hex[:12]
+        message = f"{message} (reference {metadata['reference']})"
+    info = error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN, metadata=metadata)
+    return _status(code, message, [info]), unexpected
+
+
+def _status(code: grpc.StatusCode, message: str, details: Iterable[Message]) -> status_pb2.Status:
+    packed = []
+    for detail in details:
+        any_detail = any_pb2.Any()
+        any_detail.Pack(detail)
+        packed.append(any_detail)
+    return status_pb2.Status(code=_CODE_NUMBERS[code], message=message, details=packed)
+
+
+_CODE_NUMBERS = {code: code_pb2.Code.Value(code.name) for code in grpc.StatusCode}
+
+
+def is_cancellation(exc: BaseException) -> bool:
+    """Whether the exception only means the caller went away (nothing to report)."""
+    return isinstance(exc, asyncio.CancelledError)

@@ -1,0 +1,144 @@
+"""The interceptor every RPC goes through: metrics, and exceptions turned into gRPC statuses."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+from grpc_status import rpc_status
+
+from stopgate_server.errors import status_for
+from stopgate_server.obs import metrics
+
+log = logging.getLogger(__name__)
+
+Continuation = Callable[[grpc.HandlerCallDetails], Awaitable["grpc.RpcMethodHandler[Any, Any] | None"]]
+
+
+class CallInterceptor(grpc.aio.ServerInterceptor):
+    """Counts and times every RPC (go-grpc-prometheus names) and maps exceptions with errors.status_for."""
+
+    async def intercept_service(
+        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        service, _, method = handler_call_details.method.lstrip("/").partition("/")
+        labels = (
+            metrics.grpc_type(handler.request_streaming, handler.response_streaming),
+            service,
+            method,
+        )
+        return _wrap(handler, _Call(labels, handler_call_details.method))
+
+
+class _Call:
+    """Bookkeeping of one method's calls: metrics labels and status translation."""
+
+    def __init__(self, labels: tuple[str, str, str], method: str) -> None:
+        self.labels = labels
+        self.method = method
+
+    def started(self) -> float:
+        metrics.STARTED.labels(*self.labels).inc()
+        return time.perf_counter()
+
+    def finished(self, start: float, code: grpc.StatusCode) -> None:
+        metrics.HANDLED.labels(*self.labels, code.name).inc()
+        metrics.HANDLING_SECONDS.labels(*self.labels).observe(time.perf_counter() - start)
+
+    async def fail(self, exc: Exception, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        """Abort the call with the status that exc maps to (raises grpc.aio.AbortError)."""
+        status, unexpected = status_for(exc)
+        if unexpected:
+            log.error(
+                "unexpected error in %s", self.method, exc_info=exc, extra={"error_message": status.message}
+            )
+        await context.abort_with_status(rpc_status.to_status(status))
+
+    async def count_received(self, requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        received = metrics.MSG_RECEIVED.labels(*self.labels)
+        async for request in requests:
+            received.inc()
+            yield request
+
+
+def _final_code(context: grpc.aio.ServicerContext[Any, Any], cancelled: bool = False) -> grpc.StatusCode:
+    if cancelled:
+        return grpc.StatusCode.CANCELLED
+    # code() is None until a handler sets one (abort, set_code), whatever the stubs say: a plain return is OK.
+    code: grpc.StatusCode | None = context.code()
+    return code or grpc.StatusCode.OK
+
+
+def _wrap(handler: grpc.RpcMethodHandler[Any, Any], call: _Call) -> grpc.RpcMethodHandler[Any, Any]:
+    if handler.response_streaming:
+        behaviour: Any = handler.stream_stream if handler.request_streaming else handler.unary_stream
+        factory = (
+            grpc.stream_stream_rpc_method_handler
+            if handler.request_streaming
+            else grpc.unary_stream_rpc_method_handler
+        )
+
+        async def streaming(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+            if handler.request_streaming:
+                request = call.count_received(request)
+            start, cancelled = call.started(), False
+            sent = metrics.MSG_SENT.labels(*call.labels)
+            try:
+                result = behaviour(request, context)
+                if inspect.isasyncgen(result):
+                    async for response in result:
+                        sent.inc()
+                        yield response
+                else:  # a coroutine writing with context.write (the health Watch does)
+                    await result
+            except grpc.aio.AbortError:
+                raise
+            except BaseException as exc:
+                if not isinstance(exc, Exception):  # cancellation: the caller went away
+                    cancelled = True
+                    raise
+                await call.fail(exc, context)
+            finally:
+                call.finished(start, _final_code(context, cancelled))
+
+        return factory(
+            streaming,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+    behaviour = handler.stream_unary if handler.request_streaming else handler.unary_unary
+    factory = (
+        grpc.stream_unary_rpc_method_handler
+        if handler.request_streaming
+        else grpc.unary_unary_rpc_method_handler
+    )
+
+    async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        if handler.request_streaming:
+            request = call.count_received(request)
+        start, cancelled = call.started(), False
+        try:
+            return await behaviour(request, context)
+        except grpc.aio.AbortError:
+            raise
+        except BaseException as exc:
+            if not isinstance(exc, Exception):
+                cancelled = True
+                raise
+            await call.fail(exc, context)
+        finally:
+            call.finished(start, _final_code(context, cancelled))
+
+    return factory(
+        unary,
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )

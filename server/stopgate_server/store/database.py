@@ -1,0 +1,69 @@
+"""The asyncpg pool of a server process, and the database upkeep it runs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import asyncpg
+
+from stopgate_server.config import Settings
+from stopgate_server.store import DbConnection
+from stopgate_server.store.migrations import migrate
+from stopgate_server.store.queries import QUERIES
+
+log = logging.getLogger(__name__)
+
+SENDS_MONTHS_AHEAD = 3
+"""Monthly partitions of `sends` are kept ready this many months ahead."""
+
+
+async def open_pool(dsn: str, settings: Settings) -> asyncpg.Pool:
+    """Open the pool, waiting up to settings.db_connect_timeout_s for PostgreSQL to accept connections."""
+    deadline = time.monotonic() + settings.db_connect_timeout_s
+    delay = 0.1
+    while True:
+        try:
+            return await asyncpg.create_pool(
+                dsn,
+                min_size=1,
+                max_size=settings.db_pool_size,
+                timeout=min(10.0, settings.db_connect_timeout_s),
+                server_settings={
+                    "application_name": "stopgate",
+                    "statement_timeout": str(settings.statement_timeout_ms),
+                    "timezone": "UTC",
+                },
+            )
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            if time.monotonic() + delay > deadline:
+                raise DatabaseUnreachable(
+                    f"PostgreSQL did not accept connections within {settings.db_connect_timeout_s:g}s: {exc}"
+                ) from exc
+            log.warning("waiting for PostgreSQL", extra={"error": str(exc)})
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
+class DatabaseUnreachable(RuntimeError):
+    """PostgreSQL could not be reached at start."""
+
+
+async def prepare_schema(pool: asyncpg.Pool) -> None:
+    """Apply pending migrations and make sure the coming months' send partitions exist."""
+    async with pool.acquire() as connection:
+        await migrate(connection)
+        await ensure_sends_partitions(connection)
+
+
+async def ensure_sends_partitions(connection: DbConnection) -> None:
+    created = await connection.fetchval(QUERIES["ensure_sends_partitions"], SENDS_MONTHS_AHEAD)
+    if created:
+        log.info("created sends partitions", extra={"partitions": created})
+
+
+async def ping(pool: asyncpg.Pool, within_s: float) -> None:
+    """Raise unless PostgreSQL answers a trivial query within `within_s` seconds."""
+    async with asyncio.timeout(within_s), pool.acquire() as connection:
+        await connection.fetchval(QUERIES["ping"])

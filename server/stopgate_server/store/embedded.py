@@ -1,0 +1,217 @@
+"""A private PostgreSQL cluster for development, `make run` and the test suite.
+
+The cluster lives under one directory (data/, run/ for the unix socket, log/postgres.log), listens only on
+its unix socket, and is started with the machine's PostgreSQL server binaries. PostgreSQL refuses to run as
+root, so as root every server command runs as the `postgres` system user, which must own the directory and
+be able to reach it: when a parent directory is closed to it (a checkout under a 0700 home, say) the cluster
+goes to a directory under the system temporary directory derived from the requested path, and the log
+says where. Nothing else on the machine is changed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import hashlib
+import logging
+import os
+import pwd
+import re
+import shlex
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+CLUSTER_USER = "postgres"
+DATABASE = "stopgate"
+PORT = 5432  # only names the socket file (.s.PGSQL.5432) in our own run/ directory
+_LIST_DATABASES = "SELECT datname FROM pg_database"
+
+
+class EmbeddedPostgresError(RuntimeError):
+    """The embedded cluster cannot be set up or started; the message says what to do."""
+
+
+def find_bindir(candidates: list[Path] | None = None) -> Path:
+    """The directory holding initdb and pg_ctl: $STOPGATE_PG_BINDIR if set, else the first of `candidates`
+    (by default: pg_config --bindir, initdb on PATH, /usr/lib/postgresql/*/bin newest first) that has them.
+    """
+    if explicit := os.environ.get("STOPGATE_PG_BINDIR"):
+        if _has_server_binaries(Path(explicit)):
+            return Path(explicit)
+        raise EmbeddedPostgresError(f"STOPGATE_PG_BINDIR={explicit!r} holds no initdb and pg_ctl")
+    for directory in _default_candidates() if candidates is None else candidates:
+        if _has_server_binaries(directory):
+            return directory
+    raise EmbeddedPostgresError(
+        "PostgreSQL server binaries (initdb, pg_ctl) were not found: install PostgreSQL "
+        "(Debian/Ubuntu: apt-get install postgresql) or set STOPGATE_DATABASE_URL to an existing database"
+    )
+
+
+def _has_server_binaries(directory: Path) -> bool:
+    return (directory / "initdb").is_file() and (directory / "pg_ctl").is_file()
+
+
+def _default_candidates() -> list[Path]:
+    candidates: list[Path] = []
+    if pg_config := shutil.which("pg_config"):
+        with contextlib.suppress(OSError, subprocess.CalledProcessError):
+            result = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=True)
+            candidates.append(Path(result.stdout.strip()))
+    if initdb := shutil.which("initdb"):
+        candidates.append(Path(initdb).resolve().parent)
+    debian = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=_version_key, reverse=True)
+    candidates.extend(Path(d) for d in debian)
+    return candidates
+
+
+def _version_key(path: str) -> int:
+    match = re.search(r"/(\d+)/bin$", path)
+    return int(match.group(1)) if match else 0
+
+
+class EmbeddedPostgres:
+    """Initialises (first time), starts and stops a private cluster under `base_dir`."""
+
+    def __init__(self, base_dir: Path) -> None:
+        self.requested_dir = base_dir.absolute()
+        self.bindir = find_bindir()
+        self.as_root = os.geteuid() == 0
+        self.base_dir = self._reachable_base_dir()
+        self.data_dir = self.base_dir / "data"
+        self.socket_dir = self.base_dir / "run"
+        self.log_file = self.base_dir / "log" / "postgres.log"
+        self.started_here = False
+
+    @property
+    def dsn(self) -> str:
+        return f"postgresql://{CLUSTER_USER}@/{DATABASE}?host={self.socket_dir}&port={PORT}"
+
+    def admin_dsn(self, database: str = "postgres") -> str:
+        return f"postgresql://{CLUSTER_USER}@/{database}?host={self.socket_dir}&port={PORT}"
+
+    def start(self) -> str:
+        """Start the cluster (initialising it the first time) and return the DSN of its stopgate database.
+
+        A cluster that is already running (another stopgate process on the same directory) is reused and
+        left running by `stop`.
+        """
+        self._prepare_directories()
+        if not (self.data_dir / "PG_VERSION").exists():
+            self._initdb()
+        if self.is_running():
+            log.info("embedded PostgreSQL already running", extra={"data_dir": str(self.data_dir)})
+        else:
+            self._pg_ctl(
+                "start",
+                "-w",
+                "-t",
+                "60",
+                "-l",
+                str(self.log_file),
+                "-o",
+                f"-k {shlex.quote(str(self.socket_dir))} -p {PORT} -c listen_addresses=''",
+            )
+            self.started_here = True
+            log.info("embedded PostgreSQL started", extra={"data_dir": str(self.data_dir)})
+        self._create_database()
+        return self.dsn
+
+    def stop(self) -> None:
+        """Stop the cluster if this object started it (fast shutdown: sessions are ended, data is safe)."""
+        if self.started_here and self.is_running():
+            self._pg_ctl("stop", "-w", "-t", "60", "-m", "fast")
+            log.info("embedded PostgreSQL stopped", extra={"data_dir": str(self.data_dir)})
+        self.started_here = False
+
+    def is_running(self) -> bool:
+        if not (self.data_dir / "PG_VERSION").exists():
+            return False
+        result = subprocess.run(
+            self._as_cluster_user([str(self.bindir / "pg_ctl"), "status", "-D", str(self.data_dir)]),
+            capture_output=True,
+            check=False,
+        )
+        return result.returncode == 0
+
+    def postmaster_pid(self) -> int | None:
+        """The PID of the running postmaster, from postmaster.pid."""
+        try:
+            return int((self.data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
+        except (OSError, ValueError):
+            return None
+
+    def _reachable_base_dir(self) -> Path:
+        if not self.as_root:
+            return self.requested_dir
+        parent = self.requested_dir.parent
+        parent.mkdir(parents=True, exist_ok=True)
+        if self._cluster_user_can_enter(parent):
+            return self.requested_dir
+        digest = hashlib.sha256(str(self.requested_dir).encode()).hexdigest()[:12]
+        fallback = Path(tempfile.gettempdir()) / f"stopgate-pg-{digest}"
+        log.warning(
+            "the postgres user cannot reach the requested directory (a parent is closed to it); "
+            "the embedded cluster lives elsewhere",
+            extra={"requested_dir": str(self.requested_dir), "cluster_dir": str(fallback)},
+        )
+        return fallback
+
+    def _cluster_user_can_enter(self, directory: Path) -> bool:
+        result = subprocess.run(
+            ["runuser", "-u", CLUSTER_USER, "--", "test", "-x", str(directory)],
+            capture_output=True,
+            check=False,
+        )
+        return result.returncode == 0
+
+    def _prepare_directories(self) -> None:
+        for directory in (self.base_dir, self.socket_dir, self.log_file.parent):
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if self.as_root:
+                user = pwd.getpwnam(CLUSTER_USER)
+                os.chown(directory, user.pw_uid, user.pw_gid)
+
+    def _initdb(self) -> None:
+        log.info("initialising embedded PostgreSQL", extra={"data_dir": str(self.data_dir)})
+        self._run(
+            str(self.bindir / "initdb"),
+            "-D",
+            str(self.data_dir),
+            "-U",
+            CLUSTER_USER,
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+        )
+
+    def _create_database(self) -> None:
+        connection = ["-h", str(self.socket_dir), "-p", str(PORT), "-U", CLUSTER_USER]
+        databases = self._run(
+            str(self.bindir / "psql"), *connection, "-d", "postgres", "-tA", "-c", _LIST_DATABASES
+        )
+        if DATABASE not in databases.split():
+            self._run(str(self.bindir / "createdb"), *connection, DATABASE)
+
+    def _pg_ctl(self, *args: str) -> None:
+        self._run(str(self.bindir / "pg_ctl"), *args, "-D", str(self.data_dir))
+
+    def _run(self, *command: str) -> str:
+        try:
+            result = subprocess.run(
+                self._as_cluster_user(list(command)), capture_output=True, text=True, check=True, timeout=120
+            )
+        except subprocess.CalledProcessError as exc:
+            output = exc.stderr.strip() or exc.stdout.strip()
+            raise EmbeddedPostgresError(
+                f"{Path(command[0]).name} failed (exit {exc.returncode}): {output}; see {self.log_file}"
+            ) from None
+        return result.stdout
+
+    def _as_cluster_user(self, command: list[str]) -> list[str]:
+        return ["runuser", "-u", CLUSTER_USER, "--", *command] if self.as_root else command

@@ -1,0 +1,150 @@
+-- The whole stopgate schema as the migrations leave it, for readers: a test checks that applying
+-- migrations/ produces exactly this. Change the schema with a new migration, then update this file.
+-- Every primary or unique key of a per-number table starts with `phone` (E.164), so that the tables can
+-- be distributed by phone later; per-campaign counters are keyed by (licence_id, campaign_id).
+
+-- A number that opted out of a licence: every campaign of that licence is filtered for it.
+CREATE TABLE quarantine (
+    phone       text        NOT NULL,
+    licence_id  text        NOT NULL,
+    since       timestamptz NOT NULL,
+    source      text        NOT NULL,
+    campaign_id text,
+    event_id    text,
+    PRIMARY KEY (phone, licence_id)
+);
+CREATE INDEX quarantine_by_licence ON quarantine (licence_id, since);
+
+-- A number that sent STOP to a shortcode: nothing is sent to it from that shortcode, whatever the licence,
+-- until it opts in again there.
+CREATE TABLE shortcode_stop_list (
+    phone     text        NOT NULL,
+    shortcode text        NOT NULL,
+    since     timestamptz NOT NULL,
+    event_id  text,
+    PRIMARY KEY (phone, shortcode)
+);
+
+-- Every send, append-only: the attribution log (which campaign reached a number last) and the source of
+-- the interactions export. Partitioned by month of sent_at; stopgate_ensure_sends_partitions creates
+-- partitions ahead, and retention drops old ones.
+CREATE TABLE sends (
+    phone       text        NOT NULL,
+    sent_at     timestamptz NOT NULL,
+    licence_id  text        NOT NULL,
+    campaign_id text        NOT NULL,
+    sender      text        NOT NULL
+) PARTITION BY RANGE (sent_at);
+CREATE INDEX sends_by_phone ON sends (phone, sent_at DESC);
+CREATE INDEX sends_by_campaign ON sends (licence_id, campaign_id, sent_at);
+
+-- Every inbound event whose number could be read, with its raw fields and what stopgate did with it.
+-- event_id is the idempotency key of ingress.
+CREATE TABLE inbound_events (
+    phone              text        NOT NULL,
+    event_id           text        NOT NULL,
+    received_at        timestamptz NOT NULL,
+    stored_at          timestamptz NOT NULL DEFAULT now(),
+    source             text        NOT NULL,
+    recipient          text        NOT NULL DEFAULT '',
+    network            text        NOT NULL DEFAULT '',
+    raw_text           text        NOT NULL DEFAULT '',
+    country_prefix     text        NOT NULL DEFAULT '',
+    reason             text        NOT NULL DEFAULT '',
+    licence_hint       text        NOT NULL DEFAULT '',
+    intent_hint        text        NOT NULL DEFAULT '',
+    intent             text        NOT NULL,
+    matched_keyword    text        NOT NULL DEFAULT '',
+    match_kind         text        NOT NULL DEFAULT '',
+    outcome            text        NOT NULL,
+    licence_id         text,
+    campaign_id        text,
+    attributed_sent_at timestamptz,
+    PRIMARY KEY (phone, event_id)
+);
+CREATE INDEX inbound_events_by_licence ON inbound_events (licence_id, received_at);
+
+-- Inbound events rejected before a phone number could be read: kept with the raw input, never dropped.
+CREATE TABLE rejected_events (
+    id          bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    event_id    text        NOT NULL DEFAULT '',
+    received_at timestamptz,
+    stored_at   timestamptz NOT NULL DEFAULT now(),
+    raw_event   jsonb       NOT NULL,
+    error       text        NOT NULL
+);
+
+-- The audit history of a number: opt-outs, opt-ins and manual actions. licence_id is NULL for an event
+-- that reached only a shortcode stop list (unattributed).
+CREATE TABLE number_history (
+    phone             text        NOT NULL,
+    id                bigint      GENERATED ALWAYS AS IDENTITY,
+    occurred_at       timestamptz NOT NULL,
+    action            text        NOT NULL
+        CHECK (action IN ('OPT_OUT', 'OPT_IN', 'MANUAL_QUARANTINE', 'MANUAL_RELEASE')),
+    source            text        NOT NULL,
+    licence_id        text,
+    campaign_id       text,
+    shortcode         text,
+    event_id          text,
+    actor             text,
+    reason            text,
+    consent_reference text,
+    PRIMARY KEY (phone, id)
+);
+
+-- Per-campaign counters, moved in the same transaction as the sends and stops they count, so that a report
+-- costs one row read whatever the campaign's size.
+CREATE TABLE campaign_counters (
+    licence_id                     text        NOT NULL,
+    campaign_id                    text        NOT NULL,
+    sent_count                     bigint      NOT NULL DEFAULT 0,
+    unique_recipients              bigint      NOT NULL DEFAULT 0,
+    unsubscribe_count              bigint      NOT NULL DEFAULT 0,
+    unsubscribes_sms_reply         bigint      NOT NULL DEFAULT 0,
+    unsubscribes_operator          bigint      NOT NULL DEFAULT 0,
+    unsubscribes_web               bigint      NOT NULL DEFAULT 0,
+    unsubscribes_gateway           bigint      NOT NULL DEFAULT 0,
+    unsubscribes_import            bigint      NOT NULL DEFAULT 0,
+    first_send_at                  timestamptz,
+    last_send_at                   timestamptz,
+    first_stop_at                  timestamptz,
+    last_stop_at                   timestamptz,
+    PRIMARY KEY (licence_id, campaign_id)
+);
+
+-- The distinct recipients of each campaign (campaign_counters.unique_recipients counts the rows added).
+CREATE TABLE campaign_recipients (
+    phone         text        NOT NULL,
+    licence_id    text        NOT NULL,
+    campaign_id   text        NOT NULL,
+    first_sent_at timestamptz NOT NULL,
+    PRIMARY KEY (phone, licence_id, campaign_id)
+);
+
+-- Creates the monthly partitions of `sends` covering `months` months from the month of `first_month`
+-- (UTC) that do not exist yet, and returns how many it created. Safe to call from several processes.
+CREATE FUNCTION stopgate_ensure_sends_partitions(first_month date, months integer) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    month_start date;
+    partition_name text;
+    created integer := 0;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtext('stopgate_ensure_sends_partitions'));
+    FOR i IN 0 .. months - 1 LOOP
+        month_start := (date_trunc('month', first_month) + make_interval(months => i))::date;
+        partition_name := format('sends_%s', to_char(month_start, 'YYYY_MM'));
+        IF to_regclass(partition_name) IS NULL THEN
+            EXECUTE format(
+                'CREATE TABLE %I PARTITION OF sends FOR VALUES FROM (%L) TO (%L)',
+                partition_name,
+                month_start::timestamp AT TIME ZONE 'UTC',
+                (month_start + interval '1 month')::timestamp AT TIME ZONE 'UTC'
+            );
+            created := created + 1;
+        END IF;
+    END LOOP;
+    RETURN created;
+END
+$$;
