@@ -1,0 +1,99 @@
+"""Shared fixtures: one real PostgreSQL cluster per test session (started by the same launcher as
+`stopgate serve`), a migrated template database cloned per test, and an in-process server on 127.0.0.1:0."""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import asyncpg
+import grpc
+import pytest
+from stopgate_server.app import Application
+from stopgate_server.config import Settings
+from stopgate_server.store.embedded import EmbeddedPostgres
+from stopgate_server.store.migrations import migrate
+
+TEMPLATE = "stopgate_template"
+_database_numbers = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def reachable_tmp() -> Iterator[Path]:
+    """A temporary directory the `postgres` system user can enter (when the tests run as root)."""
+    path = Path(tempfile.mkdtemp(prefix="stopgate-test-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def cluster(reachable_tmp: Path) -> Iterator[EmbeddedPostgres]:
+    cluster = EmbeddedPostgres(reachable_tmp / "session-pg")
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
+async def template_database(cluster: EmbeddedPostgres) -> str:
+    """A database with every migration applied, cloned by each test (cloning costs milliseconds)."""
+    admin = await asyncpg.connect(cluster.admin_dsn())
+    try:
+        await admin.execute(f'CREATE DATABASE "{TEMPLATE}"')
+    finally:
+        await admin.close()
+    connection = await asyncpg.connect(cluster.admin_dsn(TEMPLATE))
+    try:
+        await migrate(connection)
+    finally:
+        await connection.close()
+    return TEMPLATE
+
+
+@pytest.fixture
+async def database_url(cluster: EmbeddedPostgres, template_database: str) -> AsyncIterator[str]:
+    """A fresh, migrated database of its own for one test."""
+    name = f"test_{next(_database_numbers)}"
+    admin = await asyncpg.connect(cluster.admin_dsn())
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+        yield cluster.admin_dsn(name)
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+def settings_for(database_url: str) -> Settings:
+    """Settings of an in-process test server: free loopback ports, fast health probes, short grace."""
+    return Settings(
+        database_url=database_url,
+        grpc_addr="127.0.0.1:0",
+        metrics_addr="127.0.0.1:0",
+        db_pool_size=4,
+        health_interval_s=0.2,
+        shutdown_grace_s=1.0,
+    )
+
+
+@pytest.fixture
+def server_settings() -> Callable[[str], Settings]:
+    return settings_for
+
+
+@pytest.fixture
+async def app(database_url: str) -> AsyncIterator[Application]:
+    """A started in-process server on a free loopback port, using the test's database."""
+    application = Application(settings_for(database_url))
+    await application.start()
+    yield application
+    await application.stop()
+
+
+@pytest.fixture
+async def channel(app: Application) -> AsyncIterator[grpc.aio.Channel]:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{app.grpc_port}") as channel:
+        yield channel

@@ -1,0 +1,192 @@
+"""The `stopgate` command as an operator runs it: a separate process, the embedded database, signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from stopgate_server.store.embedded import EmbeddedPostgresError, find_bindir
+
+STOPGATE = str(Path(sys.executable).with_name("stopgate"))
+START_TIMEOUT_S = 60
+
+
+class ServerProcess:
+    """`stopgate serve` in a child process, its JSON log lines read as they come."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        self.process = subprocess.Popen(
+            [STOPGATE, "serve", "--grpc-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, **(env or {})},
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.log: list[dict[str, Any]] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(line)
+
+    def wait_for(self, message: str, timeout: float = START_TIMEOUT_S) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=0.2)
+            except queue.Empty:
+                if self.process.poll() is not None and self.lines.empty():
+                    break
+                continue
+            entry = json.loads(line) if line.startswith("{") else {"msg": line.rstrip()}
+            self.log.append(entry)
+            if entry["msg"] == message:
+                return entry
+        pytest.fail(f"no log line {message!r}; got {[e['msg'] for e in self.log]}")
+
+    def stop(self, signum: int) -> int:
+        self.process.send_signal(signum)
+        return self.process.wait(timeout=30)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture
+def data_dir(reachable_tmp: Path, request: pytest.FixtureRequest) -> Path:
+    return reachable_tmp / f"cli-{request.node.name}"
+
+
+@pytest.fixture
+def server_processes() -> Iterator[list[ServerProcess]]:
+    started: list[ServerProcess] = []
+    yield started
+    for server in started:
+        server.kill()
+
+
+def _health(address: str) -> int:
+    with grpc.insecure_channel(address) as channel:
+        reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+        return int(reply.status)
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process runs (a zombie, exited but not yet reaped by init, does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
+
+
+def _gone(pid: int, within_s: float = 10) -> bool:
+    """Whether a process has ended within `within_s` (the postmaster removes its pid file just before)."""
+    deadline = time.monotonic() + within_s
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not _alive(pid)
+
+
+def _postmaster_pid(data_dir: Path) -> int:
+    return int((data_dir / "pg" / "data" / "postmaster.pid").read_text().split("\n", 1)[0])
+
+
+def test_serve_embedded_database_then_stop_cleanly(
+    data_dir: Path, server_processes: list[ServerProcess]
+) -> None:
+    """First run initialises the cluster; SIGTERM drains and stops it; a second run reuses it; SIGINT."""
+    first = ServerProcess("--data-dir", str(data_dir))
+    server_processes.append(first)
+    serving = first.wait_for("serving")
+    assert any(e["msg"] == "initialising embedded PostgreSQL" for e in first.log)
+    assert _health(serving["grpc_addr"]) == health_pb2.HealthCheckResponse.SERVING
+    postmaster = _postmaster_pid(data_dir)
+    assert _alive(postmaster)
+
+    assert first.stop(signal.SIGTERM) == 0
+    first.wait_for("stopped")
+    assert any(e["msg"] == "embedded PostgreSQL stopped" for e in first.log)
+    assert _gone(postmaster)
+    assert not (data_dir / "pg" / "data" / "postmaster.pid").exists()
+
+    second = ServerProcess("--data-dir", str(data_dir))
+    server_processes.append(second)
+    serving = second.wait_for("serving")
+    assert not any(e["msg"] == "initialising embedded PostgreSQL" for e in second.log)
+    assert _health(serving["grpc_addr"]) == health_pb2.HealthCheckResponse.SERVING
+    postmaster = _postmaster_pid(data_dir)
+    assert second.stop(signal.SIGINT) == 0
+    assert _gone(postmaster)
+
+
+def test_invalid_setting_is_refused_with_its_name(data_dir: Path) -> None:
+    result = subprocess.run(
+        [STOPGATE, "serve", "--data-dir", str(data_dir)],
+        env={**os.environ, "STOPGATE_GRPC_ADDR": "nowhere"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "invalid STOPGATE_GRPC_ADDR='nowhere'" in result.stderr
+    assert not data_dir.exists()
+
+
+def test_missing_postgresql_binaries_give_one_clear_error(data_dir: Path) -> None:
+    result = subprocess.run(
+        [STOPGATE, "serve", "--data-dir", str(data_dir)],
+        env={**os.environ, "STOPGATE_PG_BINDIR": str(data_dir / "no-such-bin")},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "holds no initdb and pg_ctl" in result.stderr
+
+
+def test_no_binaries_anywhere_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("STOPGATE_PG_BINDIR", raising=False)
+    with pytest.raises(EmbeddedPostgresError, match=r"install PostgreSQL .* or set STOPGATE_DATABASE_URL"):
+        find_bindir(candidates=[])
+
+
+def test_migrate_command_on_a_current_database(database_url: str) -> None:
+    result = subprocess.run(
+        [STOPGATE, "migrate", "--database-url", database_url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "applied migrations: none (schema is current)" in result.stdout
+
+
+@pytest.mark.parametrize("command", [[], ["serve"], ["migrate"]])
+def test_help(command: list[str]) -> None:
+    result = subprocess.run(
+        [STOPGATE, *command, "--help"], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert result.returncode == 0
+    assert "usage: stopgate" in result.stdout
+    if command:
+        assert "STOPGATE_DATABASE_URL" in result.stdout

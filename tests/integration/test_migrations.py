@@ -1,0 +1,119 @@
+"""Migrations: idempotent, safe under concurrency, forward-only, and reproducing store/schema.sql."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+import pytest
+import stopgate_server.store as store
+from stopgate_server.store.embedded import CLUSTER_USER, PORT, EmbeddedPostgres
+from stopgate_server.store.migrations import Migration, MigrationError, load_migrations, migrate
+
+SCHEMA_SQL = Path(store.__file__).with_name("schema.sql")
+
+
+async def _empty_database(cluster: EmbeddedPostgres, name: str) -> str:
+    admin = await asyncpg.connect(cluster.admin_dsn())
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return cluster.admin_dsn(name)
+
+
+def _schema_dump(cluster: EmbeddedPostgres, database: str) -> list[str]:
+    """The schema as pg_dump prints it, without comments and the per-dump random \\restrict keys."""
+    command = [
+        str(cluster.bindir / "pg_dump"),
+        *("-h", str(cluster.socket_dir), "-p", str(PORT), "-U", CLUSTER_USER),
+        "--schema-only",
+        "--no-owner",
+        "--no-privileges",
+        "--exclude-table=schema_migrations",
+        database,
+    ]
+    dump = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    return [
+        line
+        for line in dump.splitlines()
+        if line.strip() and not line.startswith(("--", "\\restrict", "\\unrestrict"))
+    ]
+
+
+async def test_migrations_reproduce_schema_sql(cluster: EmbeddedPostgres) -> None:
+    migrated = await asyncpg.connect(await _empty_database(cluster, "schema_by_migrations"))
+    reference = await asyncpg.connect(await _empty_database(cluster, "schema_by_schema_sql"))
+    try:
+        await migrate(migrated)
+        await reference.execute(SCHEMA_SQL.read_text())
+    finally:
+        await migrated.close()
+        await reference.close()
+    by_migrations = await asyncio.to_thread(_schema_dump, cluster, "schema_by_migrations")
+    by_schema_sql = await asyncio.to_thread(_schema_dump, cluster, "schema_by_schema_sql")
+    assert any("CREATE TABLE public.quarantine" in line for line in by_migrations)
+    assert by_migrations == by_schema_sql
+
+
+async def test_migrate_is_idempotent(database_url: str) -> None:
+    connection = await asyncpg.connect(database_url)
+    try:
+        assert await migrate(connection) == []  # the template was migrated already
+        assert await migrate(connection) == []
+        versions = await connection.fetch("SELECT version FROM schema_migrations ORDER BY version")
+        assert [row["version"] for row in versions] == [m.version for m in load_migrations()]
+    finally:
+        await connection.close()
+
+
+async def test_concurrent_migrations_apply_each_once(cluster: EmbeddedPostgres) -> None:
+    dsn = await _empty_database(cluster, "schema_concurrent")
+    connections = [await asyncpg.connect(dsn) for _ in range(3)]
+    try:
+        results = await asyncio.gather(*(migrate(c) for c in connections))
+        applied = [m.version for result in results for m in result]
+        assert sorted(applied) == [m.version for m in load_migrations()]
+    finally:
+        for connection in connections:
+            await connection.close()
+
+
+async def test_a_changed_migration_is_refused(database_url: str) -> None:
+    first = load_migrations()[0]
+    edited = Migration(first.version, first.name, first.sql + "\n-- edited")
+    connection = await asyncpg.connect(database_url)
+    try:
+        with pytest.raises(MigrationError, match="forward-only"):
+            await migrate(connection, [edited])
+    finally:
+        await connection.close()
+
+
+def test_a_gap_in_versions_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "0001_first.sql").write_text("SELECT 1;")
+    (tmp_path / "0003_third.sql").write_text("SELECT 1;")
+    with pytest.raises(MigrationError, match="0002 is missing"):
+        load_migrations(tmp_path)
+
+
+async def test_sends_partitions_exist_around_now(database_url: str) -> None:
+    connection = await asyncpg.connect(database_url)
+    try:
+        await connection.fetchval("SELECT stopgate_ensure_sends_partitions(now()::date, 2)")
+        now = datetime.now(UTC)
+        await connection.execute(
+            "INSERT INTO sends (phone, sent_at, licence_id, campaign_id, sender)"
+            " VALUES ($1, $2, 'licence', 'campaign', 'ACME')",
+            "+33612345678",
+            now,
+        )
+        partition = await connection.fetchval("SELECT tableoid::regclass::text FROM sends")
+        assert partition == f"sends_{now:%Y_%m}"
+        assert await connection.fetchval("SELECT stopgate_ensure_sends_partitions(now()::date, 2)") == 0
+    finally:
+        await connection.close()

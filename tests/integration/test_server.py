@@ -1,0 +1,137 @@
+"""The assembled server: services, reflection, health that follows PostgreSQL, metrics, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from grpc_status import rpc_status
+from stopgate.v1 import quarantine_check_pb2, quarantine_check_pb2_grpc, stop_ingest_pb2, stop_ingest_pb2_grpc
+from stopgate_server.app import SERVICE_NAMES, Application
+from stopgate_server.config import Settings
+from stopgate_server.store.embedded import EmbeddedPostgres
+
+FOUR_SERVICES = {
+    "stopgate.v1.MessageCompliance",
+    "stopgate.v1.StopIngest",
+    "stopgate.v1.QuarantineCheck",
+    "stopgate.v1.Reporting",
+}
+
+
+async def test_reflection_lists_the_four_services(channel: grpc.aio.Channel) -> None:
+    stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+    request = reflection_pb2.ServerReflectionRequest(list_services="")
+    async for response in stub.ServerReflectionInfo(iter([request])):
+        names = {service.name for service in response.list_services_response.service}
+        break
+    assert names >= FOUR_SERVICES | {"grpc.health.v1.Health"}
+
+
+async def test_reflection_describes_a_method(channel: grpc.aio.Channel) -> None:
+    stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+    request = reflection_pb2.ServerReflectionRequest(file_containing_symbol="stopgate.v1.QuarantineCheck")
+    async for response in stub.ServerReflectionInfo(iter([request])):
+        protos = response.file_descriptor_response.file_descriptor_proto
+        break
+    assert any(b"CheckBatch" in proto for proto in protos)
+
+
+@pytest.mark.parametrize("service", ["", *sorted(FOUR_SERVICES)])
+async def test_health_serving_with_database(channel: grpc.aio.Channel, service: str) -> None:
+    reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=service))
+    assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_rpc_without_implementation_answers_unimplemented(channel: grpc.aio.Channel) -> None:
+    stub = stop_ingest_pb2_grpc.StopIngestStub(channel)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.ClassifyText(stop_ingest_pb2.ClassifyTextRequest(text="STOP"), timeout=5)
+    assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    status = rpc_status.from_call(caught.value)
+    assert status is not None
+    info = error_details_pb2.ErrorInfo()
+    assert status.details[0].Unpack(info)
+    assert info.reason == "UNIMPLEMENTED"
+    assert info.domain == "stopgate"
+
+
+def _scrape(app: Application) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{app.metrics_port}/metrics", timeout=5) as response:
+        return str(response.read().decode())
+
+
+def _sample(text: str, name: str, **labels: str) -> float:
+    """The value of one series in a Prometheus text exposition (0 when absent)."""
+    wanted = {f'{key}="{value}"' for key, value in labels.items()}
+    for line in text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            series, _, value = line.rpartition(" ")
+            label_text = series[len(name) :].strip("{}")
+            if wanted <= set(label_text.split(",")) if label_text else not wanted:
+                return float(value)
+    return 0.0
+
+
+async def test_metrics_count_a_call_that_was_made(app: Application, channel: grpc.aio.Channel) -> None:
+    labels = {
+        "grpc_service": "stopgate.v1.QuarantineCheck",
+        "grpc_method": "CheckBatch",
+        "grpc_type": "unary",
+    }
+    before = _sample(
+        await asyncio.to_thread(_scrape, app),
+        "grpc_server_handled_total",
+        grpc_code="UNIMPLEMENTED",
+        **labels,
+    )
+    stub = quarantine_check_pb2_grpc.QuarantineCheckStub(channel)
+    with pytest.raises(grpc.aio.AioRpcError):
+        await stub.CheckBatch(quarantine_check_pb2.CheckBatchRequest(licence_id="acme"), timeout=5)
+    text = await asyncio.to_thread(_scrape, app)
+    after = _sample(text, "grpc_server_handled_total", grpc_code="UNIMPLEMENTED", **labels)
+    assert after == before + 1
+    assert _sample(text, "grpc_server_started_total", **labels) >= 1
+    assert _sample(text, "grpc_server_handling_seconds_count", **labels) >= 1
+    assert _sample(text, "stopgate_database_up") == 1
+    assert _sample(text, "stopgate_db_pool_max_connections") == app.settings.db_pool_size
+
+
+async def test_health_follows_the_database(
+    reachable_tmp: Path, server_settings: Callable[[str], Settings]
+) -> None:
+    """NOT_SERVING while PostgreSQL is stopped, SERVING again once it is back, without a restart."""
+    cluster = EmbeddedPostgres(reachable_tmp / "health-pg")
+    dsn = await asyncio.to_thread(cluster.start)
+    application = Application(server_settings(dsn))
+    try:
+        await application.start()
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{application.grpc_port}") as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+
+            async def status(service: str = "") -> int:
+                reply = await health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+                return int(reply.status)
+
+            async def wait_for(expected: int) -> None:
+                for _ in range(100):
+                    if all([await status(name) == expected for name in ("", *SERVICE_NAMES)]):
+                        return
+                    await asyncio.sleep(0.1)
+                pytest.fail(f"health never became {expected}")
+
+            assert await status() == health_pb2.HealthCheckResponse.SERVING
+            await asyncio.to_thread(cluster.stop)
+            await wait_for(health_pb2.HealthCheckResponse.NOT_SERVING)
+            await asyncio.to_thread(cluster.start)
+            await wait_for(health_pb2.HealthCheckResponse.SERVING)
+    finally:
+        await application.stop()
+        await asyncio.to_thread(cluster.stop)

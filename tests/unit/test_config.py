@@ -1,0 +1,61 @@
+"""Settings: defaults, environment, flags, and validation messages that name the setting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from stopgate_server.config import ConfigError, Settings, load, parse_host_port
+
+
+def test_defaults() -> None:
+    settings = load({}, environ={})
+    assert settings == Settings()
+    assert settings.grpc_addr == "127.0.0.1:50051"
+    assert settings.metrics_addr == "127.0.0.1:9464"
+    assert settings.database_url is None
+
+
+def test_environment_then_flags() -> None:
+    environ = {
+        "STOPGATE_GRPC_ADDR": "0.0.0.0:6000",
+        "STOPGATE_DB_POOL_SIZE": "7",
+        "STOPGATE_DATA_DIR": "/srv/sg",
+    }
+    settings = load({"grpc_addr": "127.0.0.1:7000"}, environ=environ)
+    assert settings.grpc_addr == "127.0.0.1:7000"
+    assert settings.db_pool_size == 7
+    assert settings.data_dir == Path("/srv/sg")
+
+
+def test_empty_database_url_means_embedded() -> None:
+    assert load({}, environ={"STOPGATE_DATABASE_URL": ""}).database_url is None
+
+
+@pytest.mark.parametrize(
+    ("flags", "environ", "named"),
+    [
+        ({}, {"STOPGATE_GRPC_ADDR": "localhost"}, "STOPGATE_GRPC_ADDR"),
+        ({"metrics_addr": "127.0.0.1:99999"}, {}, "--metrics-addr"),
+        ({}, {"STOPGATE_DATABASE_URL": "mysql://x"}, "STOPGATE_DATABASE_URL"),
+        ({}, {"STOPGATE_DB_POOL_SIZE": "0"}, "STOPGATE_DB_POOL_SIZE"),
+        ({"db_pool_size": "many"}, {}, "--db-pool-size"),
+        ({}, {"STOPGATE_LOG_LEVEL": "loud"}, "STOPGATE_LOG_LEVEL"),
+        ({"shutdown_grace_s": "-1"}, {}, "--shutdown-grace-s"),
+    ],
+)
+def test_invalid_values_are_named(flags: dict[str, str], environ: dict[str, str], named: str) -> None:
+    with pytest.raises(ConfigError, match=f"invalid {named}="):
+        load(flags, environ=environ)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("127.0.0.1:50051", ("127.0.0.1", 50051)),
+        ("[::1]:0", ("::1", 0)),
+        ("localhost:9464", ("localhost", 9464)),
+    ],
+)
+def test_parse_host_port(value: str, expected: tuple[str, int]) -> None:
+    assert parse_host_port(value) == expected
