@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stopgate_server.store import DbConnection
+from stopgate_server.store.queries import QUERIES
 
 log = logging.getLogger(__name__)
 
@@ -57,19 +58,9 @@ async def migrate(connection: DbConnection, migrations: list[Migration] | None =
     """Apply the pending migrations; return those applied (none when the schema is current)."""
     migrations = load_migrations() if migrations is None else migrations
     async with connection.transaction():
-        await connection.execute("SELECT pg_advisory_xact_lock($1)", ADVISORY_LOCK_KEY)
-        await connection.execute(
-            """CREATE TABLE IF NOT EXISTS schema_migrations (
-                   version    integer     PRIMARY KEY,
-                   name       text        NOT NULL,
-                   checksum   text        NOT NULL,
-                   applied_at timestamptz NOT NULL DEFAULT now()
-               )"""
-        )
-        applied = {
-            row["version"]: row
-            for row in await connection.fetch("SELECT version, name, checksum FROM schema_migrations")
-        }
+        await connection.execute(QUERIES["lock_migrations"], ADVISORY_LOCK_KEY)
+        await connection.execute(QUERIES["create_schema_migrations"])
+        applied = {row["version"]: row for row in await connection.fetch(QUERIES["applied_migrations"])}
         pending = []
         for migration in migrations:
             row = applied.pop(migration.version, None)
@@ -89,7 +80,7 @@ async def migrate(connection: DbConnection, migrations: list[Migration] | None =
         for migration in pending:
             await connection.execute(migration.sql)
             await connection.execute(
-                "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+                QUERIES["record_migration"],
                 migration.version,
                 migration.name,
                 migration.checksum,
