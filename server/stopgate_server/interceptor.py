@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import time
@@ -44,22 +45,29 @@ class _Call:
         self.labels = labels
         self.method = method
 
-    def started(self) -> float:
+    @contextlib.asynccontextmanager
+    async def observed(self, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
+        """Count and time the call, and abort it with the status its exception maps to."""
         metrics.STARTED.labels(*self.labels).inc()
-        return time.perf_counter()
-
-    def finished(self, start: float, code: grpc.StatusCode) -> None:
-        metrics.HANDLED.labels(*self.labels, code.name).inc()
-        metrics.HANDLING_SECONDS.labels(*self.labels).observe(time.perf_counter() - start)
-
-    async def fail(self, exc: Exception, context: grpc.aio.ServicerContext[Any, Any]) -> None:
-        """Abort the call with the status that exc maps to (raises grpc.aio.AbortError)."""
-        status, unexpected = status_for(exc)
-        if unexpected:
-            log.error(
-                "unexpected error in %s", self.method, exc_info=exc, extra={"error_message": status.message}
-            )
-        await context.abort_with_status(rpc_status.to_status(status))
+        start = time.perf_counter()
+        cancelled = False
+        try:
+            yield
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:
+            status, unexpected = status_for(exc)
+            if unexpected:
+                log.error(
+                    "unexpected error in %s", self.method, exc_info=exc, extra={"reply": status.message}
+                )
+            await context.abort_with_status(rpc_status.to_status(status))
+        except BaseException:  # cancellation: the caller went away or the server is stopping
+            cancelled = True
+            raise
+        finally:
+            metrics.HANDLED.labels(*self.labels, _final_code(context, cancelled).name).inc()
+            metrics.HANDLING_SECONDS.labels(*self.labels).observe(time.perf_counter() - start)
 
     async def count_received(self, requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
         received = metrics.MSG_RECEIVED.labels(*self.labels)
@@ -68,7 +76,7 @@ class _Call:
             yield request
 
 
-def _final_code(context: grpc.aio.ServicerContext[Any, Any], cancelled: bool = False) -> grpc.StatusCode:
+def _final_code(context: grpc.aio.ServicerContext[Any, Any], cancelled: bool) -> grpc.StatusCode:
     if cancelled:
         return grpc.StatusCode.CANCELLED
     # code() is None until a handler sets one (abort, set_code), whatever the stubs say: a plain return is OK.
@@ -88,9 +96,8 @@ def _wrap(handler: grpc.RpcMethodHandler[Any, Any], call: _Call) -> grpc.RpcMeth
         async def streaming(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
             if handler.request_streaming:
                 request = call.count_received(request)
-            start, cancelled = call.started(), False
             sent = metrics.MSG_SENT.labels(*call.labels)
-            try:
+            async with call.observed(context):
                 result = behaviour(request, context)
                 if inspect.isasyncgen(result):
                     async for response in result:
@@ -98,15 +105,6 @@ def _wrap(handler: grpc.RpcMethodHandler[Any, Any], call: _Call) -> grpc.RpcMeth
                         yield response
                 else:  # a coroutine writing with context.write (the health Watch does)
                     await result
-            except grpc.aio.AbortError:
-                raise
-            except BaseException as exc:
-                if not isinstance(exc, Exception):  # cancellation: the caller went away
-                    cancelled = True
-                    raise
-                await call.fail(exc, context)
-            finally:
-                call.finished(start, _final_code(context, cancelled))
 
         return factory(
             streaming,
@@ -124,18 +122,8 @@ def _wrap(handler: grpc.RpcMethodHandler[Any, Any], call: _Call) -> grpc.RpcMeth
     async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         if handler.request_streaming:
             request = call.count_received(request)
-        start, cancelled = call.started(), False
-        try:
+        async with call.observed(context):
             return await behaviour(request, context)
-        except grpc.aio.AbortError:
-            raise
-        except BaseException as exc:
-            if not isinstance(exc, Exception):
-                cancelled = True
-                raise
-            await call.fail(exc, context)
-        finally:
-            call.finished(start, _final_code(context, cancelled))
 
     return factory(
         unary,

@@ -1,0 +1,74 @@
+"""The call interceptor on a real gRPC server: exceptions become statuses, every call is counted."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client import REGISTRY
+from stopgate_server.interceptor import CallInterceptor
+
+SERVICE = "grpc.health.v1.Health"
+
+
+class FailingHealth(health_pb2_grpc.HealthServicer):  # type: ignore[misc]
+    """Check fails unexpectedly; Watch loses its database connection after one message."""
+
+    async def Check(self, request: Any, context: Any) -> Any:
+        raise KeyError("secret internal detail")
+
+    async def Watch(self, request: Any, context: Any) -> AsyncIterator[Any]:
+        yield health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.SERVING)
+        raise asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation")
+
+
+@pytest.fixture
+async def stub() -> AsyncIterator[Any]:
+    server = grpc.aio.server(interceptors=[CallInterceptor()])
+    health_pb2_grpc.add_HealthServicer_to_server(FailingHealth(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        yield health_pb2_grpc.HealthStub(channel)
+    await server.stop(0)
+
+
+def _sample(name: str, method: str, grpc_type: str, **labels: str) -> float:
+    labels.update(grpc_type=grpc_type, grpc_service=SERVICE, grpc_method=method)
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def _handled(method: str, grpc_type: str, code: grpc.StatusCode) -> float:
+    return _sample("grpc_server_handled_total", method, grpc_type, grpc_code=code.name)
+
+
+async def _collect(replies: AsyncIterator[Any], into: list[Any]) -> None:
+    async for reply in replies:
+        into.append(reply.status)
+
+
+async def test_unexpected_error_is_internal_without_leaking(stub: Any) -> None:
+    before = _handled("Check", "unary", grpc.StatusCode.INTERNAL)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.Check(health_pb2.HealthCheckRequest(), timeout=5)
+    assert caught.value.code() == grpc.StatusCode.INTERNAL
+    assert "secret" not in (caught.value.details() or "")
+    assert "reference" in (caught.value.details() or "")
+    assert _handled("Check", "unary", grpc.StatusCode.INTERNAL) == before + 1
+
+
+async def test_streaming_database_loss_is_unavailable(stub: Any) -> None:
+    before = _handled("Watch", "server_stream", grpc.StatusCode.UNAVAILABLE)
+    sent_before = _sample("grpc_server_msg_sent_total", "Watch", "server_stream")
+    received: list[Any] = []
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await _collect(stub.Watch(health_pb2.HealthCheckRequest(), timeout=5), received)
+    assert received == [health_pb2.HealthCheckResponse.SERVING]
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "closed in the middle" not in (caught.value.details() or "")
+    assert _handled("Watch", "server_stream", grpc.StatusCode.UNAVAILABLE) == before + 1
+    assert _sample("grpc_server_msg_sent_total", "Watch", "server_stream") == sent_before + 1
