@@ -26,43 +26,41 @@ from stopgate.v1 import (
     stop_ingest_pb2_grpc,
 )
 
+from stopgate_server.api.quarantine_check import QuarantineCheckServicer
 from stopgate_server.config import Settings, parse_host_port
 from stopgate_server.health import DatabaseHealth
 from stopgate_server.interceptor import CallInterceptor
 from stopgate_server.obs import metrics
+from stopgate_server.store.blocklist import BlocklistIndex
 from stopgate_server.store.database import ensure_sends_partitions, open_pool, prepare_schema
 from stopgate_server.store.embedded import EmbeddedPostgres
+from stopgate_server.store.quarantine import QuarantineStore
 
 log = logging.getLogger(__name__)
 
 MAINTENANCE_INTERVAL_S = 3600.0
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # a 10,000-number batch is well under 1 MiB; this bounds abuse
 
-# The four services with their generated servicer base classes. A servicer whose issue has not landed is
-# the base class itself: every RPC answers UNIMPLEMENTED (nothing fake).
-SERVICES: tuple[tuple[ServiceDescriptor, Callable[[Any, grpc.aio.Server], None], type], ...] = (
+# The four services and how to register a servicer of each.
+SERVICES: tuple[tuple[ServiceDescriptor, Callable[[Any, grpc.aio.Server], None]], ...] = (
     (
         quarantine_check_pb2.DESCRIPTOR.services_by_name["QuarantineCheck"],
         quarantine_check_pb2_grpc.add_QuarantineCheckServicer_to_server,
-        quarantine_check_pb2_grpc.QuarantineCheckServicer,
     ),
     (
         stop_ingest_pb2.DESCRIPTOR.services_by_name["StopIngest"],
         stop_ingest_pb2_grpc.add_StopIngestServicer_to_server,
-        stop_ingest_pb2_grpc.StopIngestServicer,
     ),
     (
         message_compliance_pb2.DESCRIPTOR.services_by_name["MessageCompliance"],
         message_compliance_pb2_grpc.add_MessageComplianceServicer_to_server,
-        message_compliance_pb2_grpc.MessageComplianceServicer,
     ),
     (
         reporting_pb2.DESCRIPTOR.services_by_name["Reporting"],
         reporting_pb2_grpc.add_ReportingServicer_to_server,
-        reporting_pb2_grpc.ReportingServicer,
     ),
 )
-SERVICE_NAMES = tuple(descriptor.full_name for descriptor, _, _ in SERVICES)
+SERVICE_NAMES = tuple(descriptor.full_name for descriptor, _ in SERVICES)
 
 
 class Application:
@@ -76,6 +74,7 @@ class Application:
         self.metrics_server: metrics.MetricsServer | None = None
         self.pool_collector: metrics.PoolCollector | None = None
         self.health: DatabaseHealth | None = None
+        self.index: BlocklistIndex | None = None
         self.grpc_port = 0
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -98,8 +97,17 @@ class Application:
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ],
         )
-        for _, add_to_server, servicer in SERVICES:
-            add_to_server(servicer(), self.server)
+        self.index = BlocklistIndex(dsn, self.pool)
+        await self.index.start()
+        # A service whose issue has not landed is its generated base class: every RPC answers UNIMPLEMENTED.
+        servicers = (
+            QuarantineCheckServicer(QuarantineStore(self.pool, self.index)),
+            stop_ingest_pb2_grpc.StopIngestServicer(),  # type: ignore[abstract]
+            message_compliance_pb2_grpc.MessageComplianceServicer(),  # type: ignore[abstract]
+            reporting_pb2_grpc.ReportingServicer(),  # type: ignore[abstract]
+        )
+        for (_, add_to_server), servicer in zip(SERVICES, servicers, strict=True):
+            add_to_server(servicer, self.server)
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, self.server)
         reflection.enable_server_reflection(
@@ -110,7 +118,7 @@ class Application:
             ),
             self.server,
         )
-        metrics.initialise(descriptor for descriptor, _, _ in SERVICES)
+        metrics.initialise(descriptor for descriptor, _ in SERVICES)
         self.health = DatabaseHealth(
             health_servicer, SERVICE_NAMES, self.pool, self.settings.health_interval_s
         )
@@ -145,6 +153,8 @@ class Application:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self.index is not None:
+            await self.index.stop()
         if self.metrics_server is not None:
             self.metrics_server.close()
         if self.pool_collector is not None:

@@ -89,14 +89,15 @@ async def test_metrics_count_a_call_that_was_made(app: Application, channel: grp
     before = _sample(
         await asyncio.to_thread(_scrape, app),
         "grpc_server_handled_total",
-        grpc_code="UNIMPLEMENTED",
+        grpc_code="INVALID_ARGUMENT",
         **labels,
     )
     stub = quarantine_check_pb2_grpc.QuarantineCheckStub(channel)
-    with pytest.raises(grpc.aio.AioRpcError):
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.CheckBatch(quarantine_check_pb2.CheckBatchRequest(licence_id="acme"), timeout=5)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     text = await asyncio.to_thread(_scrape, app)
-    after = _sample(text, "grpc_server_handled_total", grpc_code="UNIMPLEMENTED", **labels)
+    after = _sample(text, "grpc_server_handled_total", grpc_code="INVALID_ARGUMENT", **labels)
     assert after == before + 1
     assert _sample(text, "grpc_server_started_total", **labels) >= 1
     assert _sample(text, "grpc_server_handling_seconds_count", **labels) >= 1

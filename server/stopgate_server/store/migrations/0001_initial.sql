@@ -3,13 +3,16 @@
 -- be distributed by phone later; per-campaign counters are keyed by (licence_id, campaign_id).
 
 -- A number that opted out of a licence: every campaign of that licence is filtered for it.
+-- last_stop_at / confirmation_used: the one free confirmation allowed within 5 minutes of each STOP.
 CREATE TABLE quarantine (
-    phone       text        NOT NULL,
-    licence_id  text        NOT NULL,
-    since       timestamptz NOT NULL,
-    source      text        NOT NULL,
-    campaign_id text,
-    event_id    text,
+    phone             text        NOT NULL,
+    licence_id        text        NOT NULL,
+    since             timestamptz NOT NULL,
+    source            text        NOT NULL,
+    campaign_id       text,
+    event_id          text,
+    last_stop_at      timestamptz,
+    confirmation_used boolean     NOT NULL DEFAULT false,
     PRIMARY KEY (phone, licence_id)
 );
 CREATE INDEX quarantine_by_licence ON quarantine (licence_id, since);
@@ -17,12 +20,38 @@ CREATE INDEX quarantine_by_licence ON quarantine (licence_id, since);
 -- A number that sent STOP to a shortcode: nothing is sent to it from that shortcode, whatever the licence,
 -- until it opts in again there.
 CREATE TABLE shortcode_stop_list (
-    phone     text        NOT NULL,
-    shortcode text        NOT NULL,
-    since     timestamptz NOT NULL,
-    event_id  text,
+    phone             text        NOT NULL,
+    shortcode         text        NOT NULL,
+    since             timestamptz NOT NULL,
+    event_id          text,
+    last_stop_at      timestamptz,
+    confirmation_used boolean     NOT NULL DEFAULT false,
     PRIMARY KEY (phone, shortcode)
 );
+
+-- Every insert into or delete from the block lists (quarantine, shortcode_stop_list) is announced on the
+-- channel `stopgate_blocklist` when it commits, so that every server process keeps its in-memory index
+-- current. Payload: "<q|s>|<+|->|<licence_id or shortcode>|<phone>". Rows are never updated in their keys.
+-- Trigger arguments: the list's letter and the column naming the list.
+CREATE FUNCTION stopgate_notify_blocklist() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    row_data jsonb := to_jsonb(CASE TG_OP WHEN 'DELETE' THEN OLD ELSE NEW END);
+BEGIN
+    PERFORM pg_notify(
+        'stopgate_blocklist',
+        concat_ws('|',
+            TG_ARGV[0],
+            CASE TG_OP WHEN 'DELETE' THEN '-' ELSE '+' END,
+            row_data ->> TG_ARGV[1],
+            row_data ->> 'phone'));
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER quarantine_notify AFTER INSERT OR DELETE ON quarantine
+    FOR EACH ROW EXECUTE FUNCTION stopgate_notify_blocklist('q', 'licence_id');
+CREATE TRIGGER shortcode_stop_list_notify AFTER INSERT OR DELETE ON shortcode_stop_list
+    FOR EACH ROW EXECUTE FUNCTION stopgate_notify_blocklist('s', 'shortcode');
 
 -- Every send, append-only: the attribution log (which campaign reached a number last) and the source of
 -- the interactions export. Partitioned by month of sent_at; stopgate_ensure_sends_partitions creates

@@ -1,0 +1,208 @@
+"""QuarantineCheck: which numbers a licence may message, sends, number status, manual actions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from stopgate.v1 import common_pb2, quarantine_check_pb2, quarantine_check_pb2_grpc
+
+from stopgate_server.api.validation import MAX_ACTOR, MAX_REASON, Violations
+from stopgate_server.domain import phones
+from stopgate_server.domain.senders import SenderKind
+from stopgate_server.domain.verdicts import Reason, Verdict, decide
+from stopgate_server.store.quarantine import HistoryRow, QuarantineStore
+
+pb = quarantine_check_pb2
+SENDS_ACCEPTED_LATE = timedelta(days=31)
+SENDS_ACCEPTED_EARLY = timedelta(hours=1)
+
+_VERDICTS = {v: pb.Verdict.Value(f"VERDICT_{v.value}") for v in Verdict}
+_REASONS = {r: pb.CheckReason.Value(f"CHECK_REASON_{r.value}") if r is not Reason.NONE else 0 for r in Reason}
+
+
+def timestamp(moment: datetime | None) -> Timestamp | None:
+    if moment is None:
+        return None
+    stamp = Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
+
+
+def event_source(name: str | None) -> common_pb2.EventSource.ValueType:
+    return (
+        common_pb2.EventSource.Value(f"EVENT_SOURCE_{name}") if name else common_pb2.EVENT_SOURCE_UNSPECIFIED
+    )
+
+
+class QuarantineCheckServicer(quarantine_check_pb2_grpc.QuarantineCheckServicer):
+    def __init__(self, store: QuarantineStore) -> None:
+        self.store = store
+
+    async def CheckBatch(self, request: pb.CheckBatchRequest, context: Any) -> pb.CheckBatchResponse:
+        violations = Violations()
+        violations.identifier("licence_id", request.licence_id)
+        kind = violations.sender("sender", request.sender, request.HasField("sender"))
+        violations.enum("category", request.category, common_pb2.MessageCategory)
+        violations.batch("phone_numbers", request.phone_numbers)
+        violations.identifier("campaign_id", request.campaign_id, required=False)
+        violations.region("default_region", request.default_region)
+        violations.raise_if_any()
+
+        e164s = [phones.to_e164(p, request.default_region) for p in request.phone_numbers]
+        valid = [e for e in e164s if e is not None]
+        shortcode = request.sender.address if kind is SenderKind.SHORTCODE else ""
+        blocks = await self.store.find_blocks(request.licence_id, shortcode, valid)
+        claimed: set[str] = set()
+        if request.category == common_pb2.MESSAGE_CATEGORY_OPT_OUT_CONFIRMATION:
+            blocked = [*blocks.quarantined, *blocks.stop_listed]
+            if blocked:
+                claimed = await self.store.claim_confirmations(request.licence_id, shortcode, blocked)
+
+        response = pb.CheckBatchResponse()
+        allowed: list[str] = []
+        counts = dict.fromkeys(Verdict, 0)
+        for raw, e164 in zip(request.phone_numbers, e164s, strict=True):
+            decision = decide(
+                e164,
+                blocks.quarantined.get(e164) if e164 else None,
+                blocks.stop_listed.get(e164) if e164 else None,
+                e164 in claimed,
+            )
+            counts[decision.verdict] += 1
+            result = response.results.add(
+                phone_number=raw,
+                e164=e164 or "",
+                verdict=_VERDICTS[decision.verdict],
+                reason=_REASONS[decision.reason],
+            )
+            if decision.since is not None:
+                result.since.FromDatetime(decision.since)
+            if decision.verdict is Verdict.ALLOW and e164 is not None:
+                allowed.append(e164)
+        response.allowed_count = counts[Verdict.ALLOW]
+        response.blocked_count = counts[Verdict.BLOCK]
+        response.invalid_count = counts[Verdict.INVALID]
+        if request.campaign_id:
+            response.recorded_sends = await self.store.record_sends(
+                request.licence_id, request.campaign_id, request.sender.address, datetime.now(UTC), allowed
+            )
+        return response
+
+    async def RecordSends(self, request: pb.RecordSendsRequest, context: Any) -> pb.RecordSendsResponse:
+        violations = Violations()
+        violations.identifier("licence_id", request.licence_id)
+        violations.identifier("campaign_id", request.campaign_id)
+        violations.sender("sender", request.sender, request.HasField("sender"))
+        violations.region("default_region", request.default_region)
+        now = datetime.now(UTC)
+        sent_at = request.sent_at.ToDatetime(UTC) if request.HasField("sent_at") else now
+        if not now - SENDS_ACCEPTED_LATE <= sent_at <= now + SENDS_ACCEPTED_EARLY:
+            violations.add("sent_at", "must be within the last 31 days (and at most 1 hour ahead)")
+        e164s = violations.phone_numbers("phone_numbers", request.phone_numbers, request.default_region)
+        violations.raise_if_any()
+        recorded = await self.store.record_sends(
+            request.licence_id, request.campaign_id, request.sender.address, sent_at, e164s
+        )
+        return pb.RecordSendsResponse(recorded_count=recorded)
+
+    async def GetNumberStatus(
+        self, request: pb.GetNumberStatusRequest, context: Any
+    ) -> pb.GetNumberStatusResponse:
+        violations = Violations()
+        violations.identifier("licence_id", request.licence_id)
+        violations.region("default_region", request.default_region)
+        e164 = phones.to_e164(request.phone_number, request.default_region)
+        if e164 is None:
+            violations.add("phone_number", "not a valid phone number")
+        violations.raise_if_any()
+        assert e164 is not None
+        status = await self.store.number_status(request.licence_id, e164)
+        response = pb.GetNumberStatusResponse(e164=e164, quarantined=status.quarantine is not None)
+        if status.quarantine is not None:
+            response.since.FromDatetime(status.quarantine["since"])
+            response.source = event_source(status.quarantine["source"])
+            response.attributed_campaign_id = status.quarantine["campaign_id"] or ""
+        for entry in status.stop_lists:
+            response.stop_lists.add(
+                shortcode=entry["shortcode"],
+                since=timestamp(entry["since"]),
+                event_id=entry["event_id"] or "",
+            )
+        if status.last_send is not None:
+            response.last_send.CopyFrom(
+                pb.SendRecord(
+                    campaign_id=status.last_send["campaign_id"],
+                    sender=status.last_send["sender"],
+                    sent_at=timestamp(status.last_send["sent_at"]),
+                )
+            )
+        response.history.extend(_history_entry(row) for row in status.history)
+        return response
+
+    async def QuarantineNumbers(
+        self, request: pb.QuarantineNumbersRequest, context: Any
+    ) -> pb.QuarantineNumbersResponse:
+        violations = Violations()
+        violations.identifier("licence_id", request.licence_id)
+        violations.text("actor", request.actor, MAX_ACTOR)
+        violations.text("reason", request.reason, MAX_REASON)
+        violations.region("default_region", request.default_region)
+        e164s = violations.phone_numbers("phone_numbers", request.phone_numbers, request.default_region)
+        violations.raise_if_any()
+        added = await self.store.quarantine(request.licence_id, e164s, request.actor, request.reason)
+        return pb.QuarantineNumbersResponse(
+            results=[
+                pb.ManualActionResult(
+                    phone_number=raw,
+                    e164=e164,
+                    outcome=pb.MANUAL_OUTCOME_QUARANTINED
+                    if e164 in added
+                    else pb.MANUAL_OUTCOME_ALREADY_QUARANTINED,
+                )
+                for raw, e164 in zip(request.phone_numbers, e164s, strict=True)
+            ]
+        )
+
+    async def ReleaseNumbers(
+        self, request: pb.ReleaseNumbersRequest, context: Any
+    ) -> pb.ReleaseNumbersResponse:
+        violations = Violations()
+        violations.identifier("licence_id", request.licence_id)
+        violations.text("actor", request.actor, MAX_ACTOR)
+        violations.text("reason", request.reason, MAX_REASON)
+        violations.text("consent_reference", request.consent_reference, MAX_ACTOR)
+        violations.region("default_region", request.default_region)
+        e164s = violations.phone_numbers("phone_numbers", request.phone_numbers, request.default_region)
+        violations.raise_if_any()
+        released = await self.store.release(
+            request.licence_id, e164s, request.actor, request.reason, request.consent_reference
+        )
+        return pb.ReleaseNumbersResponse(
+            results=[
+                pb.ManualActionResult(
+                    phone_number=raw,
+                    e164=e164,
+                    outcome=pb.MANUAL_OUTCOME_RELEASED
+                    if e164 in released
+                    else pb.MANUAL_OUTCOME_NOT_QUARANTINED,
+                )
+                for raw, e164 in zip(request.phone_numbers, e164s, strict=True)
+            ]
+        )
+
+
+def _history_entry(row: HistoryRow) -> pb.HistoryEntry:
+    return pb.HistoryEntry(
+        occurred_at=timestamp(row.occurred_at),
+        action=pb.HistoryAction.Value(f"HISTORY_ACTION_{row.action}"),
+        source=event_source(row.source),
+        licence_id=row.licence_id or "",
+        campaign_id=row.campaign_id or "",
+        shortcode=row.shortcode or "",
+        event_id=row.event_id or "",
+        actor=row.actor or "",
+        reason=row.reason or "",
+        consent_reference=row.consent_reference or "",
+    )

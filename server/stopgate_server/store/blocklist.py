@@ -1,0 +1,190 @@
+"""An in-memory index of the block lists, derived from PostgreSQL and kept current by LISTEN/NOTIFY.
+
+Every insert into or delete from `quarantine` and `shortcode_stop_list` is announced by a trigger on the
+channel `stopgate_blocklist` when it commits. The index listens on a connection of its own, loads a
+snapshot after LISTEN took effect, and applies the announcements in commit order.
+
+It can prove it is current: every HEARTBEAT_INTERVAL_S it sends a heartbeat through the same channel.
+PostgreSQL delivers notifications in commit order, so once a heartbeat sent at time h comes back, every
+change committed before h has been applied. `is_current` is true only while the last heartbeat back was
+sent less than MAX_STALENESS_S ago, the listening connection is open, and no `sync` is waiting; callers
+fall back to PostgreSQL otherwise. `sync`, called after a write, sends a heartbeat and waits for it, so
+the writing process answers from an index that holds its own write.
+
+The index only narrows a batch to the numbers that may be blocked; PostgreSQL confirms those (and gives
+their `since`), so a stale or wrong entry can never turn into a wrong BLOCK either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+
+import asyncpg
+
+from stopgate_server.store.queries import QUERIES
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "stopgate_blocklist"
+HEARTBEAT_INTERVAL_S = 0.1
+MAX_STALENESS_S = 0.5
+SNAPSHOT_CHUNK = 50_000
+
+
+def phone_key(e164: str) -> int:
+    """E.164 "+33612345678" as the integer 33612345678 (E.164 digits never start with 0, so it is 1:1)."""
+    return int(e164[1:])
+
+
+class BlocklistIndex:
+    """{licence: phones} and {shortcode: phones} sets, current within MAX_STALENESS_S (see module doc)."""
+
+    def __init__(self, dsn: str, pool: asyncpg.Pool) -> None:
+        self._dsn = dsn
+        self._pool = pool
+        self._quarantine: dict[str, set[int]] = {}
+        self._stop_lists: dict[str, set[int]] = {}
+        self._listener: asyncpg.Connection | None = None
+        self._listener_lock = asyncio.Lock()
+        self._loaded = False
+        self._buffer: list[str] | None = None  # announcements received while a snapshot loads
+        self._token = uuid.uuid4().hex[:12]  # tells this process's heartbeats from the others'
+        self._heartbeats = itertools.count(1)
+        self._sent_at: dict[int, float] = {}
+        self._confirmed_seq = 0
+        self._confirmed_sent_at = float("-inf")
+        self._required_seq = 0
+        self._confirmations: dict[int, asyncio.Future[None]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def size(self) -> int:
+        return sum(map(len, self._quarantine.values())) + sum(map(len, self._stop_lists.values()))
+
+    def is_current(self) -> bool:
+        return (
+            self._loaded
+            and self._listener is not None
+            and not self._listener.is_closed()
+            and self._confirmed_seq >= self._required_seq
+            and time.monotonic() - self._confirmed_sent_at <= MAX_STALENESS_S
+        )
+
+    def candidates(self, licence_id: str, shortcode: str, phones: Sequence[str]) -> list[str]:
+        """The phones that may be blocked for the licence (or the shortcode, when not "")."""
+        quarantined = self._quarantine.get(licence_id, set())
+        stop_listed = self._stop_lists.get(shortcode, set()) if shortcode else set()
+        if not quarantined and not stop_listed:
+            return []
+        return [p for p in phones if (key := phone_key(p)) in quarantined or key in stop_listed]
+
+    async def start(self) -> None:
+        """Connect, listen and load a snapshot in the background (checks use PostgreSQL until it is loaded),
+        then keep the index current, reconnecting when the connection is lost."""
+        self._task = asyncio.create_task(self._run(), name="blocklist-index")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._listener is not None:
+            await self._listener.close()
+
+    async def sync(self, timeout_s: float = 1.0) -> None:
+        """Wait until every change committed before this call is in the index. Until then (or when the
+        wait times out) `is_current` is false, so no check is answered from an index missing the change."""
+        seq = next(self._heartbeats)
+        self._required_seq = max(self._required_seq, seq)
+        confirmed = asyncio.get_running_loop().create_future()
+        self._confirmations[seq] = confirmed
+        try:
+            await self._send_heartbeat(seq)
+            await asyncio.wait_for(confirmed, timeout_s)
+        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            log.warning("block list index did not confirm a write in time; checks use PostgreSQL meanwhile")
+        finally:
+            self._confirmations.pop(seq, None)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                if self._listener is None or self._listener.is_closed():
+                    self._loaded = False
+                    await self._connect_and_load()
+                await self._send_heartbeat(next(self._heartbeats))
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                self._loaded = False
+                log.warning(
+                    "block list index lost PostgreSQL; checks use PostgreSQL", extra={"error": str(exc)}
+                )
+                await asyncio.sleep(1.0)
+                continue
+            await asyncio.sleep(HEARTBEAT_INTERVAL_S)
+
+    async def _connect_and_load(self) -> None:
+        if self._listener is not None and not self._listener.is_closed():
+            await self._listener.close()
+        self._listener = await asyncpg.connect(self._dsn, timeout=10)
+        self._sent_at.clear()
+        self._buffer = []
+        await self._listener.add_listener(CHANNEL, self._on_notification)
+        started = time.monotonic()
+        quarantine: dict[str, set[int]] = {}
+        stop_lists: dict[str, set[int]] = {}
+        async with self._pool.acquire() as connection, connection.transaction(isolation="repeatable_read"):
+            async for row in connection.cursor(QUERIES["blocklist_snapshot"], prefetch=SNAPSHOT_CHUNK):
+                target = quarantine if row["kind"] == "q" else stop_lists
+                target.setdefault(row["list_key"], set()).add(phone_key(row["phone"]))
+        self._quarantine, self._stop_lists = quarantine, stop_lists
+        buffered, self._buffer = self._buffer, None
+        for payload in buffered:
+            self._apply(payload)
+        self._loaded = True
+        log.info(
+            "block list index loaded",
+            extra={"entries": self.size, "seconds": round(time.monotonic() - started, 3)},
+        )
+
+    async def _send_heartbeat(self, seq: int) -> None:
+        assert self._listener is not None
+        self._sent_at[seq] = time.monotonic()
+        async with self._listener_lock:
+            await self._listener.execute(QUERIES["blocklist_heartbeat"], f"h|{self._token}|{seq}")
+
+    def _on_notification(self, _connection: object, _pid: int, _channel: str, message: object) -> None:
+        payload = str(message)
+        if payload.startswith("h|"):
+            _, token, seq = payload.split("|")
+            if token == self._token:
+                self._on_heartbeat(int(seq))
+        elif self._buffer is not None:
+            self._buffer.append(payload)
+        else:
+            self._apply(payload)
+
+    def _on_heartbeat(self, seq: int) -> None:
+        sent_at = self._sent_at.pop(seq, None)
+        if sent_at is None:  # sent on a connection that has been replaced since
+            return
+        if seq > self._confirmed_seq:
+            self._confirmed_seq, self._confirmed_sent_at = seq, sent_at
+        for waiting in [s for s in self._confirmations if s <= seq]:
+            future = self._confirmations.pop(waiting)
+            if not future.done():
+                future.set_result(None)
+
+    def _apply(self, payload: str) -> None:
+        kind, operation, rest = payload.split("|", 2)
+        list_key, phone = rest.rsplit("|", 1)
+        lists = self._quarantine if kind == "q" else self._stop_lists
+        if operation == "+":
+            lists.setdefault(list_key, set()).add(phone_key(phone))
+        else:
+            lists.get(list_key, set()).discard(phone_key(phone))
