@@ -17,15 +17,17 @@ MAX_INPUT_LENGTH = 32
 
 
 def _possible_lengths() -> dict[str, frozenset[int]]:
-    """{country calling code: lengths of a possible national number}, from phonenumbers' metadata."""
+    """{country calling code: lengths of a possible national number}, as phonenumbers judges them: by the
+    metadata of the code's main region, counting the lengths only dialable locally too."""
     table: dict[str, frozenset[int]] = {}
     for code, regions in COUNTRY_CODE_TO_REGION_CODE.items():
-        lengths: set[int] = set()
-        for region in regions:
-            metadata = PhoneMetadata.metadata_for_region_or_calling_code(code, region)
-            if metadata is not None and metadata.general_desc is not None:
-                lengths.update(metadata.general_desc.possible_length)
-        table[str(code)] = frozenset(lengths)
+        metadata = PhoneMetadata.metadata_for_region_or_calling_code(code, regions[0])
+        if metadata is None or metadata.general_desc is None:
+            continue
+        description = metadata.general_desc
+        table[str(code)] = frozenset(
+            (*description.possible_length, *(description.possible_length_local_only or ()))
+        )
     return table
 
 
@@ -40,6 +42,8 @@ def _fast_e164(text: str) -> str | None:
     for code_length in (1, 2, 3):
         lengths = _POSSIBLE_LENGTHS.get(digits[:code_length])
         if lengths is not None:
+            if digits[code_length : code_length + 1] == "0":  # leading zeros have per-country rules
+                return ""
             return text if len(digits) - code_length in lengths else None
     return None
 

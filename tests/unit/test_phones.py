@@ -1,0 +1,69 @@
+"""Phone numbers: the E.164 fast path and the phonenumbers path agree, invalid input is None."""
+
+from __future__ import annotations
+
+import phonenumbers
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from stopgate_server.domain.phones import _fast_e164, is_region, to_e164
+
+
+@pytest.mark.parametrize(
+    ("raw", "region", "expected"),
+    [
+        ("+33612345678", "", "+33612345678"),
+        (" +33612345678 ", "", "+33612345678"),
+        ("+447700900123", "", "+447700900123"),
+        ("+14155550123", "", "+14155550123"),
+        ("+32470123456", "", "+32470123456"),
+        ("06 12 34 56 78", "FR", "+33612345678"),
+        ("06.12.34.56.78", "fr", "+33612345678"),
+        ("0033612345678", "FR", "+33612345678"),
+        ("+33 6 12 34 56 78", "", "+33612345678"),
+        ("07700 900123", "GB", "+447700900123"),
+        ("(415) 555-0123", "US", "+14155550123"),
+        ("0470 12 34 56", "BE", "+32470123456"),
+        ("447777777777", "GB", "+447777777777"),
+        ("06 12 34 56 78", "", None),  # national without a region
+        ("+3361234567890123", "", None),  # too long for France
+        ("+336123", "", None),  # too short
+        ("+0612345678", "", None),  # no country code starts with 0
+        ("+999123456789", "", None),  # unassigned country code
+        ("hello", "FR", None),
+        ("", "FR", None),
+        ("   ", "FR", None),
+        ("+33 6 12 34 56 78 90 12 34 56 78 90 12 34", "", None),
+        ("+33６12345678", "", "+33612345678"),  # full-width digit, as phonenumbers reads it
+    ],
+)
+def test_to_e164(raw: str, region: str, expected: str | None) -> None:
+    assert to_e164(raw, region) == expected
+
+
+def _slow(text: str) -> str | None:
+    try:
+        number = phonenumbers.parse(text, None)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+@given(st.from_regex(r"\+[1-9][0-9]{4,15}", fullmatch=True))
+def test_fast_path_agrees_with_phonenumbers(text: str) -> None:
+    """The fast path accepts exactly the E.164 strings phonenumbers keeps as they are; it may reject input
+    phonenumbers would rewrite into another number (such as "+1 1..." read as a NANP trunk prefix)."""
+    fast, slow = _fast_e164(text), _slow(text)
+    if fast == "":  # undecided (national part with a leading zero): phonenumbers decides
+        assert to_e164(text) == slow
+    elif fast is None:
+        assert slow is None or slow != text
+    else:
+        assert fast == slow == text
+
+
+@pytest.mark.parametrize(("code", "known"), [("FR", True), ("be", True), ("ZZ", False), ("", False)])
+def test_is_region(code: str, known: bool) -> None:
+    assert is_region(code) is known
