@@ -34,7 +34,7 @@ from stopgate_server.domain.phones import _fast_e164, is_region, to_e164
         ("", "FR", None),
         ("   ", "FR", None),
         ("+33 6 12 34 56 78 90 12 34 56 78 90 12 34", "", None),
-        ("+33６12345678", "", "+33612345678"),  # full-width digit, as phonenumbers reads it
+        ("+33\uff1612345678", "", "+33612345678"),  # full-width digit six, as phonenumbers reads it
     ],
 )
 def test_to_e164(raw: str, region: str, expected: str | None) -> None:
