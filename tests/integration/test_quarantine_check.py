@@ -53,7 +53,8 @@ async def quarantine(stub: Any, numbers: list[str], licence: str = "acme") -> pb
     request = pb.QuarantineNumbersRequest(
         licence_id=licence, phone_numbers=numbers, actor="ops", reason="asked"
     )
-    return await stub.QuarantineNumbers(request, timeout=10)
+    response: pb.QuarantineNumbersResponse = await stub.QuarantineNumbers(request, timeout=10)
+    return response
 
 
 async def stop_list(db: asyncpg.Connection, shortcode: str, phone: str, stopped_ago: timedelta) -> None:
