@@ -6,7 +6,7 @@ import phonenumbers
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from stopgate_server.domain.phones import _fast_e164, is_region, to_e164
+from stopgate_server.domain.phones import _fast_e164, is_region, to_e164, to_e164_many
 
 
 @pytest.mark.parametrize(
@@ -67,3 +67,10 @@ def test_fast_path_agrees_with_phonenumbers(text: str) -> None:
 @pytest.mark.parametrize(("code", "known"), [("FR", True), ("be", True), ("ZZ", False), ("", False)])
 def test_is_region(code: str, known: bool) -> None:
     assert is_region(code) is known
+
+
+@given(
+    st.lists(st.one_of(st.from_regex(r"\+[0-9]{1,16}", fullmatch=True), st.text(max_size=20)), max_size=20)
+)
+def test_batch_conversion_equals_one_by_one(raw_numbers: list[str]) -> None:
+    assert to_e164_many(raw_numbers, "FR") == [to_e164(raw, "FR") for raw in raw_numbers]

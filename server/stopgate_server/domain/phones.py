@@ -9,6 +9,8 @@ None is never allowed to be messaged.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import phonenumbers
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, PhoneMetadata
 
@@ -31,7 +33,18 @@ def _possible_lengths() -> dict[str, frozenset[int]]:
     return table
 
 
-_POSSIBLE_LENGTHS = _possible_lengths()
+def _by_prefix(table: dict[str, frozenset[int]]) -> dict[str, tuple[int, frozenset[int]]]:
+    """{first three digits: (country code length, possible lengths)}: country codes are prefix-free, so
+    three digits always tell the code, in one dictionary look-up."""
+    prefixes: dict[str, tuple[int, frozenset[int]]] = {}
+    for code, lengths in table.items():
+        for suffix in range(10 ** (3 - len(code))):
+            rest = str(suffix).zfill(3 - len(code)) if len(code) < 3 else ""
+            prefixes[code + rest] = (len(code), lengths)
+    return prefixes
+
+
+_BY_PREFIX = _by_prefix(_possible_lengths())
 
 
 def _fast_e164(text: str) -> str | None:
@@ -39,13 +52,13 @@ def _fast_e164(text: str) -> str | None:
     digits = text[1:]
     if not (digits.isascii() and digits.isdigit()) or digits[0] == "0":
         return ""
-    for code_length in (1, 2, 3):
-        lengths = _POSSIBLE_LENGTHS.get(digits[:code_length])
-        if lengths is not None:
-            if digits[code_length : code_length + 1] == "0":  # leading zeros have per-country rules
-                return ""
-            return text if len(digits) - code_length in lengths else None
-    return None
+    known = _BY_PREFIX.get(digits[:3])
+    if known is None:
+        return None
+    code_length, lengths = known
+    if digits[code_length : code_length + 1] == "0":  # leading zeros have per-country rules
+        return ""
+    return text if len(digits) - code_length in lengths else None
 
 
 def to_e164(raw: str, default_region: str = "") -> str | None:
@@ -69,3 +82,19 @@ def to_e164(raw: str, default_region: str = "") -> str | None:
 def is_region(code: str) -> bool:
     """Whether `code` is an ISO 3166-1 alpha-2 region phonenumbers knows ("FR", "gb")."""
     return code.upper() in phonenumbers.SUPPORTED_REGIONS
+
+
+def to_e164_many(raw_numbers: Sequence[str], default_region: str = "") -> list[str | None]:
+    """`to_e164` of each input, in order: the batch form, for the thousands of numbers of one check."""
+    fast = _fast_e164
+    converted: list[str | None] = []
+    append = converted.append
+    for raw in raw_numbers:
+        # Inputs that are E.164 already (nearly all of them) are decided without the general path.
+        if raw[:1] == "+" and len(raw) <= MAX_INPUT_LENGTH:
+            decided = fast(raw)
+            if decided != "":
+                append(decided)
+                continue
+        append(to_e164(raw, default_region))
+    return converted

@@ -37,19 +37,14 @@ MAX_STALENESS_S = 0.5
 SNAPSHOT_CHUNK = 50_000
 
 
-def phone_key(e164: str) -> int:
-    """E.164 "+33612345678" as the integer 33612345678 (E.164 digits never start with 0, so it is 1:1)."""
-    return int(e164[1:])
-
-
 class BlocklistIndex:
     """{licence: phones} and {shortcode: phones} sets, current within MAX_STALENESS_S (see module doc)."""
 
     def __init__(self, dsn: str, pool: asyncpg.Pool) -> None:
         self._dsn = dsn
         self._pool = pool
-        self._quarantine: dict[str, set[int]] = {}
-        self._stop_lists: dict[str, set[int]] = {}
+        self._quarantine: dict[str, set[str]] = {}
+        self._stop_lists: dict[str, set[str]] = {}
         self._listener: asyncpg.Connection | None = None
         self._listener_lock = asyncio.Lock()
         self._loaded = False
@@ -78,11 +73,10 @@ class BlocklistIndex:
 
     def candidates(self, licence_id: str, shortcode: str, phones: Sequence[str]) -> list[str]:
         """The phones that may be blocked for the licence (or the shortcode, when not "")."""
-        quarantined = self._quarantine.get(licence_id, set())
-        stop_listed = self._stop_lists.get(shortcode, set()) if shortcode else set()
-        if not quarantined and not stop_listed:
-            return []
-        return [p for p in phones if (key := phone_key(p)) in quarantined or key in stop_listed]
+        found = self._quarantine.get(licence_id, set()).intersection(phones)
+        if shortcode and shortcode in self._stop_lists:
+            found.update(self._stop_lists[shortcode].intersection(phones))
+        return list(found)
 
     async def start(self) -> None:
         """Connect, listen and load a snapshot in the background (checks use PostgreSQL until it is loaded),
@@ -136,12 +130,12 @@ class BlocklistIndex:
         self._buffer = []
         await self._listener.add_listener(CHANNEL, self._on_notification)
         started = time.monotonic()
-        quarantine: dict[str, set[int]] = {}
-        stop_lists: dict[str, set[int]] = {}
+        quarantine: dict[str, set[str]] = {}
+        stop_lists: dict[str, set[str]] = {}
         async with self._pool.acquire() as connection, connection.transaction(isolation="repeatable_read"):
             async for row in connection.cursor(QUERIES["blocklist_snapshot"], prefetch=SNAPSHOT_CHUNK):
                 target = quarantine if row["kind"] == "q" else stop_lists
-                target.setdefault(row["list_key"], set()).add(phone_key(row["phone"]))
+                target.setdefault(row["list_key"], set()).add(row["phone"])
         self._quarantine, self._stop_lists = quarantine, stop_lists
         buffered, self._buffer = self._buffer, None
         for payload in buffered:
@@ -185,6 +179,6 @@ class BlocklistIndex:
         list_key, phone = rest.rsplit("|", 1)
         lists = self._quarantine if kind == "q" else self._stop_lists
         if operation == "+":
-            lists.setdefault(list_key, set()).add(phone_key(phone))
+            lists.setdefault(list_key, set()).add(phone)
         else:
-            lists.get(list_key, set()).discard(phone_key(phone))
+            lists.get(list_key, set()).discard(phone)

@@ -1,0 +1,270 @@
+"""CheckBatch throughput and latency against what a sender team would otherwise write.
+
+Loads N quarantined numbers over L licences into a private PostgreSQL, starts `stopgate serve` as its own
+process, then drives it from another process with batches of B numbers (1% of them quarantined), K calls in
+flight, and measures numbers/s and per-batch p50/p99. In the same run, the baseline: a direct asyncpg client
+running `phone = ANY($2)` on the same database with a pool of 4, K queries in flight, from its own process.
+Scenarios alternate for R rounds; medians are reported. Everything runs on loopback and stops by itself.
+
+    .venv/bin/python bench/check_batch.py                  # the issue's sizes: 1M numbers, 100 licences
+    .venv/bin/python bench/check_batch.py --quarantined 100000 --seconds 3 --rounds 1   # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+HERE = Path(__file__).resolve()
+STOPGATE = str(Path(sys.executable).with_name("stopgate"))
+DIRECT_QUERY = "SELECT phone FROM quarantine WHERE licence_id = $1 AND phone = ANY($2::text[])"
+
+
+def licence(i: int) -> str:
+    return f"licence-{i:03d}"
+
+
+def quarantined_number(index: int) -> str:
+    return f"+336{index:08d}"  # +33 6xx xx xx xx: distinct, possible French mobiles
+
+
+def clean_number(rng: random.Random) -> str:
+    return f"+337{rng.randrange(10**8):08d}"  # +33 7..., never quarantined here
+
+
+def make_batches(args: argparse.Namespace, count: int, seed: int) -> list[tuple[str, list[str]]]:
+    """`count` batches (licence, numbers): 1% drawn from that licence's quarantined numbers."""
+    rng = random.Random(seed)
+    per_licence = args.quarantined // args.licences
+    hits = max(1, args.batch // 100)
+    batches = []
+    for _ in range(count):
+        lic = rng.randrange(args.licences)
+        numbers = [quarantined_number(lic * per_licence + rng.randrange(per_licence)) for _ in range(hits)]
+        numbers += [clean_number(rng) for _ in range(args.batch - hits)]
+        rng.shuffle(numbers)
+        batches.append((licence(lic), numbers))
+    return batches
+
+
+# ---- client side (runs in its own process) -------------------------------------------------------
+
+
+async def drive(args: argparse.Namespace) -> dict[str, Any]:
+    batches = make_batches(args, 256, seed=os.getpid())
+    latencies: list[float] = []
+    numbers = 0
+    if args.mode == "direct":
+        pool = await asyncpg.create_pool(args.dsn, min_size=4, max_size=4)
+
+        async def call(lic: str, phones: list[str]) -> None:
+            await pool.fetch(DIRECT_QUERY, lic, phones)
+
+    else:
+        import grpc
+        from stopgate.v1 import common_pb2, quarantine_check_pb2, quarantine_check_pb2_grpc
+
+        channel = grpc.aio.insecure_channel(args.address)
+        stub = quarantine_check_pb2_grpc.QuarantineCheckStub(channel)
+        campaign = f"bench-{os.getpid()}" if args.mode == "record" else ""
+        requests = {
+            id(phones): quarantine_check_pb2.CheckBatchRequest(
+                licence_id=lic,
+                sender=common_pb2.Sender(address="ACME"),
+                category=common_pb2.MESSAGE_CATEGORY_MARKETING,
+                phone_numbers=phones,
+                campaign_id=campaign,
+            )
+            for lic, phones in batches
+        }
+
+        async def call(lic: str, phones: list[str]) -> None:
+            await stub.CheckBatch(requests[id(phones)], timeout=10)
+
+    async def worker(offset: int, deadline: float, record: bool) -> None:
+        nonlocal numbers
+        i = offset
+        while time.perf_counter() < deadline:
+            lic, phones = batches[i % len(batches)]
+            i += args.in_flight
+            started = time.perf_counter()
+            await call(lic, phones)
+            if record:
+                latencies.append(time.perf_counter() - started)
+                numbers += len(phones)
+
+    warm = time.perf_counter() + args.warmup
+    await asyncio.gather(*(worker(k, warm, False) for k in range(args.in_flight)))
+    started = time.perf_counter()
+    end = started + args.seconds
+    await asyncio.gather(*(worker(k, end, True) for k in range(args.in_flight)))
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    return {
+        "numbers_per_s": numbers / elapsed,
+        "p50_ms": 1000 * latencies[len(latencies) // 2],
+        "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
+        "batches": len(latencies),
+    }
+
+
+# ---- orchestration -------------------------------------------------------------------------------
+
+
+async def load(dsn: str, args: argparse.Namespace) -> None:
+    connection = await asyncpg.connect(dsn)
+    try:
+        per_licence = args.quarantined // args.licences
+        await connection.execute("TRUNCATE quarantine, sends, campaign_counters, campaign_recipients")
+        since = datetime.now(UTC)
+        rows = (
+            (quarantined_number(lic * per_licence + i), licence(lic), since, "SMS_REPLY")
+            for lic in range(args.licences)
+            for i in range(per_licence)
+        )
+        started = time.perf_counter()
+        await connection.execute("ALTER TABLE quarantine DISABLE TRIGGER quarantine_notify")
+        await connection.copy_records_to_table(
+            "quarantine",
+            records=rows,
+            columns=["phone", "licence_id", "since", "source"],
+        )
+        await connection.execute("ALTER TABLE quarantine ENABLE TRIGGER quarantine_notify")
+        await connection.execute("VACUUM ANALYZE quarantine")
+        print(
+            f"loaded {args.quarantined:,} quarantined numbers in {time.perf_counter() - started:.1f}s",
+            flush=True,
+        )
+    finally:
+        await connection.close()
+
+
+def run_client(args: argparse.Namespace, mode: str, target: str) -> dict[str, Any]:
+    command = [sys.executable, str(HERE), "--client", mode, "--target", target]
+    for name in ("quarantined", "licences", "batch", "in_flight", "seconds", "warmup"):
+        command += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
+    result = subprocess.run(command, capture_output=True, text=True, check=True, timeout=600)
+    return dict(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+def start_server(dsn: str) -> tuple[subprocess.Popen[str], str]:
+    server = subprocess.Popen(
+        [
+            STOPGATE,
+            "serve",
+            "--database-url",
+            dsn,
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--log-level",
+            "INFO",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    address = ""
+    assert server.stdout is not None
+    deadline = time.monotonic() + 300
+    for line in server.stdout:
+        entry = json.loads(line) if line.startswith("{") else {"msg": line}
+        if entry["msg"] == "serving":
+            address = entry["grpc_addr"]
+        if entry["msg"] == "block list index loaded":
+            print(f"server index: {entry['entries']:,} entries in {entry['seconds']}s", flush=True)
+            return server, address
+        if time.monotonic() > deadline:
+            break
+    server.kill()
+    raise RuntimeError("the server did not become ready")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quarantined", type=int, default=1_000_000)
+    parser.add_argument("--licences", type=int, default=100)
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--in-flight", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--client", choices=["grpc", "record", "direct"], help=argparse.SUPPRESS)
+    parser.add_argument("--target", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.client:
+        args.mode = args.client
+        args.dsn = args.address = args.target
+        print(json.dumps(asyncio.run(drive(args))))
+        return 0
+
+    sys.path.insert(0, str(HERE.parent.parent / "server"))
+    from stopgate_server.store.embedded import EmbeddedPostgres
+
+    workdir = Path(tempfile.mkdtemp(prefix="stopgate-bench-"))
+    workdir.chmod(0o755)
+    cluster = EmbeddedPostgres(workdir / "pg")
+    server = None
+    try:
+        dsn = cluster.start()
+        subprocess.run([STOPGATE, "migrate", "--database-url", dsn], check=True, capture_output=True)
+        asyncio.run(load(dsn, args))
+        server, address = start_server(dsn)
+        results: dict[str, list[dict[str, Any]]] = {"stopgate": [], "direct": [], "stopgate+record": []}
+        for round_number in range(1, args.rounds + 1):
+            for name, mode, target in (
+                ("stopgate", "grpc", address),
+                ("direct", "direct", dsn),
+                ("stopgate+record", "record", address),
+            ):
+                figures = run_client(args, mode, target)
+                results[name].append(figures)
+                print(
+                    f"round {round_number} {name:16s} {figures['numbers_per_s']:>11,.0f} numbers/s"
+                    f"  p50 {figures['p50_ms']:6.2f} ms  p99 {figures['p99_ms']:6.2f} ms",
+                    flush=True,
+                )
+        median = {
+            name: {
+                key: statistics.median(r[key] for r in runs) for key in ("numbers_per_s", "p50_ms", "p99_ms")
+            }
+            for name, runs in results.items()
+        }
+        print(
+            f"\nmedians over {args.rounds} rounds ({args.quarantined:,} quarantined,"
+            f" {args.licences} licences, batches of {args.batch}, {args.in_flight} in flight):"
+        )
+        print("| client | numbers/s | p50 ms | p99 ms |\n|---|---:|---:|---:|")
+        for name, figures in median.items():
+            rate, p50, p99 = figures["numbers_per_s"], figures["p50_ms"], figures["p99_ms"]
+            print(f"| {name} | {rate:,.0f} | {p50:.2f} | {p99:.2f} |")
+        ratio = median["stopgate"]["numbers_per_s"] / median["direct"]["numbers_per_s"]
+        print(f"\nratio stopgate / direct asyncpg: {ratio:.2f}x")
+    finally:
+        if server is not None:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=60)
+        cluster.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
