@@ -33,5 +33,8 @@ lint: $(INSTALLED)
 test: lint
 	$(BIN)/pytest
 
+bench: $(INSTALLED)
+	$(BIN)/python bench/check_batch.py
+
 clean:
 	rm -rf $(VENV) .build .mypy_cache .pytest_cache .ruff_cache

@@ -4,7 +4,9 @@ Loads N quarantined numbers over L licences into a private PostgreSQL, starts `s
 process, then drives it from another process with batches of B numbers (1% of them quarantined), K calls in
 flight, and measures numbers/s and per-batch p50/p99. In the same run, the baseline: a direct asyncpg client
 running `phone = ANY($2)` on the same database with a pool of 4, K queries in flight, from its own process.
-Scenarios alternate for R rounds; medians are reported. Everything runs on loopback and stops by itself.
+For scale, a ceiling: a bare grpc.aio server in its own process that builds the same per-number results
+(phone_number, e164, ALLOW) with no validation, no look-up and no database. Scenarios alternate for R
+rounds; medians are reported. Everything runs on loopback and stops by itself.
 
     .venv/bin/python bench/check_batch.py                  # the issue's sizes: 1M numbers, 100 licences
     .venv/bin/python bench/check_batch.py --quarantined 100000 --seconds 3 --rounds 1   # a quick look
@@ -123,6 +125,27 @@ async def drive(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+async def serve_ceiling() -> None:
+    """The ceiling server: answers CheckBatch with one ALLOW result per number and nothing else."""
+    import grpc
+    from stopgate.v1 import quarantine_check_pb2, quarantine_check_pb2_grpc
+
+    class Ceiling(quarantine_check_pb2_grpc.QuarantineCheckServicer):  # type: ignore[misc]
+        async def CheckBatch(self, request: Any, context: Any) -> Any:
+            response = quarantine_check_pb2.CheckBatchResponse()
+            add = response.results.add
+            for number in request.phone_numbers:
+                add(phone_number=number, e164=number, verdict=quarantine_check_pb2.VERDICT_ALLOW)
+            return response
+
+    server = grpc.aio.server()
+    quarantine_check_pb2_grpc.add_QuarantineCheckServicer_to_server(Ceiling(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    print(port, flush=True)
+    await server.wait_for_termination()
+
+
 # ---- orchestration -------------------------------------------------------------------------------
 
 
@@ -207,7 +230,12 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--client", choices=["grpc", "record", "direct"], help=argparse.SUPPRESS)
     parser.add_argument("--target", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-ceiling", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+
+    if args.serve_ceiling:
+        asyncio.run(serve_ceiling())
+        return 0
 
     if args.client:
         args.mode = args.client
@@ -221,19 +249,26 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="stopgate-bench-"))
     workdir.chmod(0o755)
     cluster = EmbeddedPostgres(workdir / "pg")
-    server = None
+    server = ceiling = None
     try:
         dsn = cluster.start()
         subprocess.run([STOPGATE, "migrate", "--database-url", dsn], check=True, capture_output=True)
         asyncio.run(load(dsn, args))
         server, address = start_server(dsn)
-        results: dict[str, list[dict[str, Any]]] = {"stopgate": [], "direct": [], "stopgate+record": []}
+        ceiling = subprocess.Popen(
+            [sys.executable, str(HERE), "--serve-ceiling"], stdout=subprocess.PIPE, text=True
+        )
+        assert ceiling.stdout is not None
+        ceiling_address = f"127.0.0.1:{ceiling.stdout.readline().strip()}"
+        scenarios = (
+            ("stopgate", "grpc", address),
+            ("direct", "direct", dsn),
+            ("stopgate+record", "record", address),
+            ("ceiling", "grpc", ceiling_address),
+        )
+        results: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in scenarios}
         for round_number in range(1, args.rounds + 1):
-            for name, mode, target in (
-                ("stopgate", "grpc", address),
-                ("direct", "direct", dsn),
-                ("stopgate+record", "record", address),
-            ):
+            for name, mode, target in scenarios:
                 figures = run_client(args, mode, target)
                 results[name].append(figures)
                 print(
@@ -255,9 +290,13 @@ def main() -> int:
         for name, figures in median.items():
             rate, p50, p99 = figures["numbers_per_s"], figures["p50_ms"], figures["p99_ms"]
             print(f"| {name} | {rate:,.0f} | {p50:.2f} | {p99:.2f} |")
-        ratio = median["stopgate"]["numbers_per_s"] / median["direct"]["numbers_per_s"]
-        print(f"\nratio stopgate / direct asyncpg: {ratio:.2f}x")
+        rate = {name: figures["numbers_per_s"] for name, figures in median.items()}
+        print(f"\nratio stopgate / direct asyncpg: {rate['stopgate'] / rate['direct']:.2f}x")
+        print(f"ratio stopgate / ceiling: {rate['stopgate'] / rate['ceiling']:.2f}x")
     finally:
+        if ceiling is not None:
+            ceiling.terminate()
+            ceiling.wait(timeout=30)
         if server is not None:
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=60)
