@@ -125,6 +125,40 @@ async def drive(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+async def propagation(dsn: str, address: str, samples: int) -> list[float]:
+    """Seconds from a quarantine committed by another process (a direct INSERT) to CheckBatch blocking it."""
+    import grpc
+    from stopgate.v1 import common_pb2, quarantine_check_pb2, quarantine_check_pb2_grpc
+
+    delays = []
+    connection = await asyncpg.connect(dsn)
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = quarantine_check_pb2_grpc.QuarantineCheckStub(channel)
+        for sample in range(samples):
+            number = f"+339{sample:08d}"
+            request = quarantine_check_pb2.CheckBatchRequest(
+                licence_id=licence(0),
+                sender=common_pb2.Sender(address="ACME"),
+                category=common_pb2.MESSAGE_CATEGORY_MARKETING,
+                phone_numbers=[number],
+            )
+            await connection.execute(
+                "INSERT INTO quarantine (phone, licence_id, since, source) VALUES ($1, $2, now(), 'IMPORT')",
+                number,
+                licence(0),
+            )
+            committed = time.perf_counter()
+            while (await stub.CheckBatch(request, timeout=5)).results[
+                0
+            ].verdict != quarantine_check_pb2.VERDICT_BLOCK:
+                if time.perf_counter() - committed > 5:
+                    raise RuntimeError("a committed quarantine was not seen within 5 s")
+            delays.append(time.perf_counter() - committed)
+            await asyncio.sleep(0.02)
+    await connection.close()
+    return sorted(delays)
+
+
 async def serve_ceiling() -> None:
     """The ceiling server: answers CheckBatch with one ALLOW result per number and nothing else."""
     import grpc
@@ -290,6 +324,12 @@ def main() -> int:
         for name, figures in median.items():
             rate, p50, p99 = figures["numbers_per_s"], figures["p50_ms"], figures["p99_ms"]
             print(f"| {name} | {rate:,.0f} | {p50:.2f} | {p99:.2f} |")
+        delays = asyncio.run(propagation(dsn, address, samples=200))
+        p50, p99 = delays[len(delays) // 2], delays[int(len(delays) * 0.99)]
+        print(
+            f"\npropagation, committed elsewhere -> blocked by CheckBatch ({len(delays)} samples):"
+            f" p50 {1000 * p50:.1f} ms, p99 {1000 * p99:.1f} ms, max {1000 * delays[-1]:.1f} ms"
+        )
         rate = {name: figures["numbers_per_s"] for name, figures in median.items()}
         print(f"\nratio stopgate / direct asyncpg: {rate['stopgate'] / rate['direct']:.2f}x")
         print(f"ratio stopgate / ceiling: {rate['stopgate'] / rate['ceiling']:.2f}x")
