@@ -26,8 +26,10 @@ from stopgate.v1 import (
     stop_ingest_pb2_grpc,
 )
 
+from stopgate_server.api.message_compliance import MessageComplianceServicer
 from stopgate_server.api.quarantine_check import QuarantineCheckServicer
 from stopgate_server.config import Settings, parse_host_port
+from stopgate_server.domain import policies
 from stopgate_server.health import DatabaseHealth
 from stopgate_server.interceptor import CallInterceptor
 from stopgate_server.obs import metrics
@@ -83,6 +85,7 @@ class Application:
         return self.metrics_server.port if self.metrics_server else 0
 
     async def start(self) -> None:
+        policy_table = policies.load()  # a bad policy file stops the start before anything else runs
         dsn = self.settings.database_url
         if dsn is None:
             self.embedded = EmbeddedPostgres(self.settings.data_dir / "pg")
@@ -103,7 +106,7 @@ class Application:
         servicers = (
             QuarantineCheckServicer(QuarantineStore(self.pool, self.index)),
             stop_ingest_pb2_grpc.StopIngestServicer(),  # type: ignore[abstract]
-            message_compliance_pb2_grpc.MessageComplianceServicer(),  # type: ignore[abstract]
+            MessageComplianceServicer(policy_table, self.settings.max_message_parts),
             reporting_pb2_grpc.ReportingServicer(),  # type: ignore[abstract]
         )
         for (_, add_to_server), servicer in zip(SERVICES, servicers, strict=True):

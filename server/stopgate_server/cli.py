@@ -10,6 +10,7 @@ import sys
 import asyncpg
 
 from stopgate_server import config
+from stopgate_server.domain.policies import PolicyError
 from stopgate_server.obs.logging import configure as configure_logging
 from stopgate_server.store.database import DatabaseUnreachable, open_pool
 from stopgate_server.store.embedded import EmbeddedPostgres, EmbeddedPostgresError
@@ -58,7 +59,14 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(serve(settings))
         else:
             asyncio.run(_migrate(settings))
-    except (EmbeddedPostgresError, DatabaseUnreachable, MigrationError, OSError, RuntimeError) as exc:
+    except (
+        EmbeddedPostgresError,
+        DatabaseUnreachable,
+        MigrationError,
+        PolicyError,
+        OSError,
+        RuntimeError,
+    ) as exc:
         log.error("stopgate %s failed: %s", args.command, exc)
         print(f"stopgate: {exc}", file=sys.stderr)
         return 1

@@ -34,6 +34,7 @@ class Settings:
     statement_timeout_ms: int = 5000
     health_interval_s: float = 1.0
     shutdown_grace_s: float = 10.0
+    max_message_parts: int = 10
 
 
 def parse_host_port(value: str) -> tuple[str, int]:
@@ -109,6 +110,7 @@ SETTINGS = (
     Option("statement_timeout_ms", _positive(int), "PostgreSQL statement_timeout of every query"),
     Option("health_interval_s", _positive(float), "seconds between database health probes"),
     Option("shutdown_grace_s", _positive(float), "seconds in-flight calls get to finish on SIGTERM"),
+    Option("max_message_parts", _positive(int), "longest text MessageCompliance accepts, in SMS parts"),
 )
 
 DATABASE_OPTIONS = ("database_url", "data_dir", "db_connect_timeout_s", "log_level")

@@ -25,21 +25,21 @@ _sym_db = _symbol_database.Default()
 from stopgate.v1 import common_pb2 as stopgate_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$stopgate/v1/message_compliance.proto\x12\x0bstopgate.v1\x1a\x18stopgate/v1/common.proto\"\x8c\x01\n\x0bSegmentInfo\x12\'\n\x08\x65ncoding\x18\x01 \x01(\x0e\x32\x15.stopgate.v1.Encoding\x12\r\n\x05units\x18\x02 \x01(\x05\x12\r\n\x05parts\x18\x03 \x01(\x05\x12\x16\n\x0eunits_per_part\x18\x04 \x01(\x05\x12\x1e\n\x16remaining_in_last_part\x18\x05 \x01(\x05\"S\n\tViolation\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\'\n\x08severity\x18\x03 \x01(\x0e\x32\x15.stopgate.v1.Severity\"L\n\rUcs2Character\x12\x11\n\tcharacter\x18\x01 \x01(\t\x12\x13\n\x0breplacement\x18\x02 \x01(\t\x12\x13\n\x0boccurrences\x18\x03 \x01(\x05\"\x92\x04\n\x11MessageAssessment\x12/\n\x07verdict\x18\x01 \x01(\x0e\x32\x1e.stopgate.v1.ComplianceVerdict\x12*\n\nviolations\x18\x02 \x03(\x0b\x32\x16.stopgate.v1.Violation\x12\x18\n\x10mention_required\x18\x03 \x01(\x08\x12\x36\n\x10mention_position\x18\x04 \x01(\x0e\x32\x1c.stopgate.v1.MentionPosition\x12\x15\n\rmention_found\x18\x05 \x01(\t\x12*\n\x08segments\x18\x06 \x01(\x0b\x32\x18.stopgate.v1.SegmentInfo\x12\x16\n\x0esuggested_text\x18\x07 \x01(\t\x12\x34\n\x12suggested_segments\x18\x08 \x01(\x0b\x32\x18.stopgate.v1.SegmentInfo\x12\x16\n\x0e\x64\x65livered_text\x18\t \x01(\t\x12\x34\n\x12\x64\x65livered_segments\x18\n \x01(\x0b\x32\x18.stopgate.v1.SegmentInfo\x12\x33\n\x0fucs2_characters\x18\x0b \x03(\x0b\x32\x1a.stopgate.v1.Ucs2Character\x12\x15\n\rreplaced_text\x18\x0c \x01(\t\x12#\n\x1bparts_saved_by_replacements\x18\r \x01(\x05\"\x9c\x01\n\x13\x43heckMessageRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x02 \x01(\t\x12#\n\x06sender\x18\x03 \x01(\x0b\x32\x13.stopgate.v1.Sender\x12.\n\x08\x63\x61tegory\x18\x04 \x01(\x0e\x32\x1c.stopgate.v1.MessageCategory\x12\x11\n\tshortcode\x18\x05 \x01(\t\"J\n\x14\x43heckMessageResponse\x12\x32\n\nassessment\x18\x01 \x01(\x0b\x32\x1e.stopgate.v1.MessageAssessment\"\x9e\x01\n\x14\x43heckMessagesRequest\x12\r\n\x05texts\x18\x01 \x03(\t\x12\x0f\n\x07\x63ountry\x18\x02 \x01(\t\x12#\n\x06sender\x18\x03 \x01(\x0b\x32\x13.stopgate.v1.Sender\x12.\n\x08\x63\x61tegory\x18\x04 \x01(\x0e\x32\x1c.stopgate.v1.MessageCategory\x12\x11\n\tshortcode\x18\x05 \x01(\t\"L\n\x15\x43heckMessagesResponse\x12\x33\n\x0b\x61ssessments\x18\x01 \x03(\x0b\x32\x1e.stopgate.v1.MessageAssessment\"\x1c\n\x1aListCountryPoliciesRequest\"\xa8\x02\n\rCountryPolicy\x12\x0f\n\x07\x63ountry\x18\x01 \x01(\t\x12\x14\n\x0cstop_handled\x18\x02 \x01(\x08\x12>\n\x1dmention_required_sender_types\x18\x03 \x03(\x0e\x32\x17.stopgate.v1.SenderType\x12\x41\n\x1bmention_required_categories\x18\x04 \x03(\x0e\x32\x1c.stopgate.v1.MessageCategory\x12 \n\x18operator_appends_mention\x18\x05 \x01(\x08\x12\x14\n\x0cmention_text\x18\x06 \x01(\t\x12 \n\x18unsubscribe_link_advised\x18\x07 \x01(\x08\x12\x13\n\x0b\x64\x65scription\x18\x08 \x01(\t\"\\\n\x1bListCountryPoliciesResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12,\n\x08policies\x18\x02 \x03(\x0b\x32\x1a.stopgate.v1.CountryPolicy*\xce\x01\n\x11\x43omplianceVerdict\x12\"\n\x1e\x43OMPLIANCE_VERDICT_UNSPECIFIED\x10\x00\x12 \n\x1c\x43OMPLIANCE_VERDICT_COMPLIANT\x10\x01\x12&\n\"COMPLIANCE_VERDICT_WILL_BE_AMENDED\x10\x02\x12$\n COMPLIANCE_VERDICT_NON_COMPLIANT\x10\x03\x12%\n!COMPLIANCE_VERDICT_NOT_APPLICABLE\x10\x04*\x8a\x01\n\x0fMentionPosition\x12 \n\x1cMENTION_POSITION_UNSPECIFIED\x10\x00\x12\x18\n\x14MENTION_POSITION_END\x10\x01\x12\x1e\n\x1aMENTION_POSITION_ELSEWHERE\x10\x02\x12\x1b\n\x17MENTION_POSITION_ABSENT\x10\x03*J\n\x08\x45ncoding\x12\x18\n\x14\x45NCODING_UNSPECIFIED\x10\x00\x12\x11\n\rENCODING_GSM7\x10\x01\x12\x11\n\rENCODING_UCS2\x10\x02*O\n\x08Severity\x12\x18\n\x14SEVERITY_UNSPECIFIED\x10\x00\x12\x12\n\x0eSEVERITY_ERROR\x10\x01\x12\x15\n\x11SEVERITY_ADVISORY\x10\x02\x32\xaa\x02\n\x11MessageCompliance\x12S\n\x0c\x43heckMessage\x12 .stopgate.v1.CheckMessageRequest\x1a!.stopgate.v1.CheckMessageResponse\x12V\n\rCheckMessages\x12!.stopgate.v1.CheckMessagesRequest\x1a\".stopgate.v1.CheckMessagesResponse\x12h\n\x13ListCountryPolicies\x12\'.stopgate.v1.ListCountryPoliciesRequest\x1a(.stopgate.v1.ListCountryPoliciesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$stopgate/v1/message_compliance.proto\x12\x0bstopgate.v1\x1a\x18stopgate/v1/common.proto\"\x8c\x01\n\x0bSegmentInfo\x12\'\n\x08\x65ncoding\x18\x01 \x01(\x0e\x32\x15.stopgate.v1.Encoding\x12\r\n\x05units\x18\x02 \x01(\x05\x12\r\n\x05parts\x18\x03 \x01(\x05\x12\x16\n\x0eunits_per_part\x18\x04 \x01(\x05\x12\x1e\n\x16remaining_in_last_part\x18\x05 \x01(\x05\"S\n\tViolation\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\'\n\x08severity\x18\x03 \x01(\x0e\x32\x15.stopgate.v1.Severity\"L\n\rUcs2Character\x12\x11\n\tcharacter\x18\x01 \x01(\t\x12\x13\n\x0breplacement\x18\x02 \x01(\t\x12\x13\n\x0boccurrences\x18\x03 \x01(\x05\"\x92\x04\n\x11MessageAssessment\x12/\n\x07verdict\x18\x01 \x01(\x0e\x32\x1e.stopgate.v1.ComplianceVerdict\x12*\n\nviolations\x18\x02 \x03(\x0b\x32\x16.stopgate.v1.Violation\x12\x18\n\x10mention_required\x18\x03 \x01(\x08\x12\x36\n\x10mention_position\x18\x04 \x01(\x0e\x32\x1c.stopgate.v1.MentionPosition\x12\x15\n\rmention_found\x18\x05 \x01(\t\x12*\n\x08segments\x18\x06 \x01(\x0b\x32\x18.stopgate.v1.SegmentInfo\x12\x16\n\x0esuggested_text\x18\x07 \x01(\t\x12\x34\n\x12suggested_segments\x18\x08 \x01(\x0b\x32\x18.stopgate.v1.SegmentInfo\x12\x16\n\x0e\x64\x65livered_text\x18\t \x01(\t\x12\x34\n\x12\x64\x65livered_segments\x18\n \x01(\x0b\x32\x18.stopgate.v1.SegmentInfo\x12\x33\n\x0fucs2_characters\x18\x0b \x03(\x0b\x32\x1a.stopgate.v1.Ucs2Character\x12\x15\n\rreplaced_text\x18\x0c \x01(\t\x12#\n\x1bparts_saved_by_replacements\x18\r \x01(\x05\"\xba\x01\n\x13\x43heckMessageRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x02 \x01(\t\x12#\n\x06sender\x18\x03 \x01(\x0b\x32\x13.stopgate.v1.Sender\x12.\n\x08\x63\x61tegory\x18\x04 \x01(\x0e\x32\x1c.stopgate.v1.MessageCategory\x12\x11\n\tshortcode\x18\x05 \x01(\t\x12\x1c\n\x14\x61llow_accent_folding\x18\x06 \x01(\x08\"J\n\x14\x43heckMessageResponse\x12\x32\n\nassessment\x18\x01 \x01(\x0b\x32\x1e.stopgate.v1.MessageAssessment\"\xbc\x01\n\x14\x43heckMessagesRequest\x12\r\n\x05texts\x18\x01 \x03(\t\x12\x0f\n\x07\x63ountry\x18\x02 \x01(\t\x12#\n\x06sender\x18\x03 \x01(\x0b\x32\x13.stopgate.v1.Sender\x12.\n\x08\x63\x61tegory\x18\x04 \x01(\x0e\x32\x1c.stopgate.v1.MessageCategory\x12\x11\n\tshortcode\x18\x05 \x01(\t\x12\x1c\n\x14\x61llow_accent_folding\x18\x06 \x01(\x08\"L\n\x15\x43heckMessagesResponse\x12\x33\n\x0b\x61ssessments\x18\x01 \x03(\x0b\x32\x1e.stopgate.v1.MessageAssessment\"\x1c\n\x1aListCountryPoliciesRequest\"\xa8\x02\n\rCountryPolicy\x12\x0f\n\x07\x63ountry\x18\x01 \x01(\t\x12\x14\n\x0cstop_handled\x18\x02 \x01(\x08\x12>\n\x1dmention_required_sender_types\x18\x03 \x03(\x0e\x32\x17.stopgate.v1.SenderType\x12\x41\n\x1bmention_required_categories\x18\x04 \x03(\x0e\x32\x1c.stopgate.v1.MessageCategory\x12 \n\x18operator_appends_mention\x18\x05 \x01(\x08\x12\x14\n\x0cmention_text\x18\x06 \x01(\t\x12 \n\x18unsubscribe_link_advised\x18\x07 \x01(\x08\x12\x13\n\x0b\x64\x65scription\x18\x08 \x01(\t\"\\\n\x1bListCountryPoliciesResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12,\n\x08policies\x18\x02 \x03(\x0b\x32\x1a.stopgate.v1.CountryPolicy*\xce\x01\n\x11\x43omplianceVerdict\x12\"\n\x1e\x43OMPLIANCE_VERDICT_UNSPECIFIED\x10\x00\x12 \n\x1c\x43OMPLIANCE_VERDICT_COMPLIANT\x10\x01\x12&\n\"COMPLIANCE_VERDICT_WILL_BE_AMENDED\x10\x02\x12$\n COMPLIANCE_VERDICT_NON_COMPLIANT\x10\x03\x12%\n!COMPLIANCE_VERDICT_NOT_APPLICABLE\x10\x04*\x8a\x01\n\x0fMentionPosition\x12 \n\x1cMENTION_POSITION_UNSPECIFIED\x10\x00\x12\x18\n\x14MENTION_POSITION_END\x10\x01\x12\x1e\n\x1aMENTION_POSITION_ELSEWHERE\x10\x02\x12\x1b\n\x17MENTION_POSITION_ABSENT\x10\x03*J\n\x08\x45ncoding\x12\x18\n\x14\x45NCODING_UNSPECIFIED\x10\x00\x12\x11\n\rENCODING_GSM7\x10\x01\x12\x11\n\rENCODING_UCS2\x10\x02*O\n\x08Severity\x12\x18\n\x14SEVERITY_UNSPECIFIED\x10\x00\x12\x12\n\x0eSEVERITY_ERROR\x10\x01\x12\x15\n\x11SEVERITY_ADVISORY\x10\x02\x32\xaa\x02\n\x11MessageCompliance\x12S\n\x0c\x43heckMessage\x12 .stopgate.v1.CheckMessageRequest\x1a!.stopgate.v1.CheckMessageResponse\x12V\n\rCheckMessages\x12!.stopgate.v1.CheckMessagesRequest\x1a\".stopgate.v1.CheckMessagesResponse\x12h\n\x13ListCountryPolicies\x12\'.stopgate.v1.ListCountryPoliciesRequest\x1a(.stopgate.v1.ListCountryPoliciesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'stopgate.v1.message_compliance_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_COMPLIANCEVERDICT']._serialized_start=1816
-  _globals['_COMPLIANCEVERDICT']._serialized_end=2022
-  _globals['_MENTIONPOSITION']._serialized_start=2025
-  _globals['_MENTIONPOSITION']._serialized_end=2163
-  _globals['_ENCODING']._serialized_start=2165
-  _globals['_ENCODING']._serialized_end=2239
-  _globals['_SEVERITY']._serialized_start=2241
-  _globals['_SEVERITY']._serialized_end=2320
+  _globals['_COMPLIANCEVERDICT']._serialized_start=1876
+  _globals['_COMPLIANCEVERDICT']._serialized_end=2082
+  _globals['_MENTIONPOSITION']._serialized_start=2085
+  _globals['_MENTIONPOSITION']._serialized_end=2223
+  _globals['_ENCODING']._serialized_start=2225
+  _globals['_ENCODING']._serialized_end=2299
+  _globals['_SEVERITY']._serialized_start=2301
+  _globals['_SEVERITY']._serialized_end=2380
   _globals['_SEGMENTINFO']._serialized_start=80
   _globals['_SEGMENTINFO']._serialized_end=220
   _globals['_VIOLATION']._serialized_start=222
@@ -49,19 +49,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MESSAGEASSESSMENT']._serialized_start=386
   _globals['_MESSAGEASSESSMENT']._serialized_end=916
   _globals['_CHECKMESSAGEREQUEST']._serialized_start=919
-  _globals['_CHECKMESSAGEREQUEST']._serialized_end=1075
-  _globals['_CHECKMESSAGERESPONSE']._serialized_start=1077
-  _globals['_CHECKMESSAGERESPONSE']._serialized_end=1151
-  _globals['_CHECKMESSAGESREQUEST']._serialized_start=1154
-  _globals['_CHECKMESSAGESREQUEST']._serialized_end=1312
-  _globals['_CHECKMESSAGESRESPONSE']._serialized_start=1314
-  _globals['_CHECKMESSAGESRESPONSE']._serialized_end=1390
-  _globals['_LISTCOUNTRYPOLICIESREQUEST']._serialized_start=1392
-  _globals['_LISTCOUNTRYPOLICIESREQUEST']._serialized_end=1420
-  _globals['_COUNTRYPOLICY']._serialized_start=1423
-  _globals['_COUNTRYPOLICY']._serialized_end=1719
-  _globals['_LISTCOUNTRYPOLICIESRESPONSE']._serialized_start=1721
-  _globals['_LISTCOUNTRYPOLICIESRESPONSE']._serialized_end=1813
-  _globals['_MESSAGECOMPLIANCE']._serialized_start=2323
-  _globals['_MESSAGECOMPLIANCE']._serialized_end=2621
+  _globals['_CHECKMESSAGEREQUEST']._serialized_end=1105
+  _globals['_CHECKMESSAGERESPONSE']._serialized_start=1107
+  _globals['_CHECKMESSAGERESPONSE']._serialized_end=1181
+  _globals['_CHECKMESSAGESREQUEST']._serialized_start=1184
+  _globals['_CHECKMESSAGESREQUEST']._serialized_end=1372
+  _globals['_CHECKMESSAGESRESPONSE']._serialized_start=1374
+  _globals['_CHECKMESSAGESRESPONSE']._serialized_end=1450
+  _globals['_LISTCOUNTRYPOLICIESREQUEST']._serialized_start=1452
+  _globals['_LISTCOUNTRYPOLICIESREQUEST']._serialized_end=1480
+  _globals['_COUNTRYPOLICY']._serialized_start=1483
+  _globals['_COUNTRYPOLICY']._serialized_end=1779
+  _globals['_LISTCOUNTRYPOLICIESRESPONSE']._serialized_start=1781
+  _globals['_LISTCOUNTRYPOLICIESRESPONSE']._serialized_end=1873
+  _globals['_MESSAGECOMPLIANCE']._serialized_start=2383
+  _globals['_MESSAGECOMPLIANCE']._serialized_end=2681
 # @@protoc_insertion_point(module_scope)

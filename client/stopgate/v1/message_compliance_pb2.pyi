@@ -317,6 +317,7 @@ class CheckMessageRequest(_message.Message):
     SENDER_FIELD_NUMBER: _builtins.int
     CATEGORY_FIELD_NUMBER: _builtins.int
     SHORTCODE_FIELD_NUMBER: _builtins.int
+    ALLOW_ACCENT_FOLDING_FIELD_NUMBER: _builtins.int
     text: _builtins.str
     """The text as the marketer wrote it. Required."""
     country: _builtins.str
@@ -325,6 +326,10 @@ class CheckMessageRequest(_message.Message):
     """What the text is. Required."""
     shortcode: _builtins.str
     """The shortcode recipients reply to, if known: replaces "00000" in the delivered text."""
+    allow_accent_folding: _builtins.bool
+    """Whether GSM-7 replacements may drop accents ("ç" → "c"), not only swap typography (curly quotes,
+    dashes, ellipsis, non-breaking spaces).
+    """
     @_builtins.property
     def sender(self) -> _common_pb2.Sender:
         """The address the text will be sent from. Required."""
@@ -337,10 +342,11 @@ class CheckMessageRequest(_message.Message):
         sender: _common_pb2.Sender | None = ...,
         category: _common_pb2.MessageCategory.ValueType = ...,
         shortcode: _builtins.str = ...,
+        allow_accent_folding: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["sender", b"sender"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "country", b"country", "sender", b"sender", "shortcode", b"shortcode", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_accent_folding", b"allow_accent_folding", "category", b"category", "country", b"country", "sender", b"sender", "shortcode", b"shortcode", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -381,12 +387,15 @@ class CheckMessagesRequest(_message.Message):
     SENDER_FIELD_NUMBER: _builtins.int
     CATEGORY_FIELD_NUMBER: _builtins.int
     SHORTCODE_FIELD_NUMBER: _builtins.int
+    ALLOW_ACCENT_FOLDING_FIELD_NUMBER: _builtins.int
     country: _builtins.str
     """ISO 3166-1 alpha-2 destination country. Required."""
     category: _common_pb2.MessageCategory.ValueType
     """What the texts are. Required."""
     shortcode: _builtins.str
     """The shortcode recipients reply to, if known."""
+    allow_accent_folding: _builtins.bool
+    """Whether GSM-7 replacements may drop accents ("ç" → "c")."""
     @_builtins.property
     def texts(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """The texts, 1 to 1,000."""
@@ -403,10 +412,11 @@ class CheckMessagesRequest(_message.Message):
         sender: _common_pb2.Sender | None = ...,
         category: _common_pb2.MessageCategory.ValueType = ...,
         shortcode: _builtins.str = ...,
+        allow_accent_folding: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["sender", b"sender"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "country", b"country", "sender", b"sender", "shortcode", b"shortcode", "texts", b"texts"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_accent_folding", b"allow_accent_folding", "category", b"category", "country", b"country", "sender", b"sender", "shortcode", b"shortcode", "texts", b"texts"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

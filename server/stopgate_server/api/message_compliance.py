@@ -1,0 +1,125 @@
+"""MessageCompliance: STOP mention and SMS parts of campaign texts, per destination country."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stopgate.v1 import common_pb2, message_compliance_pb2, message_compliance_pb2_grpc
+
+from stopgate_server.api.validation import Violations
+from stopgate_server.domain import compliance, phones, segments
+from stopgate_server.domain.policies import DEFAULT_COUNTRY, PolicyTable
+
+pb = message_compliance_pb2
+MAX_TEXTS = 1000
+
+
+def _segments(value: segments.Segments) -> pb.SegmentInfo:
+    return pb.SegmentInfo(
+        encoding=pb.Encoding.Value(f"ENCODING_{value.encoding.value}"),
+        units=value.units,
+        parts=value.parts,
+        units_per_part=value.units_per_part,
+        remaining_in_last_part=value.remaining_in_last_part,
+    )
+
+
+def _assessment(result: compliance.Assessment) -> pb.MessageAssessment:
+    return pb.MessageAssessment(
+        verdict=pb.ComplianceVerdict.Value(f"COMPLIANCE_VERDICT_{result.verdict.value}"),
+        violations=[
+            pb.Violation(
+                code=v.code, message=v.message, severity=pb.Severity.Value(f"SEVERITY_{v.severity.value}")
+            )
+            for v in result.violations
+        ],
+        mention_required=result.mention_required,
+        mention_position=pb.MentionPosition.Value(f"MENTION_POSITION_{result.mention.position.value}"),
+        mention_found=result.mention.text,
+        segments=_segments(result.segments),
+        suggested_text=result.suggested_text,
+        suggested_segments=_segments(result.suggested_segments),
+        delivered_text=result.delivered_text,
+        delivered_segments=_segments(result.delivered_segments),
+        ucs2_characters=[
+            pb.Ucs2Character(character=c.character, replacement=c.replacement, occurrences=c.occurrences)
+            for c in result.ucs2_characters
+        ],
+        replaced_text=result.replaced_text,
+        parts_saved_by_replacements=result.parts_saved_by_replacements,
+    )
+
+
+class MessageComplianceServicer(message_compliance_pb2_grpc.MessageComplianceServicer):
+    def __init__(self, policies: PolicyTable, max_parts: int) -> None:
+        self.policies = policies
+        self.max_parts = max_parts
+        self.max_characters = max_parts * segments.GSM7_MULTI  # cheap bound checked before counting
+
+    async def CheckMessage(self, request: pb.CheckMessageRequest, context: Any) -> pb.CheckMessageResponse:
+        assessments = self._check([request.text], "text", request)
+        return pb.CheckMessageResponse(assessment=assessments[0])
+
+    async def CheckMessages(self, request: pb.CheckMessagesRequest, context: Any) -> pb.CheckMessagesResponse:
+        return pb.CheckMessagesResponse(assessments=self._check(request.texts, "texts", request))
+
+    async def ListCountryPolicies(
+        self, request: pb.ListCountryPoliciesRequest, context: Any
+    ) -> pb.ListCountryPoliciesResponse:
+        return pb.ListCountryPoliciesResponse(
+            version=self.policies.version,
+            policies=[
+                pb.CountryPolicy(
+                    country=p.country,
+                    stop_handled=p.stop_handled,
+                    mention_required_sender_types=sorted(
+                        common_pb2.SenderType.Value(f"SENDER_TYPE_{kind.value}")
+                        for kind in p.mention_required_sender_types
+                    ),
+                    mention_required_categories=sorted(
+                        common_pb2.MessageCategory.Value(f"MESSAGE_CATEGORY_{name}")
+                        for name in p.mention_required_categories
+                    ),
+                    operator_appends_mention=p.operator_appends_mention,
+                    mention_text=p.mention_text,
+                    unsubscribe_link_advised=p.unsubscribe_link_advised,
+                    description=p.description,
+                )
+                for p in self.policies.policies
+            ],
+        )
+
+    def _check(
+        self, texts: Any, field: str, request: pb.CheckMessageRequest | pb.CheckMessagesRequest
+    ) -> list[pb.MessageAssessment]:
+        """Validate a request (one text or many) and assess each of its texts."""
+        violations = Violations()
+        single = field == "text"
+        if not single and not 1 <= len(texts) <= MAX_TEXTS:
+            violations.add(field, f"1 to {MAX_TEXTS} texts are required (got {len(texts)})")
+        country = request.country.upper()
+        if not country:
+            violations.add("country", "required")
+        elif country == DEFAULT_COUNTRY or not phones.is_region(country):
+            violations.add("country", "must be an ISO 3166-1 alpha-2 country code such as FR")
+        kind = violations.sender("sender", request.sender, request.HasField("sender"))
+        violations.enum("category", request.category, common_pb2.MessageCategory)
+        shortcode = request.shortcode
+        if shortcode and not (shortcode.isascii() and shortcode.isdigit() and 3 <= len(shortcode) <= 8):
+            violations.add("shortcode", "must be a shortcode of 3 to 8 digits")
+        for position, text in enumerate(texts):
+            name = field if single else f"{field}[{position}]"
+            if not text.strip():
+                violations.add(name, "required")
+            elif len(text) > self.max_characters or segments.count(text).parts > self.max_parts:
+                violations.add(name, f"longer than {self.max_parts} SMS parts")
+        violations.raise_if_any()
+        assert kind is not None
+        policy = self.policies.for_country(country)
+        category = common_pb2.MessageCategory.Name(request.category).removeprefix("MESSAGE_CATEGORY_")
+        return [
+            _assessment(
+                compliance.assess(text, policy, kind, category, shortcode, request.allow_accent_folding)
+            )
+            for text in texts
+        ]
