@@ -52,7 +52,7 @@ def test_count(text: str, expected: Segments) -> None:
     assert count(text) == expected
 
 
-@pytest.mark.parametrize("character", list("çâêîôûÂÊÎÔÛœ’“”…–—\u00a0") + [EMOJI])
+@pytest.mark.parametrize("character", [*"çâêîôûÂÊÎÔÛœ’“”…–—\u00a0", EMOJI])
 def test_characters_outside_gsm7(character: str) -> None:
     assert not is_gsm7(character)
     assert count(character).encoding is Encoding.UCS2
