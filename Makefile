@@ -35,6 +35,7 @@ test: lint
 
 bench: $(INSTALLED)
 	$(BIN)/python bench/check_batch.py
+	$(BIN)/python bench/check_messages.py
 
 clean:
 	rm -rf $(VENV) .build .mypy_cache .pytest_cache .ruff_cache

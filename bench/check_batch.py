@@ -19,21 +19,18 @@ import asyncio
 import json
 import os
 import random
-import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+from harness import percentile, private_database, stopgate_server
 
 HERE = Path(__file__).resolve()
-STOPGATE = str(Path(sys.executable).with_name("stopgate"))
 DIRECT_QUERY = "SELECT phone FROM quarantine WHERE licence_id = $1 AND phone = ANY($2::text[])"
 
 
@@ -119,8 +116,8 @@ async def drive(args: argparse.Namespace) -> dict[str, Any]:
     latencies.sort()
     return {
         "numbers_per_s": numbers / elapsed,
-        "p50_ms": 1000 * latencies[len(latencies) // 2],
-        "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
+        "p50_ms": 1000 * percentile(latencies, 0.5),
+        "p99_ms": 1000 * percentile(latencies, 0.99),
         "batches": len(latencies),
     }
 
@@ -164,7 +161,7 @@ async def serve_ceiling() -> None:
     import grpc
     from stopgate.v1 import quarantine_check_pb2, quarantine_check_pb2_grpc
 
-    class Ceiling(quarantine_check_pb2_grpc.QuarantineCheckServicer):  # type: ignore[misc]
+    class Ceiling(quarantine_check_pb2_grpc.QuarantineCheckServicer):
         async def CheckBatch(self, request: Any, context: Any) -> Any:
             response = quarantine_check_pb2.CheckBatchResponse()
             add = response.results.add
@@ -173,7 +170,7 @@ async def serve_ceiling() -> None:
             return response
 
     server = grpc.aio.server()
-    quarantine_check_pb2_grpc.add_QuarantineCheckServicer_to_server(Ceiling(), server)
+    quarantine_check_pb2_grpc.add_QuarantineCheckServicer_to_server(Ceiling(), server)  # type: ignore[abstract]
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     print(port, flush=True)
@@ -219,38 +216,45 @@ def run_client(args: argparse.Namespace, mode: str, target: str) -> dict[str, An
     return dict(json.loads(result.stdout.strip().splitlines()[-1]))
 
 
-def start_server(dsn: str) -> tuple[subprocess.Popen[str], str]:
-    server = subprocess.Popen(
-        [
-            STOPGATE,
-            "serve",
-            "--database-url",
-            dsn,
-            "--grpc-addr",
-            "127.0.0.1:0",
-            "--metrics-addr",
-            "127.0.0.1:0",
-            "--log-level",
-            "INFO",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+def report(args: argparse.Namespace, dsn: str, address: str, ceiling_address: str) -> None:
+    """Run the scenarios round after round, then print medians, ratios and the propagation delay."""
+    scenarios = (
+        ("stopgate", "grpc", address),
+        ("direct", "direct", dsn),
+        ("stopgate+record", "record", address),
+        ("ceiling", "grpc", ceiling_address),
     )
-    address = ""
-    assert server.stdout is not None
-    deadline = time.monotonic() + 300
-    for line in server.stdout:
-        entry = json.loads(line) if line.startswith("{") else {"msg": line}
-        if entry["msg"] == "serving":
-            address = entry["grpc_addr"]
-        if entry["msg"] == "block list index loaded":
-            print(f"server index: {entry['entries']:,} entries in {entry['seconds']}s", flush=True)
-            return server, address
-        if time.monotonic() > deadline:
-            break
-    server.kill()
-    raise RuntimeError("the server did not become ready")
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in scenarios}
+    for round_number in range(1, args.rounds + 1):
+        for name, mode, target in scenarios:
+            figures = run_client(args, mode, target)
+            results[name].append(figures)
+            print(
+                f"round {round_number} {name:16s} {figures['numbers_per_s']:>11,.0f} numbers/s"
+                f"  p50 {figures['p50_ms']:6.2f} ms  p99 {figures['p99_ms']:6.2f} ms",
+                flush=True,
+            )
+    median = {
+        name: {key: statistics.median(r[key] for r in runs) for key in ("numbers_per_s", "p50_ms", "p99_ms")}
+        for name, runs in results.items()
+    }
+    print(
+        f"\nmedians over {args.rounds} rounds ({args.quarantined:,} quarantined,"
+        f" {args.licences} licences, batches of {args.batch}, {args.in_flight} in flight):"
+    )
+    print("| client | numbers/s | p50 ms | p99 ms |\n|---|---:|---:|---:|")
+    for name, figures in median.items():
+        rate, p50, p99 = figures["numbers_per_s"], figures["p50_ms"], figures["p99_ms"]
+        print(f"| {name} | {rate:,.0f} | {p50:.2f} | {p99:.2f} |")
+    delays = asyncio.run(propagation(dsn, address, samples=200))
+    print(
+        f"\npropagation, committed elsewhere -> blocked by CheckBatch ({len(delays)} samples):"
+        f" p50 {1000 * percentile(delays, 0.5):.1f} ms, p99 {1000 * percentile(delays, 0.99):.1f} ms,"
+        f" max {1000 * delays[-1]:.1f} ms"
+    )
+    rate = {name: figures["numbers_per_s"] for name, figures in median.items()}
+    print(f"\nratio stopgate / direct asyncpg: {rate['stopgate'] / rate['direct']:.2f}x")
+    print(f"ratio stopgate / ceiling: {rate['stopgate'] / rate['ceiling']:.2f}x")
 
 
 def main() -> int:
@@ -277,71 +281,21 @@ def main() -> int:
         print(json.dumps(asyncio.run(drive(args))))
         return 0
 
-    sys.path.insert(0, str(HERE.parent.parent / "server"))
-    from stopgate_server.store.embedded import EmbeddedPostgres
-
-    workdir = Path(tempfile.mkdtemp(prefix="stopgate-bench-"))
-    workdir.chmod(0o755)
-    cluster = EmbeddedPostgres(workdir / "pg")
-    server = ceiling = None
-    try:
-        dsn = cluster.start()
-        subprocess.run([STOPGATE, "migrate", "--database-url", dsn], check=True, capture_output=True)
+    ceiling = None
+    with private_database() as (dsn, _):
         asyncio.run(load(dsn, args))
-        server, address = start_server(dsn)
-        ceiling = subprocess.Popen(
-            [sys.executable, str(HERE), "--serve-ceiling"], stdout=subprocess.PIPE, text=True
-        )
-        assert ceiling.stdout is not None
-        ceiling_address = f"127.0.0.1:{ceiling.stdout.readline().strip()}"
-        scenarios = (
-            ("stopgate", "grpc", address),
-            ("direct", "direct", dsn),
-            ("stopgate+record", "record", address),
-            ("ceiling", "grpc", ceiling_address),
-        )
-        results: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in scenarios}
-        for round_number in range(1, args.rounds + 1):
-            for name, mode, target in scenarios:
-                figures = run_client(args, mode, target)
-                results[name].append(figures)
-                print(
-                    f"round {round_number} {name:16s} {figures['numbers_per_s']:>11,.0f} numbers/s"
-                    f"  p50 {figures['p50_ms']:6.2f} ms  p99 {figures['p99_ms']:6.2f} ms",
-                    flush=True,
+        with stopgate_server(dsn, "block list index loaded") as (address, ready):
+            print(f"server index: {ready['entries']:,} entries in {ready['seconds']}s", flush=True)
+            try:
+                ceiling = subprocess.Popen(
+                    [sys.executable, str(HERE), "--serve-ceiling"], stdout=subprocess.PIPE, text=True
                 )
-        median = {
-            name: {
-                key: statistics.median(r[key] for r in runs) for key in ("numbers_per_s", "p50_ms", "p99_ms")
-            }
-            for name, runs in results.items()
-        }
-        print(
-            f"\nmedians over {args.rounds} rounds ({args.quarantined:,} quarantined,"
-            f" {args.licences} licences, batches of {args.batch}, {args.in_flight} in flight):"
-        )
-        print("| client | numbers/s | p50 ms | p99 ms |\n|---|---:|---:|---:|")
-        for name, figures in median.items():
-            rate, p50, p99 = figures["numbers_per_s"], figures["p50_ms"], figures["p99_ms"]
-            print(f"| {name} | {rate:,.0f} | {p50:.2f} | {p99:.2f} |")
-        delays = asyncio.run(propagation(dsn, address, samples=200))
-        p50, p99 = delays[len(delays) // 2], delays[int(len(delays) * 0.99)]
-        print(
-            f"\npropagation, committed elsewhere -> blocked by CheckBatch ({len(delays)} samples):"
-            f" p50 {1000 * p50:.1f} ms, p99 {1000 * p99:.1f} ms, max {1000 * delays[-1]:.1f} ms"
-        )
-        rate = {name: figures["numbers_per_s"] for name, figures in median.items()}
-        print(f"\nratio stopgate / direct asyncpg: {rate['stopgate'] / rate['direct']:.2f}x")
-        print(f"ratio stopgate / ceiling: {rate['stopgate'] / rate['ceiling']:.2f}x")
-    finally:
-        if ceiling is not None:
-            ceiling.terminate()
-            ceiling.wait(timeout=30)
-        if server is not None:
-            server.send_signal(signal.SIGTERM)
-            server.wait(timeout=60)
-        cluster.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+                assert ceiling.stdout is not None
+                report(args, dsn, address, f"127.0.0.1:{ceiling.stdout.readline().strip()}")
+            finally:
+                if ceiling is not None:
+                    ceiling.terminate()
+                    ceiling.wait(timeout=30)
     return 0
 
 

@@ -14,40 +14,43 @@ pb = message_compliance_pb2
 MAX_TEXTS = 1000
 
 
-def _segments(value: segments.Segments) -> pb.SegmentInfo:
-    return pb.SegmentInfo(
-        encoding=pb.Encoding.Value(f"ENCODING_{value.encoding.value}"),
-        units=value.units,
-        parts=value.parts,
-        units_per_part=value.units_per_part,
-        remaining_in_last_part=value.remaining_in_last_part,
-    )
+_ENCODINGS = {e: pb.Encoding.Value(f"ENCODING_{e.value}") for e in segments.Encoding}
+_VERDICTS = {v: pb.ComplianceVerdict.Value(f"COMPLIANCE_VERDICT_{v.value}") for v in compliance.Verdict}
+_POSITIONS = {p: pb.MentionPosition.Value(f"MENTION_POSITION_{p.value}") for p in compliance.Position}
+_SEVERITIES = {s: pb.Severity.Value(f"SEVERITY_{s.value}") for s in compliance.Severity}
 
 
-def _assessment(result: compliance.Assessment) -> pb.MessageAssessment:
-    return pb.MessageAssessment(
-        verdict=pb.ComplianceVerdict.Value(f"COMPLIANCE_VERDICT_{result.verdict.value}"),
-        violations=[
-            pb.Violation(
-                code=v.code, message=v.message, severity=pb.Severity.Value(f"SEVERITY_{v.severity.value}")
-            )
-            for v in result.violations
-        ],
-        mention_required=result.mention_required,
-        mention_position=pb.MentionPosition.Value(f"MENTION_POSITION_{result.mention.position.value}"),
-        mention_found=result.mention.text,
-        segments=_segments(result.segments),
-        suggested_text=result.suggested_text,
-        suggested_segments=_segments(result.suggested_segments),
-        delivered_text=result.delivered_text,
-        delivered_segments=_segments(result.delivered_segments),
-        ucs2_characters=[
-            pb.Ucs2Character(character=c.character, replacement=c.replacement, occurrences=c.occurrences)
-            for c in result.ucs2_characters
-        ],
-        replaced_text=result.replaced_text,
-        parts_saved_by_replacements=result.parts_saved_by_replacements,
-    )
+def _fill_segments(target: pb.SegmentInfo, value: segments.Segments) -> None:
+    target.encoding = _ENCODINGS[value.encoding]
+    target.units = value.units
+    target.parts = value.parts
+    target.units_per_part = value.units_per_part
+    target.remaining_in_last_part = value.remaining_in_last_part
+
+
+def _fill_assessment(target: pb.MessageAssessment, result: compliance.Assessment) -> None:
+    """Write an assessment into a message of the response in place (no intermediate messages to copy)."""
+    target.verdict = _VERDICTS[result.verdict]
+    for violation in result.violations:
+        target.violations.add(
+            code=violation.code, message=violation.message, severity=_SEVERITIES[violation.severity]
+        )
+    target.mention_required = result.mention_required
+    target.mention_position = _POSITIONS[result.mention.position]
+    target.mention_found = result.mention.text
+    _fill_segments(target.segments, result.segments)
+    target.suggested_text = result.suggested_text
+    _fill_segments(target.suggested_segments, result.suggested_segments)
+    target.delivered_text = result.delivered_text
+    _fill_segments(target.delivered_segments, result.delivered_segments)
+    for character in result.ucs2_characters:
+        target.ucs2_characters.add(
+            character=character.character,
+            replacement=character.replacement,
+            occurrences=character.occurrences,
+        )
+    target.replaced_text = result.replaced_text
+    target.parts_saved_by_replacements = result.parts_saved_by_replacements
 
 
 class MessageComplianceServicer(message_compliance_pb2_grpc.MessageComplianceServicer):
@@ -57,11 +60,16 @@ class MessageComplianceServicer(message_compliance_pb2_grpc.MessageComplianceSer
         self.max_characters = max_parts * segments.GSM7_MULTI  # cheap bound checked before counting
 
     async def CheckMessage(self, request: pb.CheckMessageRequest, context: Any) -> pb.CheckMessageResponse:
-        assessments = self._check([request.text], "text", request)
-        return pb.CheckMessageResponse(assessment=assessments[0])
+        response = pb.CheckMessageResponse()
+        (result,) = self._check([request.text], "text", request)
+        _fill_assessment(response.assessment, result)
+        return response
 
     async def CheckMessages(self, request: pb.CheckMessagesRequest, context: Any) -> pb.CheckMessagesResponse:
-        return pb.CheckMessagesResponse(assessments=self._check(request.texts, "texts", request))
+        response = pb.CheckMessagesResponse()
+        for result in self._check(request.texts, "texts", request):
+            _fill_assessment(response.assessments.add(), result)
+        return response
 
     async def ListCountryPolicies(
         self, request: pb.ListCountryPoliciesRequest, context: Any
@@ -91,7 +99,7 @@ class MessageComplianceServicer(message_compliance_pb2_grpc.MessageComplianceSer
 
     def _check(
         self, texts: Any, field: str, request: pb.CheckMessageRequest | pb.CheckMessagesRequest
-    ) -> list[pb.MessageAssessment]:
+    ) -> list[compliance.Assessment]:
         """Validate a request (one text or many) and assess each of its texts."""
         violations = Violations()
         single = field == "text"
@@ -118,8 +126,6 @@ class MessageComplianceServicer(message_compliance_pb2_grpc.MessageComplianceSer
         policy = self.policies.for_country(country)
         category = common_pb2.MessageCategory.Name(request.category).removeprefix("MESSAGE_CATEGORY_")
         return [
-            _assessment(
-                compliance.assess(text, policy, kind, category, shortcode, request.allow_accent_folding)
-            )
+            compliance.assess(text, policy, kind, category, shortcode, request.allow_accent_folding)
             for text in texts
         ]

@@ -8,7 +8,7 @@ from enum import Enum
 
 from stopgate_server.domain import segments
 from stopgate_server.domain.policies import PLACEHOLDER, CountryPolicy
-from stopgate_server.domain.segments import Segments
+from stopgate_server.domain.segments import Encoding, Segments
 from stopgate_server.domain.senders import SenderKind
 
 # "STOP 36180", "stop: 00000", "Stop SMS 36180", "STOP au 36180", "STOP to 60999": the word STOP, optional
@@ -17,6 +17,7 @@ _MENTION = re.compile(
     r"\bstop\b(?:[\s:=.\-]*\b(?:sms|au|to|at|an|al|allo|envoyez|send)\b)*[\s:=.\-]*(\d{3,8})\b",
     re.IGNORECASE,
 )
+_STOP = re.compile("stop", re.IGNORECASE)
 # What may follow the mention while it still counts as "at the end".
 _TRAILING = re.compile(r"[\s.!;,)\]*]*")
 _LINK = re.compile(r"https?://\S+|\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}/\S+", re.IGNORECASE)
@@ -96,10 +97,14 @@ class Assessment:
 
 def find_mention(text: str) -> Mention:
     """The last STOP mention of the text and where it is."""
-    matches = list(_MENTION.finditer(text))
-    if not matches:
+    # Try the mention pattern only where the word STOP starts, last first: a mention never contains another
+    # STOP, so the last one that matches is the last mention.
+    for candidate in reversed([m.start() for m in _STOP.finditer(text)]):
+        last = _MENTION.match(text, candidate)
+        if last is not None:
+            break
+    else:
         return Mention(Position.ABSENT)
-    last = matches[-1]
     at_end = _TRAILING.fullmatch(text, last.end()) is not None
     return Mention(Position.END if at_end else Position.ELSEWHERE, last.group(0), last.start(), last.end())
 
@@ -110,12 +115,12 @@ def _append(text: str, mention: str) -> str:
 
 def ucs2_characters(text: str, allow_accent_folding: bool) -> list[Ucs2Character]:
     """Characters that force UCS-2, in order of appearance, with their GSM-7 replacement ("" if none)."""
-    seen: dict[str, int] = {}
-    for character in text:
-        if character not in segments.GSM7_BASIC and character not in segments.GSM7_EXTENSION:
-            seen[character] = seen.get(character, 0) + 1
-    replacements = {**TYPOGRAPHIC_REPLACEMENTS, **(ACCENT_REPLACEMENTS if allow_accent_folding else {})}
-    return [Ucs2Character(c, replacements.get(c, ""), n) for c, n in seen.items()]
+    outside = sorted(set(text) - segments.GSM7_ALL, key=text.index)
+    replacements = ACCENT_REPLACEMENTS if allow_accent_folding else {}
+    return [
+        Ucs2Character(c, TYPOGRAPHIC_REPLACEMENTS.get(c, replacements.get(c, "")), text.count(c))
+        for c in outside
+    ]
 
 
 def assess(
@@ -201,7 +206,9 @@ def assess(
             )
         )
 
-    characters = ucs2_characters(text, allow_accent_folding)
+    characters = (
+        [] if written_segments.encoding is Encoding.GSM7 else ucs2_characters(text, allow_accent_folding)
+    )
     replaced = text
     for character in characters:
         if character.replacement or character.character in TYPOGRAPHIC_REPLACEMENTS:

@@ -8,6 +8,9 @@ characters outside the BMP (emoji) are surrogate pairs, 2 units, never split.
 
 from __future__ import annotations
 
+import bisect
+import functools
+import re
 from dataclasses import dataclass
 from enum import Enum
 
@@ -39,28 +42,51 @@ class Segments:
     remaining_in_last_part: int
 
 
+GSM7_ALL = GSM7_BASIC | GSM7_EXTENSION
+
+
 def is_gsm7(text: str) -> bool:
     """Whether every character of `text` is in the GSM-7 default alphabet or its extension table."""
-    return all(c in GSM7_BASIC or c in GSM7_EXTENSION for c in text)
+    return GSM7_ALL.issuperset(text)
 
 
-def _unit_costs(text: str) -> tuple[Encoding, list[int]]:
-    """The encoding of `text` and the cost in units of each character (which must stay in one part)."""
-    if is_gsm7(text):
-        return Encoding.GSM7, [2 if c in GSM7_EXTENSION else 1 for c in text]
-    return Encoding.UCS2, [2 if ord(c) > 0xFFFF else 1 for c in text]
+# The characters that cost 2 units: GSM-7 escape pairs, UCS-2 surrogate pairs.
+_GSM7_DOUBLE = re.compile("[" + re.escape("".join(sorted(GSM7_EXTENSION))) + "]")
+_UCS2_DOUBLE = re.compile("[\U00010000-\U0010ffff]")
 
 
+def _pack(text: str, doubles: list[int], per_part: int) -> tuple[int, int]:
+    """(parts, units used in the last part) when no 2-unit character may be split across parts.
+
+    `doubles` are the positions of the 2-unit characters. Each part takes the longest run of characters
+    that fits: at most `per_part` characters, one fewer per 2-unit character that would not fit.
+    """
+    parts = used = start = 0
+    while start < len(text):
+        end = min(len(text), start + per_part)
+        while (
+            used := end - start + bisect.bisect_left(doubles, end) - bisect.bisect_left(doubles, start)
+        ) > per_part:
+            end -= 1
+        parts, start = parts + 1, end
+    return parts, used
+
+
+@functools.lru_cache(maxsize=4096)  # one check counts a text, its suggestion and its delivery: often equal
 def count(text: str) -> Segments:
     """How many SMS parts `text` takes, packing each part greedily without splitting a character."""
-    encoding, costs = _unit_costs(text)
-    single, multi = (GSM7_SINGLE, GSM7_MULTI) if encoding is Encoding.GSM7 else (UCS2_SINGLE, UCS2_MULTI)
-    units = sum(costs)
+    if is_gsm7(text):
+        encoding, single, multi = Encoding.GSM7, GSM7_SINGLE, GSM7_MULTI
+        doubles = sum(text.count(c) for c in GSM7_EXTENSION if c in text)
+    else:
+        encoding, single, multi = Encoding.UCS2, UCS2_SINGLE, UCS2_MULTI
+        doubles = len(text.encode("utf-16-le")) // 2 - len(text)  # surrogate pairs
+    units = len(text) + doubles
     if units <= single:
         return Segments(encoding, units, 1, single, single - units)
-    parts, used = 1, 0
-    for cost in costs:
-        if used + cost > multi:
-            parts, used = parts + 1, 0
-        used += cost
+    if not doubles:  # every character costs 1 unit: plain arithmetic
+        parts = -(-units // multi)
+        return Segments(encoding, units, parts, multi, parts * multi - units)
+    pattern = _GSM7_DOUBLE if encoding is Encoding.GSM7 else _UCS2_DOUBLE
+    parts, used = _pack(text, [match.start() for match in pattern.finditer(text)], multi)
     return Segments(encoding, units, parts, multi, multi - used)

@@ -1,0 +1,80 @@
+"""What the benchmark scripts share: a private PostgreSQL, a `stopgate serve` process, percentiles."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+STOPGATE = str(Path(sys.executable).with_name("stopgate"))
+sys.path.insert(0, str(ROOT / "server"))
+
+
+@contextlib.contextmanager
+def private_database() -> Iterator[tuple[str, Path]]:
+    """A migrated database in a throwaway embedded cluster: (DSN, working directory). Removed afterwards."""
+    from stopgate_server.store.embedded import EmbeddedPostgres
+
+    workdir = Path(tempfile.mkdtemp(prefix="stopgate-bench-"))
+    workdir.chmod(0o755)  # the postgres system user must reach it when running as root
+    cluster = EmbeddedPostgres(workdir / "pg")
+    try:
+        dsn = cluster.start()
+        subprocess.run([STOPGATE, "migrate", "--database-url", dsn], check=True, capture_output=True)
+        yield dsn, workdir
+    finally:
+        cluster.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def stopgate_server(dsn: str, ready_message: str = "serving") -> Iterator[tuple[str, dict[str, object]]]:
+    """`stopgate serve` on a free loopback port, until the log line `ready_message`: (address, that line).
+    Stopped with SIGTERM afterwards."""
+    server = subprocess.Popen(
+        [
+            STOPGATE,
+            "serve",
+            "--database-url",
+            dsn,
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--metrics-addr",
+            "127.0.0.1:0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        address, deadline = "", time.monotonic() + 300
+        for line in server.stdout:
+            entry = json.loads(line) if line.startswith("{") else {"msg": line}
+            if entry["msg"] == "serving":
+                address = str(entry["grpc_addr"])
+            if entry["msg"] == ready_message:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the server did not log {ready_message!r} in time")
+        else:
+            raise RuntimeError("the server exited before it was ready")
+        yield address, entry
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def percentile(sorted_values: Sequence[float], fraction: float) -> float:
+    return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * fraction))]
