@@ -120,6 +120,8 @@ async def test_list_country_policies(stub: Any) -> None:
     assert list(france.mention_required_sender_types) == [common_pb2.SENDER_TYPE_ALPHANUMERIC]
     assert list(france.mention_required_categories) == [MARKETING]
     assert france.operator_appends_mention
+    assert france.operator_fills_shortcode
+    assert not response.policies[0].operator_fills_shortcode
     assert france.mention_text == "STOP 00000"
     assert response.policies[2].unsubscribe_link_advised
 

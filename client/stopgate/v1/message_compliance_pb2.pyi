@@ -477,6 +477,7 @@ class CountryPolicy(_message.Message):
     MENTION_TEXT_FIELD_NUMBER: _builtins.int
     UNSUBSCRIBE_LINK_ADVISED_FIELD_NUMBER: _builtins.int
     DESCRIPTION_FIELD_NUMBER: _builtins.int
+    OPERATOR_FILLS_SHORTCODE_FIELD_NUMBER: _builtins.int
     country: _builtins.str
     """ISO 3166-1 alpha-2 country code; "*" for the default that applies to every other country."""
     stop_handled: _builtins.bool
@@ -489,6 +490,8 @@ class CountryPolicy(_message.Message):
     """Whether an unsubscribe link is advised for marketing texts."""
     description: _builtins.str
     """Plain-language summary of the rule and where it comes from."""
+    operator_fills_shortcode: _builtins.bool
+    """Whether the operator replaces the placeholder "00000" of the mention by the sending shortcode."""
     @_builtins.property
     def mention_required_sender_types(self) -> _containers.RepeatedScalarFieldContainer[_common_pb2.SenderType.ValueType]:
         """The sender types for which the mention is mandatory."""
@@ -508,10 +511,11 @@ class CountryPolicy(_message.Message):
         mention_text: _builtins.str = ...,
         unsubscribe_link_advised: _builtins.bool = ...,
         description: _builtins.str = ...,
+        operator_fills_shortcode: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["country", b"country", "description", b"description", "mention_required_categories", b"mention_required_categories", "mention_required_sender_types", b"mention_required_sender_types", "mention_text", b"mention_text", "operator_appends_mention", b"operator_appends_mention", "stop_handled", b"stop_handled", "unsubscribe_link_advised", b"unsubscribe_link_advised"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["country", b"country", "description", b"description", "mention_required_categories", b"mention_required_categories", "mention_required_sender_types", b"mention_required_sender_types", "mention_text", b"mention_text", "operator_appends_mention", b"operator_appends_mention", "operator_fills_shortcode", b"operator_fills_shortcode", "stop_handled", b"stop_handled", "unsubscribe_link_advised", b"unsubscribe_link_advised"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -89,6 +89,7 @@ class MessageComplianceServicer(message_compliance_pb2_grpc.MessageComplianceSer
                         for name in p.mention_required_categories
                     ),
                     operator_appends_mention=p.operator_appends_mention,
+                    operator_fills_shortcode=p.operator_fills_shortcode,
                     mention_text=p.mention_text,
                     unsubscribe_link_advised=p.unsubscribe_link_advised,
                     description=p.description,
