@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from harness import percentile, private_database, stopgate_server
+from harness import closed_loop, percentile, private_database, stopgate_server
 
 HERE = Path(__file__).resolve()
 DIRECT_QUERY = "SELECT phone FROM quarantine WHERE licence_id = $1 AND phone = ANY($2::text[])"
@@ -66,8 +66,6 @@ def make_batches(args: argparse.Namespace, count: int, seed: int) -> list[tuple[
 
 async def drive(args: argparse.Namespace) -> dict[str, Any]:
     batches = make_batches(args, 256, seed=os.getpid())
-    latencies: list[float] = []
-    numbers = 0
     if args.mode == "direct":
         pool = await asyncpg.create_pool(args.dsn, min_size=4, max_size=4)
 
@@ -95,31 +93,13 @@ async def drive(args: argparse.Namespace) -> dict[str, Any]:
         async def call(lic: str, phones: list[str]) -> None:
             await stub.CheckBatch(requests[id(phones)], timeout=10)
 
-    async def worker(offset: int, deadline: float, record: bool) -> None:
-        nonlocal numbers
-        i = offset
-        while time.perf_counter() < deadline:
-            lic, phones = batches[i % len(batches)]
-            i += args.in_flight
-            started = time.perf_counter()
-            await call(lic, phones)
-            if record:
-                latencies.append(time.perf_counter() - started)
-                numbers += len(phones)
+    async def one(i: int) -> int:
+        lic, phones = batches[i % len(batches)]
+        await call(lic, phones)
+        return len(phones)
 
-    warm = time.perf_counter() + args.warmup
-    await asyncio.gather(*(worker(k, warm, False) for k in range(args.in_flight)))
-    started = time.perf_counter()
-    end = started + args.seconds
-    await asyncio.gather(*(worker(k, end, True) for k in range(args.in_flight)))
-    elapsed = time.perf_counter() - started
-    latencies.sort()
-    return {
-        "numbers_per_s": numbers / elapsed,
-        "p50_ms": 1000 * percentile(latencies, 0.5),
-        "p99_ms": 1000 * percentile(latencies, 0.99),
-        "batches": len(latencies),
-    }
+    figures = await closed_loop(one, args.in_flight, args.warmup, args.seconds)
+    return {"numbers_per_s": figures.items_per_s, "p50_ms": figures.p50_ms, "p99_ms": figures.p99_ms}
 
 
 async def propagation(dsn: str, address: str, samples: int) -> list[float]:

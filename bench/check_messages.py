@@ -17,11 +17,10 @@ import random
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-from harness import percentile, private_database, stopgate_server
+from harness import closed_loop, private_database, stopgate_server
 
 HERE = Path(__file__).resolve()
 OPENINGS = ["Bonjour {name}", "{name}, ce week-end", "Chère {name}", "Hello {name}"]
@@ -64,35 +63,19 @@ async def drive(address: str, args: argparse.Namespace) -> dict[str, Any]:
         sum(1 + len(t.encode("utf-16-le")) // 2 // 134 for t in request.texts) / len(request.texts)
         for request in requests
     ]
-    latencies: list[float] = []
-    messages = 0
     async with grpc.aio.insecure_channel(address) as channel:
         stub = message_compliance_pb2_grpc.MessageComplianceStub(channel)
 
-        async def worker(offset: int, deadline: float, record: bool) -> None:
-            nonlocal messages
-            i = offset
-            while time.perf_counter() < deadline:
-                request = requests[i % len(requests)]
-                i += args.in_flight
-                started = time.perf_counter()
-                await stub.CheckMessages(request, timeout=30)
-                if record:
-                    latencies.append(time.perf_counter() - started)
-                    messages += len(request.texts)
+        async def one(i: int) -> int:
+            request = requests[i % len(requests)]
+            await stub.CheckMessages(request, timeout=30)
+            return len(request.texts)
 
-        await asyncio.gather(
-            *(worker(k, time.perf_counter() + args.warmup, False) for k in range(args.in_flight))
-        )
-        started = time.perf_counter()
-        deadline = started + args.seconds
-        await asyncio.gather(*(worker(k, deadline, True) for k in range(args.in_flight)))
-        elapsed = time.perf_counter() - started
-    latencies.sort()
+        figures = await closed_loop(one, args.in_flight, args.warmup, args.seconds)
     return {
-        "messages_per_s": messages / elapsed,
-        "p50_ms": 1000 * percentile(latencies, 0.5),
-        "p99_ms": 1000 * percentile(latencies, 0.99),
+        "messages_per_s": figures.items_per_s,
+        "p50_ms": figures.p50_ms,
+        "p99_ms": figures.p99_ms,
         "approx_parts_per_text": statistics.mean(parts),
     }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import shutil
@@ -10,7 +11,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,3 +80,43 @@ def stopgate_server(dsn: str, ready_message: str = "serving") -> Iterator[tuple[
 
 def percentile(sorted_values: Sequence[float], fraction: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * fraction))]
+
+
+@dataclass(frozen=True)
+class LoadFigures:
+    """What a closed-loop load measured: items per second and per-call latency percentiles."""
+
+    items_per_s: float
+    p50_ms: float
+    p99_ms: float
+    calls: int
+
+
+async def closed_loop(
+    call: Callable[[int], Awaitable[int]], in_flight: int, warmup_s: float, seconds: float
+) -> LoadFigures:
+    """Keep `in_flight` calls going: `call(i)` makes the i-th call and returns how many items it carried.
+    Runs `warmup_s` unmeasured, then `seconds` measured."""
+    latencies: list[float] = []
+    items = 0
+
+    async def worker(offset: int, deadline: float, measured: bool) -> None:
+        nonlocal items
+        i = offset
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            carried = await call(i)
+            i += in_flight
+            if measured:
+                latencies.append(time.perf_counter() - started)
+                items += carried
+
+    warm_until = time.perf_counter() + warmup_s
+    await asyncio.gather(*(worker(k, warm_until, False) for k in range(in_flight)))
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(k, started + seconds, True) for k in range(in_flight)))
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    return LoadFigures(
+        items / elapsed, 1000 * percentile(latencies, 0.5), 1000 * percentile(latencies, 0.99), len(latencies)
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -164,18 +165,14 @@ class QuarantineCheckServicer(quarantine_check_pb2_grpc.QuarantineCheckServicer)
         e164s = violations.phone_numbers("phone_numbers", request.phone_numbers, request.default_region)
         violations.raise_if_any()
         added = await self.store.quarantine(request.licence_id, e164s, request.actor, request.reason)
-        return pb.QuarantineNumbersResponse(
-            results=[
-                pb.ManualActionResult(
-                    phone_number=raw,
-                    e164=e164,
-                    outcome=pb.MANUAL_OUTCOME_QUARANTINED
-                    if e164 in added
-                    else pb.MANUAL_OUTCOME_ALREADY_QUARANTINED,
-                )
-                for raw, e164 in zip(request.phone_numbers, e164s, strict=True)
-            ]
+        results = _manual_results(
+            request.phone_numbers,
+            e164s,
+            added,
+            pb.MANUAL_OUTCOME_QUARANTINED,
+            pb.MANUAL_OUTCOME_ALREADY_QUARANTINED,
         )
+        return pb.QuarantineNumbersResponse(results=results)
 
     async def ReleaseNumbers(
         self, request: pb.ReleaseNumbersRequest, context: Any
@@ -191,18 +188,30 @@ class QuarantineCheckServicer(quarantine_check_pb2_grpc.QuarantineCheckServicer)
         released = await self.store.release(
             request.licence_id, e164s, request.actor, request.reason, request.consent_reference
         )
-        return pb.ReleaseNumbersResponse(
-            results=[
-                pb.ManualActionResult(
-                    phone_number=raw,
-                    e164=e164,
-                    outcome=pb.MANUAL_OUTCOME_RELEASED
-                    if e164 in released
-                    else pb.MANUAL_OUTCOME_NOT_QUARANTINED,
-                )
-                for raw, e164 in zip(request.phone_numbers, e164s, strict=True)
-            ]
+        results = _manual_results(
+            request.phone_numbers,
+            e164s,
+            released,
+            pb.MANUAL_OUTCOME_RELEASED,
+            pb.MANUAL_OUTCOME_NOT_QUARANTINED,
         )
+        return pb.ReleaseNumbersResponse(results=results)
+
+
+def _manual_results(
+    raw_numbers: Sequence[str],
+    e164s: Sequence[str],
+    changed: set[str],
+    if_changed: pb.ManualOutcome.ValueType,
+    otherwise: pb.ManualOutcome.ValueType,
+) -> list[pb.ManualActionResult]:
+    """One result per input number: `if_changed` for the numbers the action changed, else `otherwise`."""
+    return [
+        pb.ManualActionResult(
+            phone_number=raw, e164=e164, outcome=if_changed if e164 in changed else otherwise
+        )
+        for raw, e164 in zip(raw_numbers, e164s, strict=True)
+    ]
 
 
 def _history_entry(row: HistoryRow) -> pb.HistoryEntry:
