@@ -28,6 +28,7 @@ from stopgate.v1 import (
 
 from stopgate_server.api.message_compliance import MessageComplianceServicer
 from stopgate_server.api.quarantine_check import QuarantineCheckServicer
+from stopgate_server.api.stop_ingest import StopIngestServicer
 from stopgate_server.config import Settings, parse_host_port
 from stopgate_server.domain import policies
 from stopgate_server.health import DatabaseHealth
@@ -105,7 +106,7 @@ class Application:
         # A service whose issue has not landed is its generated base class: every RPC answers UNIMPLEMENTED.
         servicers = (
             QuarantineCheckServicer(QuarantineStore(self.pool, self.index)),
-            stop_ingest_pb2_grpc.StopIngestServicer(),  # type: ignore[abstract]
+            StopIngestServicer(),  # type: ignore[abstract]  # StreamEvents, IngestEvent: not yet
             MessageComplianceServicer(policy_table, self.settings.max_message_parts),
             reporting_pb2_grpc.ReportingServicer(),  # type: ignore[abstract]
         )

@@ -53,7 +53,7 @@ async def test_health_serving_with_database(channel: grpc.aio.Channel, service: 
 async def test_rpc_without_implementation_answers_unimplemented(channel: grpc.aio.Channel) -> None:
     stub = stop_ingest_pb2_grpc.StopIngestStub(channel)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await stub.ClassifyText(stop_ingest_pb2.ClassifyTextRequest(text="STOP"), timeout=5)
+        await stub.IngestEvent(stop_ingest_pb2.IngestEventRequest(), timeout=5)
     assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
     status = rpc_status.from_call(caught.value)
     assert status is not None
