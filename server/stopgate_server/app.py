@@ -37,6 +37,7 @@ from stopgate_server.obs import metrics
 from stopgate_server.store.blocklist import BlocklistIndex
 from stopgate_server.store.database import ensure_sends_partitions, open_pool, prepare_schema
 from stopgate_server.store.embedded import EmbeddedPostgres
+from stopgate_server.store.ingest import IngestStore
 from stopgate_server.store.quarantine import QuarantineStore
 
 log = logging.getLogger(__name__)
@@ -106,7 +107,7 @@ class Application:
         # A service whose issue has not landed is its generated base class: every RPC answers UNIMPLEMENTED.
         servicers = (
             QuarantineCheckServicer(QuarantineStore(self.pool, self.index)),
-            StopIngestServicer(),  # type: ignore[abstract]  # StreamEvents, IngestEvent: not yet
+            StopIngestServicer(IngestStore(self.pool, self.index)),
             MessageComplianceServicer(policy_table, self.settings.max_message_parts),
             reporting_pb2_grpc.ReportingServicer(),  # type: ignore[abstract]
         )

@@ -13,7 +13,7 @@ from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_status import rpc_status
-from stopgate.v1 import quarantine_check_pb2, quarantine_check_pb2_grpc, stop_ingest_pb2, stop_ingest_pb2_grpc
+from stopgate.v1 import quarantine_check_pb2, quarantine_check_pb2_grpc, reporting_pb2, reporting_pb2_grpc
 from stopgate_server.app import SERVICE_NAMES, Application
 from stopgate_server.config import Settings
 from stopgate_server.store.embedded import EmbeddedPostgres
@@ -51,9 +51,9 @@ async def test_health_serving_with_database(channel: grpc.aio.Channel, service: 
 
 
 async def test_rpc_without_implementation_answers_unimplemented(channel: grpc.aio.Channel) -> None:
-    stub = stop_ingest_pb2_grpc.StopIngestStub(channel)
+    stub = reporting_pb2_grpc.ReportingStub(channel)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await stub.IngestEvent(stop_ingest_pb2.IngestEventRequest(), timeout=5)
+        await stub.GetCampaignReport(reporting_pb2.GetCampaignReportRequest(licence_id="acme"), timeout=5)
     assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
     status = rpc_status.from_call(caught.value)
     assert status is not None

@@ -1,26 +1,163 @@
-"""StopIngest: so far the classifier's dry run. StreamEvents and IngestEvent are inherited from the
-generated base class and answer UNIMPLEMENTED until durable ingest lands."""
+"""StopIngest: durable ingest of STOP / opt-in / help events, and the classifier's dry run."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from google.protobuf import json_format
+from google.rpc import status_pb2
 from stopgate.v1 import common_pb2, stop_ingest_pb2, stop_ingest_pb2_grpc
 
-from stopgate_server.api.validation import Violations
-from stopgate_server.domain import keywords
+from stopgate_server.api.validation import MAX_REASON, Violations
+from stopgate_server.domain import ingest, keywords, phones
+from stopgate_server.errors import FieldViolation, InvalidArgument, status_for
+from stopgate_server.store.ingest import Event, IngestStore, Outcome, Rejected
 
 pb = stop_ingest_pb2
 MAX_TEXT = 1600  # ten concatenated parts
+MAX_EVENTS = 1000
+MAX_EVENT_ID = 128
+ACCEPTED_LATE = timedelta(days=31)  # replays after an outage
+ACCEPTED_EARLY = timedelta(minutes=5)  # clock skew of ingress
 _INTENTS = {i: common_pb2.Intent.Value(f"INTENT_{i.value}") for i in keywords.Intent}
+_INTENT_NAMES = {value: intent for intent, value in _INTENTS.items()}
 _MATCH_KINDS = {
     keywords.MatchKind.EXACT: common_pb2.MATCH_KIND_EXACT,
     keywords.MatchKind.INFERRED: common_pb2.MATCH_KIND_INFERRED,
     keywords.MatchKind.NONE: common_pb2.MATCH_KIND_UNSPECIFIED,
 }
+_INBOUND_SOURCES = frozenset(common_pb2.EventSource.values()) - {
+    common_pb2.EVENT_SOURCE_UNSPECIFIED,
+    common_pb2.EVENT_SOURCE_MANUAL,
+}
+
+
+class _Read:
+    """One event of a request, read: valid (with its classification) or rejected (with its status)."""
+
+    def __init__(self, raw: pb.InboundEvent, now: datetime) -> None:
+        self.raw = raw
+        self.event: Event | None = None
+        self.language = ""
+        self.error: status_pb2.Status | None = None
+        violations = Violations()
+        if not raw.event_id:
+            violations.add("event_id", "required")
+        elif len(raw.event_id) > MAX_EVENT_ID:
+            violations.add("event_id", f"at most {MAX_EVENT_ID} characters")
+        if raw.source == common_pb2.EVENT_SOURCE_MANUAL:
+            violations.add("source", "MANUAL is for QuarantineNumbers and ReleaseNumbers")
+        elif raw.source not in _INBOUND_SOURCES:
+            violations.add("source", "required" if raw.source == 0 else f"unknown value {raw.source}")
+        violations.region("default_region", raw.default_region)
+        phone = (
+            ingest.read_phone(raw.phone_number, raw.default_region) if len(raw.phone_number) <= 64 else None
+        )
+        if phone is None:
+            violations.add("phone_number", "not a valid phone number")
+        self.received_at = raw.received_at.ToDatetime(UTC) if raw.HasField("received_at") else now
+        if not now - ACCEPTED_LATE <= self.received_at <= now + ACCEPTED_EARLY:
+            violations.add("received_at", "must be within the last 31 days")
+        violations.text("text", raw.text, MAX_TEXT, required=False)
+        violations.text("recipient", raw.recipient, 32, required=False)
+        violations.text("network", raw.network, 64, required=False)
+        violations.text("country_prefix", raw.country_prefix, 16, required=False)
+        violations.text("reason", raw.reason, MAX_REASON, required=False)
+        violations.identifier("licence_id", raw.licence_id, required=False)
+        if raw.intent_hint not in _INTENT_NAMES and raw.intent_hint != 0:
+            violations.add("intent_hint", f"unknown value {raw.intent_hint}")
+        if violations.items:
+            self.error, _ = status_for(InvalidArgument(violations.items))
+            return
+        assert phone is not None
+        source = common_pb2.EventSource.Name(raw.source).removeprefix("EVENT_SOURCE_")
+        hint = _INTENT_NAMES.get(raw.intent_hint)
+        country = phones.region_of(phone)
+        classification = ingest.intent_of(source, raw.text, hint, country)
+        self.language = classification.language or keywords.COUNTRY_LANGUAGES.get(country, "")
+        self.event = Event(
+            event_id=raw.event_id,
+            phone=phone,
+            received_at=self.received_at,
+            source=source,
+            recipient=raw.recipient,
+            shortcode=ingest.shortcode_of(raw.recipient),
+            network=raw.network,
+            text=raw.text,
+            country_prefix=raw.country_prefix,
+            reason=raw.reason,
+            licence_hint=raw.licence_id,
+            intent_hint=hint.value if hint else "",
+            intent=classification.intent.value,
+            keyword=classification.keyword,
+            match_kind=classification.kind.value,
+        )
+
+    def rejected(self) -> Rejected:
+        assert self.error is not None
+        return Rejected(
+            event_id=self.raw.event_id[:MAX_EVENT_ID],
+            received_at=self.received_at,
+            raw_json=json_format.MessageToJson(self.raw, indent=None),
+            error=self.error.message,
+        )
+
+    def ack(self, outcome: Outcome | None, now: datetime) -> pb.EventAck:
+        if outcome is None:
+            assert self.error is not None
+            return pb.EventAck(
+                event_id=self.raw.event_id, outcome=pb.INGEST_OUTCOME_REJECTED, error=self.error
+            )
+        assert self.event is not None
+        intent = keywords.Intent(outcome.intent)
+        fresh = outcome.outcome != "DUPLICATE"
+        reply = ingest.reply_for(intent, self.language, outcome.blocked and fresh, self.received_at, now)
+        return pb.EventAck(
+            event_id=self.event.event_id,
+            outcome=pb.IngestOutcome.Value(f"INGEST_OUTCOME_{outcome.outcome}"),
+            intent=_INTENTS[intent],
+            matched_keyword=outcome.keyword,
+            match_kind=_MATCH_KINDS[keywords.MatchKind(outcome.match_kind)],
+            attributed_licence_id=outcome.licence_id,
+            attributed_campaign_id=outcome.campaign_id,
+            confirmation_allowed=reply.confirmation_allowed,
+            confirmation_text=reply.text,
+            e164=self.event.phone,
+        )
 
 
 class StopIngestServicer(stop_ingest_pb2_grpc.StopIngestServicer):
+    def __init__(self, store: IngestStore) -> None:
+        self.store = store
+
+    async def _ingest(self, raw_events: Sequence[pb.InboundEvent]) -> list[pb.EventAck]:
+        """Read, apply and commit one batch; the acks, in order, once it is durable."""
+        now = datetime.now(UTC)
+        reads = [_Read(raw, now) for raw in raw_events]
+        valid = [r for r in reads if r.event is not None]
+        outcomes = await self.store.ingest(
+            [r.event for r in valid if r.event is not None], [r.rejected() for r in reads if r.event is None]
+        )
+        by_read = dict(zip(map(id, valid), outcomes, strict=True))
+        return [read.ack(by_read.get(id(read)), now) for read in reads]
+
+    async def StreamEvents(
+        self, request_iterator: AsyncIterator[pb.StreamEventsRequest], context: Any
+    ) -> AsyncIterator[pb.StreamEventsResponse]:
+        # One request at a time: the next is read only once this one is committed and acked, so a slow
+        # database slows the stream down (gRPC flow control) instead of queueing events in memory.
+        async for request in request_iterator:
+            if len(request.events) > MAX_EVENTS:
+                limit = f"at most {MAX_EVENTS} events per request (got {len(request.events)})"
+                raise InvalidArgument([FieldViolation("events", limit)])
+            yield pb.StreamEventsResponse(acks=await self._ingest(request.events) if request.events else [])
+
+    async def IngestEvent(self, request: pb.IngestEventRequest, context: Any) -> pb.IngestEventResponse:
+        (ack,) = await self._ingest([request.event])
+        return pb.IngestEventResponse(ack=ack)
+
     async def ClassifyText(self, request: pb.ClassifyTextRequest, context: Any) -> pb.ClassifyTextResponse:
         violations = Violations()
         violations.text("text", request.text, MAX_TEXT)

@@ -98,3 +98,12 @@ def to_e164_many(raw_numbers: Sequence[str], default_region: str = "") -> list[s
                 continue
         append(to_e164(raw, default_region))
     return converted
+
+
+def region_of(e164: str) -> str:
+    """The ISO region of an E.164 number ("FR" for +33...), "" when it has none (non-geographic codes)."""
+    try:
+        region = phonenumbers.region_code_for_number(phonenumbers.parse(e164, None))
+    except phonenumbers.NumberParseException:
+        return ""
+    return region if region and region != "001" else ""

@@ -1,0 +1,82 @@
+"""Inbound events, the pure part: reading the number, deciding the intent, the replies to suggest."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from stopgate_server.domain import keywords, phones
+from stopgate_server.domain.keywords import Classification, Intent, MatchKind
+from stopgate_server.domain.verdicts import CONFIRMATION_WINDOW
+
+# Sources that mean "opt out" whatever their text (the operator or web page already decided).
+OPT_OUT_SOURCES = frozenset({"OPERATOR_NOTIFICATION", "WEB_UNSUBSCRIBE", "IMPORT"})
+_SHORTCODE = re.compile(r"\d{3,8}")
+_DIGITS = re.compile(r"\d{8,15}")
+
+CONFIRMATIONS = {
+    "en": "You are unsubscribed and will receive no more messages from us. Reply START to subscribe again.",
+    "fr": "Vous êtes désinscrit(e) et ne recevrez plus de messages. Répondez START pour vous réinscrire.",
+    "de": "Sie sind abgemeldet und erhalten keine Nachrichten mehr. Antworten Sie START, um sich anzumelden.",
+    "es": "Se ha dado de baja y no recibirá más mensajes. Responda START para volver a suscribirse.",
+    "no": "Du er avmeldt og vil ikke motta flere meldinger. Svar START for å melde deg på igjen.",
+    "sv": "Du är avregistrerad och får inga fler meddelanden. Svara START för att registrera dig igen.",
+}
+HELP_REPLIES = {
+    "en": "Reply STOP to unsubscribe, START to subscribe again.",
+    "fr": "Répondez STOP pour vous désinscrire, START pour vous réinscrire.",
+    "de": "Antworten Sie STOP zum Abmelden, START zum Anmelden.",
+    "es": "Responda BAJA para darse de baja, START para volver a suscribirse.",
+    "no": "Svar STOPP for å melde deg av, START for å melde deg på.",
+    "sv": "Svara STOPP för att avregistrera dig, START för att registrera dig igen.",
+}
+
+
+def read_phone(raw: str, default_region: str) -> str | None:
+    """The E.164 form of an event's number. Gateways often drop the "+" ("447777777777"): a bare run of
+    8 to 15 digits that reads as nothing in the default region is read as international."""
+    e164 = phones.to_e164(raw, default_region)
+    if e164 is None and _DIGITS.fullmatch(raw.strip()):
+        e164 = phones.to_e164("+" + raw.strip())
+    return e164
+
+
+def shortcode_of(recipient: str) -> str:
+    """The shortcode an event was sent to, or "" when the recipient is not a shortcode."""
+    recipient = recipient.strip()
+    return recipient if _SHORTCODE.fullmatch(recipient) else ""
+
+
+def intent_of(source: str, text: str, hint: Intent | None, country: str) -> Classification:
+    """What the event asks for: the ingress hint when given, opt-out for operator notifications, web
+    unsubscribes and imports, else what the text says."""
+    read = keywords.classify(text, country)
+    if hint is not None:
+        keyword = read.keyword if read.intent is hint else f"{hint.value} (hint)"
+        kind = read.kind if read.intent is hint else MatchKind.EXACT
+        return Classification(hint, keyword, kind, read.language)
+    if source in OPT_OUT_SOURCES and read.intent is not Intent.OPT_OUT:
+        return Classification(Intent.OPT_OUT, f"{source} (source)", MatchKind.EXACT, read.language)
+    return read
+
+
+@dataclass(frozen=True)
+class Reply:
+    confirmation_allowed: bool
+    text: str
+
+
+def reply_for(intent: Intent, language: str, blocked: bool, received_at: datetime, now: datetime) -> Reply:
+    """The reply to suggest: a confirmation for an opt-out (allowed once, within the window, when the
+    number is blocked somewhere), the help text for a help request, nothing otherwise."""
+    if intent is Intent.OPT_OUT and blocked:
+        allowed = now - received_at <= CONFIRMATION_WINDOW
+        return Reply(allowed, CONFIRMATIONS.get(language, CONFIRMATIONS["en"]))
+    if intent is Intent.HELP:
+        return Reply(False, HELP_REPLIES.get(language, HELP_REPLIES["en"]))
+    return Reply(False, "")
+
+
+def within(received_at: datetime, now: datetime, past: timedelta, future: timedelta) -> bool:
+    return now - past <= received_at <= now + future

@@ -1,0 +1,273 @@
+"""StopIngest through the gRPC stubs: every rule of attribution, block lists, opt-in, duplicates, rejects."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import grpc
+import pytest
+from google.rpc import code_pb2, error_details_pb2
+from stopgate.v1 import (
+    common_pb2,
+    quarantine_check_pb2,
+    quarantine_check_pb2_grpc,
+    stop_ingest_pb2,
+    stop_ingest_pb2_grpc,
+)
+
+pb, qc = stop_ingest_pb2, quarantine_check_pb2
+SMS, GATEWAY, WEB = (
+    common_pb2.EVENT_SOURCE_SMS_REPLY,
+    common_pb2.EVENT_SOURCE_GATEWAY,
+    common_pb2.EVENT_SOURCE_WEB_UNSUBSCRIBE,
+)
+ALICE, BOB = "+33612345678", "+33698765432"
+
+
+@pytest.fixture
+def ingest(channel: grpc.aio.Channel) -> Any:
+    return stop_ingest_pb2_grpc.StopIngestStub(channel)
+
+
+@pytest.fixture
+def checks(channel: grpc.aio.Channel) -> Any:
+    return quarantine_check_pb2_grpc.QuarantineCheckStub(channel)
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    connection = await asyncpg.connect(database_url)
+    yield connection
+    await connection.close()
+
+
+def event(
+    event_id: str, phone: str = ALICE, text: str = "STOP", recipient: str = "36180", **fields: Any
+) -> pb.InboundEvent:
+    fields.setdefault("source", SMS)
+    return pb.InboundEvent(event_id=event_id, phone_number=phone, text=text, recipient=recipient, **fields)
+
+
+async def send(
+    checks: Any, licence: str, campaign: str, sender: str, phones: list[str], ago: timedelta
+) -> None:
+    request = qc.RecordSendsRequest(
+        licence_id=licence,
+        campaign_id=campaign,
+        sender=common_pb2.Sender(address=sender),
+        phone_numbers=phones,
+    )
+    request.sent_at.FromDatetime(datetime.now(UTC) - ago)
+    await checks.RecordSends(request, timeout=10)
+
+
+async def one(ingest: Any, raw: pb.InboundEvent) -> pb.EventAck:
+    response = await ingest.IngestEvent(pb.IngestEventRequest(event=raw), timeout=10)
+    ack: pb.EventAck = response.ack
+    return ack
+
+
+async def verdict(checks: Any, licence: str, sender: str, phone: str) -> str:
+    request = qc.CheckBatchRequest(
+        licence_id=licence,
+        sender=common_pb2.Sender(address=sender),
+        category=common_pb2.MESSAGE_CATEGORY_MARKETING,
+        phone_numbers=[phone],
+    )
+    response = await checks.CheckBatch(request, timeout=10)
+    return str(qc.CheckReason.Name(response.results[0].reason))
+
+
+async def test_stop_is_attributed_to_the_last_campaign_and_blocks_at_once(
+    ingest: Any, checks: Any, db: Any
+) -> None:
+    await send(checks, "acme", "autumn", "36180", [ALICE], timedelta(days=3))
+    await send(checks, "acme", "winter", "36180", [ALICE], timedelta(hours=2))
+    await send(checks, "acme", "other-code", "60999", [ALICE], timedelta(hours=1))
+    ack = await one(ingest, event("e1", text="Arrêt"))
+    assert ack.outcome == pb.INGEST_OUTCOME_QUARANTINED
+    assert (ack.intent, ack.matched_keyword, ack.match_kind) == (
+        common_pb2.INTENT_OPT_OUT,
+        "ARRET",
+        common_pb2.MATCH_KIND_EXACT,
+    )
+    assert (ack.attributed_licence_id, ack.attributed_campaign_id) == ("acme", "winter")  # through 36180
+    assert ack.e164 == ALICE
+    assert ack.confirmation_allowed
+    assert ack.confirmation_text.startswith("Vous êtes désinscrit")
+    assert await verdict(checks, "acme", "ACME", ALICE) == "CHECK_REASON_QUARANTINED"
+    assert await verdict(checks, "globex", "36180", ALICE) == "CHECK_REASON_SHORTCODE_STOP_LIST"
+    assert await verdict(checks, "globex", "ACME", ALICE) == "CHECK_REASON_UNSPECIFIED"
+    counters = await db.fetchrow("SELECT * FROM campaign_counters WHERE campaign_id = 'winter'")
+    assert (counters["unsubscribe_count"], counters["unsubscribes_sms_reply"]) == (1, 1)
+    stored = await db.fetchrow("SELECT * FROM inbound_events WHERE event_id = 'e1'")
+    assert (stored["raw_text"], stored["outcome"], stored["campaign_id"]) == (
+        "Arrêt",
+        "QUARANTINED",
+        "winter",
+    )
+    assert stored["attributed_sent_at"] is not None
+
+    again = await one(ingest, event("e2", text="STOP"))
+    assert again.outcome == pb.INGEST_OUTCOME_ALREADY_QUARANTINED
+    counters = await db.fetchrow(
+        "SELECT unsubscribe_count FROM campaign_counters WHERE campaign_id = 'winter'"
+    )
+    assert counters["unsubscribe_count"] == 1  # people who opted out, not STOP messages
+
+
+async def test_the_seed_gateway_payload(ingest: Any, checks: Any, db: Any) -> None:
+    """id=127067356 number=447777777777 network=ORANGEUK shortcode=60999 message='ask yourcompanycode stop'"""
+    await send(checks, "acme", "uk-promo", "60999", ["+447777777777"], timedelta(days=1))
+    raw = pb.InboundEvent(
+        event_id="127067356",
+        source=GATEWAY,
+        phone_number="447777777777",
+        network="ORANGEUK",
+        recipient="60999",
+        text="ask yourcompanycode stop",
+        country_prefix="",
+    )
+    ack = await one(ingest, raw)
+    assert ack.outcome == pb.INGEST_OUTCOME_QUARANTINED
+    assert (ack.e164, ack.matched_keyword) == ("+447777777777", "ask <company> stop")
+    assert (ack.attributed_licence_id, ack.attributed_campaign_id) == ("acme", "uk-promo")
+    assert ack.confirmation_text.startswith("You are unsubscribed")
+    stored = await db.fetchrow(
+        "SELECT network, raw_text, source FROM inbound_events WHERE event_id = '127067356'"
+    )
+    assert tuple(stored) == ("ORANGEUK", "ask yourcompanycode stop", "GATEWAY")
+    assert await verdict(checks, "acme", "60999", "+447777777777") == "CHECK_REASON_QUARANTINED"
+
+
+async def test_shared_shortcode_attributes_across_licences(ingest: Any, checks: Any) -> None:
+    await send(checks, "acme", "a1", "36180", [ALICE], timedelta(hours=5))
+    await send(checks, "globex", "g1", "36180", [ALICE], timedelta(hours=1))
+    ack = await one(ingest, event("e1"))
+    assert (ack.attributed_licence_id, ack.attributed_campaign_id) == ("globex", "g1")
+    assert await verdict(checks, "acme", "ACME", ALICE) == "CHECK_REASON_UNSPECIFIED"
+    assert await verdict(checks, "acme", "36180", ALICE) == "CHECK_REASON_SHORTCODE_STOP_LIST"
+
+
+async def test_without_a_known_send(ingest: Any, checks: Any, db: Any) -> None:
+    hinted = await one(ingest, event("e1", licence_id="acme", recipient=""))
+    assert (hinted.outcome, hinted.attributed_licence_id, hinted.attributed_campaign_id) == (
+        pb.INGEST_OUTCOME_QUARANTINED, "acme", "",
+    )  # fmt: skip
+    unattributed = await one(ingest, event("e2", phone=BOB))
+    assert (unattributed.outcome, unattributed.attributed_licence_id) == (pb.INGEST_OUTCOME_QUARANTINED, "")
+    assert await verdict(checks, "anyone", "36180", BOB) == "CHECK_REASON_SHORTCODE_STOP_LIST"
+    history = await db.fetchrow(
+        "SELECT licence_id, shortcode, action FROM number_history WHERE event_id = 'e2'"
+    )
+    assert tuple(history) == (None, "36180", "OPT_OUT")
+    nowhere = await one(ingest, event("e3", phone="+33611111111", recipient=""))
+    assert nowhere.outcome == pb.INGEST_OUTCOME_NO_ACTION
+    assert await db.fetchval("SELECT outcome FROM inbound_events WHERE event_id = 'e3'") == "NO_ACTION"
+
+
+async def test_duplicates_repeat_the_first_attribution(ingest: Any, checks: Any, db: Any) -> None:
+    await send(checks, "acme", "c1", "36180", [ALICE], timedelta(hours=1))
+    first = await one(ingest, event("e1"))
+    await send(checks, "acme", "c2", "36180", [ALICE], timedelta(minutes=1))
+    again = await one(ingest, event("e1"))
+    assert again.outcome == pb.INGEST_OUTCOME_DUPLICATE
+    assert (again.attributed_licence_id, again.attributed_campaign_id) == (first.attributed_licence_id, "c1")
+    assert not again.confirmation_allowed
+    response = await ingest.StreamEvents(
+        iter([pb.StreamEventsRequest(events=[event("e9", phone=BOB), event("e9", phone=BOB)])])
+    ).read()
+    assert [a.outcome for a in response.acks] == [pb.INGEST_OUTCOME_QUARANTINED, pb.INGEST_OUTCOME_DUPLICATE]
+    assert await db.fetchval("SELECT count(*) FROM inbound_events") == 2
+    assert await db.fetchval("SELECT count(*) FROM number_history") == 2
+
+
+async def test_a_mixed_batch_rejects_bad_events_and_keeps_the_stream_open(ingest: Any, db: Any) -> None:
+    batch = [
+        event("ok-1"),
+        event("", text="STOP"),
+        event("bad-phone", phone="not a number"),
+        event("bad-source", source=0),
+        event("ok-2", phone=BOB, text="START"),
+        event("manual", source=common_pb2.EVENT_SOURCE_MANUAL),
+    ]
+    call = ingest.StreamEvents()
+    await call.write(pb.StreamEventsRequest(events=batch))
+    response = await call.read()
+    assert [a.outcome for a in response.acks] == [
+        pb.INGEST_OUTCOME_QUARANTINED,
+        pb.INGEST_OUTCOME_REJECTED,
+        pb.INGEST_OUTCOME_REJECTED,
+        pb.INGEST_OUTCOME_REJECTED,
+        pb.INGEST_OUTCOME_NO_ACTION,
+        pb.INGEST_OUTCOME_REJECTED,
+    ]
+    bad = response.acks[2].error
+    assert bad.code == code_pb2.INVALID_ARGUMENT
+    details = error_details_pb2.BadRequest()
+    assert bad.details[0].Unpack(details)
+    assert [v.field for v in details.field_violations] == ["phone_number"]
+    await call.write(pb.StreamEventsRequest(events=[event("ok-3", phone="+33622222222")]))
+    assert [a.outcome for a in (await call.read()).acks] == [pb.INGEST_OUTCOME_QUARANTINED]
+    await call.done_writing()
+    assert await db.fetchval("SELECT count(*) FROM rejected_events") == 4
+    assert "not a number" in await db.fetchval(
+        "SELECT raw_event::text FROM rejected_events WHERE event_id = 'bad-phone'"
+    )
+
+
+async def test_opt_in_releases_what_the_stop_blocked(ingest: Any, checks: Any, db: Any) -> None:
+    await send(checks, "acme", "c1", "36180", [ALICE], timedelta(hours=1))
+    await one(ingest, event("stop-1"))
+    ack = await one(ingest, event("start-1", text="START"))
+    assert (ack.outcome, ack.intent, ack.attributed_licence_id) == (
+        pb.INGEST_OUTCOME_RELEASED,
+        common_pb2.INTENT_OPT_IN,
+        "acme",
+    )
+    assert await verdict(checks, "acme", "36180", ALICE) == "CHECK_REASON_UNSPECIFIED"
+    actions = await db.fetch("SELECT action FROM number_history WHERE phone = $1 ORDER BY id", ALICE)
+    assert [r["action"] for r in actions] == ["OPT_OUT", "OPT_IN"]
+    service_keyword = await one(
+        ingest, event("kw-1", phone=BOB, text="PIZZA", intent_hint=common_pb2.INTENT_OPT_IN)
+    )
+    assert (service_keyword.outcome, service_keyword.intent) == (
+        pb.INGEST_OUTCOME_NO_ACTION,
+        common_pb2.INTENT_OPT_IN,
+    )
+
+
+async def test_help_and_chatter(ingest: Any, db: Any) -> None:
+    help_ack = await one(ingest, event("h1", text="AIDE"))
+    assert (help_ack.outcome, help_ack.intent) == (pb.INGEST_OUTCOME_NO_ACTION, common_pb2.INTENT_HELP)
+    assert help_ack.confirmation_text.startswith("Répondez STOP")
+    assert not help_ack.confirmation_allowed
+    chat = await one(ingest, event("c1", text="don't stop, I love these deals"))
+    assert (chat.outcome, chat.intent) == (pb.INGEST_OUTCOME_NO_ACTION, common_pb2.INTENT_NONE)
+    assert await db.fetchval("SELECT count(*) FROM inbound_events") == 2
+
+
+async def test_web_unsubscribes_and_operator_notifications_opt_out(ingest: Any, db: Any) -> None:
+    web = await one(
+        ingest, event("w1", text="", recipient="", source=WEB, reason="too many messages", licence_id="acme")
+    )
+    assert (web.outcome, web.intent) == (pb.INGEST_OUTCOME_QUARANTINED, common_pb2.INTENT_OPT_OUT)
+    assert await db.fetchval("SELECT reason FROM number_history WHERE event_id = 'w1'") == "too many messages"
+    operator = await one(
+        ingest, event("o1", phone=BOB, text="", source=common_pb2.EVENT_SOURCE_OPERATOR_NOTIFICATION)
+    )
+    assert operator.outcome == pb.INGEST_OUTCOME_QUARANTINED
+
+
+async def test_old_events_are_stored_without_a_confirmation(ingest: Any) -> None:
+    raw = event("late-1")
+    raw.received_at.FromDatetime(datetime.now(UTC) - timedelta(hours=2))
+    ack = await one(ingest, raw)
+    assert ack.outcome == pb.INGEST_OUTCOME_QUARANTINED
+    assert not ack.confirmation_allowed
+    too_old = event("late-2")
+    too_old.received_at.FromDatetime(datetime.now(UTC) - timedelta(days=40))
+    assert (await one(ingest, too_old)).outcome == pb.INGEST_OUTCOME_REJECTED
