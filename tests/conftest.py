@@ -12,6 +12,7 @@ from pathlib import Path
 import asyncpg
 import grpc
 import pytest
+from processes import ServerProcess, SpawnServer
 from stopgate_server.app import Application
 from stopgate_server.config import Settings
 from stopgate_server.store.embedded import EmbeddedPostgres
@@ -97,3 +98,18 @@ async def app(database_url: str) -> AsyncIterator[Application]:
 async def channel(app: Application) -> AsyncIterator[grpc.aio.Channel]:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{app.grpc_port}") as channel:
         yield channel
+
+
+@pytest.fixture
+def spawn_server() -> Iterator[SpawnServer]:
+    """Start `stopgate serve` processes (free loopback ports); any still running are killed afterwards."""
+    started: list[ServerProcess] = []
+
+    def spawn(*args: str, env: dict[str, str] | None = None) -> ServerProcess:
+        server = ServerProcess(*args, env=env)
+        started.append(server)
+        return server
+
+    yield spawn
+    for server in started:
+        server.kill()

@@ -2,83 +2,22 @@
 
 from __future__ import annotations
 
-import json
 import os
-import queue
 import signal
 import subprocess
-import sys
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from processes import STOPGATE, SpawnServer
 from stopgate_server.store.embedded import EmbeddedPostgresError, find_bindir
-
-STOPGATE = str(Path(sys.executable).with_name("stopgate"))
-START_TIMEOUT_S = 60
-
-
-class ServerProcess:
-    """`stopgate serve` in a child process, its JSON log lines read as they come."""
-
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
-        self.process = subprocess.Popen(
-            [STOPGATE, "serve", "--grpc-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env={**os.environ, **(env or {})},
-        )
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.log: list[dict[str, Any]] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.put(line)
-
-    def wait_for(self, message: str, timeout: float = START_TIMEOUT_S) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = self.lines.get(timeout=0.2)
-            except queue.Empty:
-                if self.process.poll() is not None and self.lines.empty():
-                    break
-                continue
-            entry = json.loads(line) if line.startswith("{") else {"msg": line.rstrip()}
-            self.log.append(entry)
-            if entry["msg"] == message:
-                return entry
-        pytest.fail(f"no log line {message!r}; got {[e['msg'] for e in self.log]}")
-
-    def stop(self, signum: int) -> int:
-        self.process.send_signal(signum)
-        return self.process.wait(timeout=30)
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
 
 
 @pytest.fixture
 def data_dir(reachable_tmp: Path, request: pytest.FixtureRequest) -> Path:
     return reachable_tmp / f"cli-{request.node.name}"
-
-
-@pytest.fixture
-def server_processes() -> Iterator[list[ServerProcess]]:
-    started: list[ServerProcess] = []
-    yield started
-    for server in started:
-        server.kill()
 
 
 def _health(address: str) -> int:
@@ -108,12 +47,9 @@ def _postmaster_pid(data_dir: Path) -> int:
     return int((data_dir / "pg" / "data" / "postmaster.pid").read_text().split("\n", 1)[0])
 
 
-def test_serve_embedded_database_then_stop_cleanly(
-    data_dir: Path, server_processes: list[ServerProcess]
-) -> None:
+def test_serve_embedded_database_then_stop_cleanly(data_dir: Path, spawn_server: SpawnServer) -> None:
     """First run initialises the cluster; SIGTERM drains and stops it; a second run reuses it; SIGINT."""
-    first = ServerProcess("--data-dir", str(data_dir))
-    server_processes.append(first)
+    first = spawn_server("--data-dir", str(data_dir))
     serving = first.wait_for("serving")
     assert any(e["msg"] == "initialising embedded PostgreSQL" for e in first.log)
     assert _health(serving["grpc_addr"]) == health_pb2.HealthCheckResponse.SERVING
@@ -126,8 +62,7 @@ def test_serve_embedded_database_then_stop_cleanly(
     assert _gone(postmaster)
     assert not (data_dir / "pg" / "data" / "postmaster.pid").exists()
 
-    second = ServerProcess("--data-dir", str(data_dir))
-    server_processes.append(second)
+    second = spawn_server("--data-dir", str(data_dir))
     serving = second.wait_for("serving")
     assert not any(e["msg"] == "initialising embedded PostgreSQL" for e in second.log)
     assert _health(serving["grpc_addr"]) == health_pb2.HealthCheckResponse.SERVING

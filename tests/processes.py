@@ -1,0 +1,67 @@
+"""Helpers of the end-to-end tests: `stopgate serve` in a child process, its JSON log read as it comes."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+STOPGATE = str(Path(sys.executable).with_name("stopgate"))
+START_TIMEOUT_S = 60
+
+
+class ServerProcess:
+    """`stopgate serve` in a child process, its JSON log lines read as they come."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        self.process = subprocess.Popen(
+            [STOPGATE, "serve", "--grpc-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, **(env or {})},
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.log: list[dict[str, Any]] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(line)
+
+    def wait_for(self, message: str, timeout: float = START_TIMEOUT_S) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=0.2)
+            except queue.Empty:
+                if self.process.poll() is not None and self.lines.empty():
+                    break
+                continue
+            entry = json.loads(line) if line.startswith("{") else {"msg": line.rstrip()}
+            self.log.append(entry)
+            if entry["msg"] == message:
+                return entry
+        pytest.fail(f"no log line {message!r}; got {[e['msg'] for e in self.log]}")
+
+    def stop(self, signum: int) -> int:
+        self.process.send_signal(signum)
+        return self.process.wait(timeout=30)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+SpawnServer = Callable[..., ServerProcess]
