@@ -65,13 +65,9 @@ async def _stream_until_killed(address: str, pid: int) -> tuple[set[str], grpc.S
                 if received + 1 == KILL_AFTER:
                     os.kill(pid, signal.SIGKILL)
         except grpc.aio.AioRpcError as exc:
-            assert exc.code() in (
-                grpc.StatusCode.UNAVAILABLE,
-                grpc.StatusCode.CANCELLED,
-                grpc.StatusCode.INTERNAL,
-            )
+            ended_with = exc.code()
         writer.cancel()
-    return acked
+    return acked, ended_with
 
 
 async def test_kill_9_loses_no_acked_event(database_url: str, spawn_server: SpawnServer) -> None:
