@@ -12,9 +12,9 @@ import asyncpg
 from stopgate_server import config
 from stopgate_server.domain.policies import PolicyError
 from stopgate_server.obs.logging import configure as configure_logging
-from stopgate_server.store.database import DatabaseUnreachable, open_pool
+from stopgate_server.store.database import DatabaseUnreachable, open_pool, prepare_schema
 from stopgate_server.store.embedded import EmbeddedPostgres, EmbeddedPostgresError
-from stopgate_server.store.migrations import MigrationError, migrate
+from stopgate_server.store.migrations import MigrationError
 
 log = logging.getLogger("stopgate")
 
@@ -37,8 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     migrate_command = commands.add_parser(
         "migrate",
         help="apply pending database migrations and exit",
-        description="Apply pending schema migrations (forward-only) and exit. Without a database URL, "
-        "migrates the embedded cluster under DATA_DIR/pg.",
+        description="Apply pending schema migrations (forward-only), create the coming months' partitions "
+        "of the send log, and exit. Without a database URL, migrates the embedded cluster under DATA_DIR/pg.",
     )
     config.add_arguments(migrate_command, config.DATABASE_OPTIONS)
     return parser
@@ -87,8 +87,7 @@ async def _migrate(settings: config.Settings) -> None:
     try:
         pool = await open_pool(dsn, settings)
         try:
-            async with pool.acquire() as connection:
-                applied = await migrate(connection)
+            applied = await prepare_schema(pool)
         finally:
             await pool.close()
         names = ", ".join(f"{m.version:04d}_{m.name}" for m in applied) or "none (schema is current)"

@@ -6,7 +6,7 @@ import phonenumbers
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from stopgate_server.domain.phones import _fast_e164, is_region, to_e164, to_e164_many
+from stopgate_server.domain.phones import _fast_e164, is_region, region_of, to_e164, to_e164_many
 
 
 @pytest.mark.parametrize(
@@ -74,3 +74,12 @@ def test_is_region(code: str, known: bool) -> None:
 )
 def test_batch_conversion_equals_one_by_one(raw_numbers: list[str]) -> None:
     assert to_e164_many(raw_numbers, "FR") == [to_e164(raw, "FR") for raw in raw_numbers]
+
+
+@pytest.mark.parametrize(
+    ("e164", "region"),
+    [("+33612345678", "FR"), ("+32470123456", "BE"), ("+447700900123", "GB"), ("+14155550123", "US"),
+     ("+80012345678", ""), ("not e164", "")],
+)  # fmt: skip
+def test_region_of(e164: str, region: str) -> None:
+    assert region_of(e164) == region

@@ -18,29 +18,30 @@ MAX_INPUT_LENGTH = 32
 """Longer inputs are not phone numbers in any notation; they are rejected before parsing."""
 
 
-def _possible_lengths() -> dict[str, frozenset[int]]:
-    """{country calling code: lengths of a possible national number}, as phonenumbers judges them: by the
-    metadata of the code's main region, counting the lengths only dialable locally too."""
-    table: dict[str, frozenset[int]] = {}
+def _possible_lengths() -> dict[str, tuple[frozenset[int], str]]:
+    """{country calling code: (lengths of a possible national number, main region)}, as phonenumbers
+    judges them: by the metadata of the code's main region, counting the lengths only dialable locally."""
+    table: dict[str, tuple[frozenset[int], str]] = {}
     for code, regions in COUNTRY_CODE_TO_REGION_CODE.items():
         metadata = PhoneMetadata.metadata_for_region_or_calling_code(code, regions[0])
         if metadata is None or metadata.general_desc is None:
             continue
         description = metadata.general_desc
-        table[str(code)] = frozenset(
-            (*description.possible_length, *(description.possible_length_local_only or ()))
-        )
+        lengths = frozenset((*description.possible_length, *(description.possible_length_local_only or ())))
+        table[str(code)] = (lengths, regions[0] if regions[0] != "001" else "")
     return table
 
 
-def _by_prefix(table: dict[str, frozenset[int]]) -> dict[str, tuple[int, frozenset[int]]]:
-    """{first three digits: (country code length, possible lengths)}: country codes are prefix-free, so
-    three digits always tell the code, in one dictionary look-up."""
-    prefixes: dict[str, tuple[int, frozenset[int]]] = {}
-    for code, lengths in table.items():
+def _by_prefix(
+    table: dict[str, tuple[frozenset[int], str]],
+) -> dict[str, tuple[int, frozenset[int], str]]:
+    """{first three digits: (country code length, possible lengths, main region)}: country codes are
+    prefix-free, so three digits always tell the code, in one dictionary look-up."""
+    prefixes: dict[str, tuple[int, frozenset[int], str]] = {}
+    for code, (lengths, region) in table.items():
         for suffix in range(10 ** (3 - len(code))):
             rest = str(suffix).zfill(3 - len(code)) if len(code) < 3 else ""
-            prefixes[code + rest] = (len(code), lengths)
+            prefixes[code + rest] = (len(code), lengths, region)
     return prefixes
 
 
@@ -55,7 +56,7 @@ def _fast_e164(text: str) -> str | None:
     known = _BY_PREFIX.get(digits[:3])
     if known is None:
         return None
-    code_length, lengths = known
+    code_length, lengths, _ = known
     if digits[code_length : code_length + 1] == "0":  # leading zeros have per-country rules
         return ""
     return text if len(digits) - code_length in lengths else None
@@ -101,9 +102,7 @@ def to_e164_many(raw_numbers: Sequence[str], default_region: str = "") -> list[s
 
 
 def region_of(e164: str) -> str:
-    """The ISO region of an E.164 number ("FR" for +33...), "" when it has none (non-geographic codes)."""
-    try:
-        region = phonenumbers.region_code_for_number(phonenumbers.parse(e164, None))
-    except phonenumbers.NumberParseException:
-        return ""
-    return region if region and region != "001" else ""
+    """The main ISO region of an E.164 number's country code ("FR" for +33..., "US" for +1...), "" for
+    non-geographic codes. Cheap: a prefix look-up, no parsing."""
+    known = _BY_PREFIX.get(e164[1:4]) if e164[:1] == "+" else None
+    return known[2] if known is not None else ""

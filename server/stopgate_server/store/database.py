@@ -10,7 +10,7 @@ import asyncpg
 
 from stopgate_server.config import Settings
 from stopgate_server.store import DbConnection
-from stopgate_server.store.migrations import migrate
+from stopgate_server.store.migrations import Migration, migrate
 from stopgate_server.store.queries import QUERIES
 
 log = logging.getLogger(__name__)
@@ -50,11 +50,13 @@ class DatabaseUnreachable(RuntimeError):
     """PostgreSQL could not be reached at start."""
 
 
-async def prepare_schema(pool: asyncpg.Pool) -> None:
-    """Apply pending migrations and make sure the coming months' send partitions exist."""
+async def prepare_schema(pool: asyncpg.Pool) -> list[Migration]:
+    """Apply pending migrations and make sure the coming months' send partitions exist; return the
+    migrations applied."""
     async with pool.acquire() as connection:
-        await migrate(connection)
+        applied = await migrate(connection)
         await ensure_sends_partitions(connection)
+    return applied
 
 
 async def ensure_sends_partitions(connection: DbConnection) -> None:

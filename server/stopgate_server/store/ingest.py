@@ -259,14 +259,6 @@ async def _apply_round(
             [e.event_id for e in acting],
             [e.reason or None for e in acting],
         )
-    if new_stops:
-        await connection.execute(
-            QUERIES["ingest_campaign_stops"],
-            [licence[id(e)] for e in new_stops],
-            [campaign[id(e)] for e in new_stops],
-            [e.source for e in new_stops],
-            [e.received_at for e in new_stops],
-        )
     await connection.execute(
         QUERIES["ingest_events"],
         [e.phone for e in events],
@@ -288,4 +280,13 @@ async def _apply_round(
         [o.campaign_id or None for o in outcomes],
         [sent_at.get(id(e)) for e in events],
     )
+    # Last: a campaign's counter row is shared by every stream, and its lock is held until commit.
+    if new_stops:
+        await connection.execute(
+            QUERIES["ingest_campaign_stops"],
+            [licence[id(e)] for e in new_stops],
+            [campaign[id(e)] for e in new_stops],
+            [e.source for e in new_stops],
+            [e.received_at for e in new_stops],
+        )
     return outcomes

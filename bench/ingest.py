@@ -1,0 +1,222 @@
+"""Durable ingest throughput against a raw INSERT of the same rows, and single-event latency.
+
+Loads sends for the numbers (so every STOP is attributed), starts `stopgate serve`, then from a client
+process of its own: S concurrent StreamEvents streams, each sending requests of B STOP events (pipelined:
+the next request is written while the previous is being committed), N events in all, timed from the first
+write to the last ack. Baseline in the same run: `INSERT ... SELECT unnest(...)` of the same rows into a
+copy of inbound_events, B rows per statement over S connections (no attribution, no block lists, no history,
+no counters). Then IngestEvent at a steady R events/s for T seconds: p50/p99 latency. Loopback only.
+
+    .venv/bin/python bench/ingest.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from harness import percentile, private_database, stopgate_server
+
+HERE = Path(__file__).resolve()
+SHORTCODE = "36180"
+
+
+def phone(i: int) -> str:
+    return f"+3362{i:07d}"
+
+
+def events(start: int, count: int, run: str) -> list[Any]:
+    from stopgate.v1 import common_pb2, stop_ingest_pb2
+
+    return [
+        stop_ingest_pb2.InboundEvent(
+            event_id=f"{run}-{i}",
+            source=common_pb2.EVENT_SOURCE_SMS_REPLY,
+            phone_number=phone(i),
+            recipient=SHORTCODE,
+            text="STOP",
+        )
+        for i in range(start, start + count)
+    ]
+
+
+async def stream_load(address: str, args: argparse.Namespace) -> dict[str, float]:
+    import grpc
+    from stopgate.v1 import stop_ingest_pb2, stop_ingest_pb2_grpc
+
+    per_stream = args.events // args.streams
+    requests = [
+        [
+            stop_ingest_pb2.StreamEventsRequest(events=events(s * per_stream + k, args.batch, "stream"))
+            for k in range(0, per_stream, args.batch)
+        ]
+        for s in range(args.streams)
+    ]
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = stop_ingest_pb2_grpc.StopIngestStub(channel)
+
+        async def one_stream(batches: list[Any]) -> int:
+            acked = 0
+            async for response in stub.StreamEvents(iter(batches)):
+                acked += len(response.acks)
+            return acked
+
+        started = time.perf_counter()
+        acked = sum(await asyncio.gather(*(one_stream(b) for b in requests)))
+        elapsed = time.perf_counter() - started
+    return {"events_per_s": acked / elapsed, "events": acked}
+
+
+async def unary_latency(address: str, args: argparse.Namespace) -> dict[str, float]:
+    import grpc
+    from stopgate.v1 import stop_ingest_pb2, stop_ingest_pb2_grpc
+
+    count = int(args.rate * args.seconds)
+    singles = events(args.events, count, "single")
+    latencies: list[float] = []
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = stop_ingest_pb2_grpc.StopIngestStub(channel)
+
+        async def one(raw: Any) -> None:
+            started = time.perf_counter()
+            await stub.IngestEvent(stop_ingest_pb2.IngestEventRequest(event=raw), timeout=10)
+            latencies.append(time.perf_counter() - started)
+
+        tasks = []
+        start = time.perf_counter()
+        for i, raw in enumerate(singles):
+            await asyncio.sleep(max(0.0, start + i / args.rate - time.perf_counter()))
+            tasks.append(asyncio.create_task(one(raw)))
+        await asyncio.gather(*tasks)
+    latencies.sort()
+    return {"p50_ms": 1000 * percentile(latencies, 0.5), "p99_ms": 1000 * percentile(latencies, 0.99)}
+
+
+async def raw_insert(dsn: str, args: argparse.Namespace) -> dict[str, float]:
+    """The baseline: the same rows, inserted as they are, B per statement over S connections."""
+    setup = await asyncpg.connect(dsn)
+    await setup.execute("DROP TABLE IF EXISTS inbound_events_raw")
+    await setup.execute("CREATE TABLE inbound_events_raw (LIKE inbound_events INCLUDING ALL)")
+    await setup.close()
+    pool = await asyncpg.create_pool(dsn, min_size=args.streams, max_size=args.streams)
+    now = datetime.now(UTC)
+    per_stream = args.events // args.streams
+
+    def columns(start: int) -> list[list[Any]]:
+        """The 18 columns of ingest_events for B rows, as stopgate writes them for these STOPs."""
+        rows = range(start, start + args.batch)
+        constant = [now, "SMS_REPLY", SHORTCODE, "", "STOP", "", "", "", "", "OPT_OUT", "STOP", "EXACT"]
+        constant += ["QUARANTINED", "acme", "spring", now]
+        return [
+            [phone(i) for i in rows],
+            [f"raw-{i}" for i in rows],
+            *([value] * args.batch for value in constant),
+        ]
+
+    from stopgate_server.store.queries import QUERIES
+
+    statement = QUERIES["ingest_events"].replace(
+        "INSERT INTO inbound_events ", "INSERT INTO inbound_events_raw "
+    )
+
+    async def one_stream(s: int) -> None:
+        async with pool.acquire() as connection:
+            for k in range(0, per_stream, args.batch):
+                await connection.execute(statement, *columns(s * per_stream + k))
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one_stream(s) for s in range(args.streams)))
+    elapsed = time.perf_counter() - started
+    await pool.close()
+    return {"events_per_s": per_stream * args.streams / elapsed}
+
+
+async def load_sends(dsn: str, count: int) -> None:
+    connection = await asyncpg.connect(dsn)
+    sent_at = datetime.now(UTC) - timedelta(hours=1)
+    await connection.copy_records_to_table(
+        "sends",
+        records=((phone(i), sent_at, "acme", "spring", SHORTCODE) for i in range(count)),
+        columns=["phone", "sent_at", "licence_id", "campaign_id", "sender"],
+    )
+    await connection.execute(
+        "INSERT INTO campaign_counters (licence_id, campaign_id, sent_count) VALUES ('acme', 'spring', $1)",
+        count,
+    )
+    await connection.execute("ANALYZE")
+    await connection.close()
+
+
+def client(mode: str, target: str, args: argparse.Namespace) -> dict[str, float]:
+    command = [sys.executable, str(HERE), "--client", mode, "--target", target]
+    for name in ("events", "batch", "streams", "rate", "seconds"):
+        command += [f"--{name}", str(getattr(args, name))]
+    output = subprocess.run(command, capture_output=True, text=True, check=True, timeout=900).stdout
+    return dict(json.loads(output.strip().splitlines()[-1]))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=100_000, help="events per streamed run")
+    parser.add_argument("--batch", type=int, default=100, help="events per request")
+    parser.add_argument("--streams", type=int, default=4)
+    parser.add_argument("--rate", type=float, default=100.0, help="IngestEvent calls per second")
+    parser.add_argument("--seconds", type=float, default=10.0, help="duration of the IngestEvent run")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--client", choices=["stream", "unary", "raw"], help=argparse.SUPPRESS)
+    parser.add_argument("--target", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.client:
+        run = {"stream": stream_load, "unary": unary_latency, "raw": raw_insert}[args.client]
+        print(json.dumps(asyncio.run(run(args.target, args))))
+        return 0
+
+    streamed, raw = [], []
+    with private_database() as (dsn, _):
+        asyncio.run(load_sends(dsn, args.events + int(args.rate * args.seconds)))
+        with stopgate_server(dsn) as (address, _):
+            for round_number in range(1, args.rounds + 1):
+                reset = asyncio.run(_reset(dsn))
+                assert reset is None
+                streamed.append(client("stream", address, args)["events_per_s"])
+                raw.append(client("raw", dsn, args)["events_per_s"])
+                print(
+                    f"round {round_number}: stopgate {streamed[-1]:,.0f} durable events/s,"
+                    f" raw insert {raw[-1]:,.0f} rows/s, ratio {streamed[-1] / raw[-1]:.2f}",
+                    flush=True,
+                )
+            latency = client("unary", address, args)
+    rate, baseline = statistics.median(streamed), statistics.median(raw)
+    print(
+        f"\nmedians over {args.rounds} rounds ({args.events:,} events, {args.batch} per request,"
+        f" {args.streams} streams): stopgate {rate:,.0f} events/s, raw insert {baseline:,.0f} rows/s,"
+        f" ratio {rate / baseline:.2f}"
+    )
+    print(
+        f"IngestEvent at {args.rate:g} events/s for {args.seconds:g} s:"
+        f" p50 {latency['p50_ms']:.1f} ms, p99 {latency['p99_ms']:.1f} ms"
+    )
+    return 0
+
+
+async def _reset(dsn: str) -> None:
+    """Forget the previous round's events and their effects (the sends stay)."""
+    connection = await asyncpg.connect(dsn)
+    await connection.execute(
+        "TRUNCATE inbound_events, quarantine, shortcode_stop_list, number_history;"
+        " UPDATE campaign_counters SET unsubscribe_count = 0, unsubscribes_sms_reply = 0"
+    )
+    await connection.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
