@@ -172,13 +172,13 @@ async def load(dsn: str, args: argparse.Namespace) -> None:
             for i in range(per_licence)
         )
         started = time.perf_counter()
-        await connection.execute("ALTER TABLE quarantine DISABLE TRIGGER quarantine_notify")
+        await connection.execute("ALTER TABLE quarantine DISABLE TRIGGER quarantine_insert_notify")
         await connection.copy_records_to_table(
             "quarantine",
             records=rows,
             columns=["phone", "licence_id", "since", "source"],
         )
-        await connection.execute("ALTER TABLE quarantine ENABLE TRIGGER quarantine_notify")
+        await connection.execute("ALTER TABLE quarantine ENABLE TRIGGER quarantine_insert_notify")
         await connection.execute("VACUUM ANALYZE quarantine")
         print(
             f"loaded {args.quarantined:,} quarantined numbers in {time.perf_counter() - started:.1f}s",

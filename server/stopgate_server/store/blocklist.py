@@ -1,7 +1,7 @@
 """An in-memory index of the block lists, derived from PostgreSQL and kept current by LISTEN/NOTIFY.
 
 Every insert into or delete from `quarantine` and `shortcode_stop_list` is announced by a trigger on the
-channel `stopgate_blocklist` when it commits. The index listens on a connection of its own, loads a
+channel `stopgate_blocklist` when it commits (up to 100 changed rows per notification, one per line). The index listens on a connection of its own, loads a
 snapshot after LISTEN took effect, and applies the announcements in commit order.
 
 It can prove it is current: every HEARTBEAT_INTERVAL_S it sends a heartbeat through the same channel.
@@ -159,9 +159,10 @@ class BlocklistIndex:
             if token == self._token:
                 self._on_heartbeat(int(seq))
         elif self._buffer is not None:
-            self._buffer.append(payload)
+            self._buffer.extend(payload.split("\n"))
         else:
-            self._apply(payload)
+            for line in payload.split("\n"):
+                self._apply(line)
 
     def _on_heartbeat(self, seq: int) -> None:
         sent_at = self._sent_at.pop(seq, None)

@@ -32,27 +32,32 @@ CREATE TABLE shortcode_stop_list (
 
 -- Every insert into or delete from the block lists (quarantine, shortcode_stop_list) is announced on the
 -- channel `stopgate_blocklist` when it commits, so that every server process keeps its in-memory index
--- current. Payload: "<q|s>|<+|->|<licence_id or shortcode>|<phone>". Rows are never updated in their keys.
--- Trigger arguments: the list's letter and the column naming the list.
+-- current. A payload holds up to 100 lines "<q|s>|<+|->|<licence_id or shortcode>|<phone>" (statement-level
+-- triggers: one notification per 100 changed rows, not one per row). Rows are never updated in their keys.
+-- Trigger arguments: the list's letter, the operation's sign, the column naming the list.
 CREATE FUNCTION stopgate_notify_blocklist() RETURNS trigger
 LANGUAGE plpgsql AS $$
-DECLARE
-    row_data jsonb := to_jsonb(CASE TG_OP WHEN 'DELETE' THEN OLD ELSE NEW END);
 BEGIN
-    PERFORM pg_notify(
-        'stopgate_blocklist',
-        concat_ws('|',
-            TG_ARGV[0],
-            CASE TG_OP WHEN 'DELETE' THEN '-' ELSE '+' END,
-            row_data ->> TG_ARGV[1],
-            row_data ->> 'phone'));
+    PERFORM pg_notify('stopgate_blocklist', chunk)
+    FROM (
+        SELECT string_agg(concat_ws('|', TG_ARGV[0], TG_ARGV[1], to_jsonb(c) ->> TG_ARGV[2], c.phone), E'\n')
+            AS chunk
+        FROM (SELECT *, (row_number() OVER () - 1) / 100 AS part FROM changed) c
+        GROUP BY c.part
+    ) chunks;
     RETURN NULL;
 END
 $$;
-CREATE TRIGGER quarantine_notify AFTER INSERT OR DELETE ON quarantine
-    FOR EACH ROW EXECUTE FUNCTION stopgate_notify_blocklist('q', 'licence_id');
-CREATE TRIGGER shortcode_stop_list_notify AFTER INSERT OR DELETE ON shortcode_stop_list
-    FOR EACH ROW EXECUTE FUNCTION stopgate_notify_blocklist('s', 'shortcode');
+CREATE TRIGGER quarantine_insert_notify AFTER INSERT ON quarantine REFERENCING NEW TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION stopgate_notify_blocklist('q', '+', 'licence_id');
+CREATE TRIGGER quarantine_delete_notify AFTER DELETE ON quarantine REFERENCING OLD TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION stopgate_notify_blocklist('q', '-', 'licence_id');
+CREATE TRIGGER shortcode_stop_list_insert_notify AFTER INSERT ON shortcode_stop_list
+    REFERENCING NEW TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION stopgate_notify_blocklist('s', '+', 'shortcode');
+CREATE TRIGGER shortcode_stop_list_delete_notify AFTER DELETE ON shortcode_stop_list
+    REFERENCING OLD TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION stopgate_notify_blocklist('s', '-', 'shortcode');
 
 -- Every send, append-only: the attribution log (which campaign reached a number last) and the source of
 -- the interactions export. Partitioned by month of sent_at; stopgate_ensure_sends_partitions creates
