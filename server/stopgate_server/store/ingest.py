@@ -236,7 +236,7 @@ async def _apply_round(
                 if in_quarantine or on_list
                 else "NO_ACTION"
             )
-            if (event.phone, lic) in quarantine_new and camp:
+            if is_new and camp:  # a campaign's unsubscribes: the STOPs attributed to it that blocked anew
                 new_stops.append(event)
             blocked = in_quarantine or on_list
         elif event.intent == "OPT_IN":
