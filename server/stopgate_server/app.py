@@ -28,6 +28,7 @@ from stopgate.v1 import (
 
 from stopgate_server.api.message_compliance import MessageComplianceServicer
 from stopgate_server.api.quarantine_check import QuarantineCheckServicer
+from stopgate_server.api.reporting import ReportingServicer
 from stopgate_server.api.stop_ingest import StopIngestServicer
 from stopgate_server.config import Settings, parse_host_port
 from stopgate_server.domain import policies
@@ -39,6 +40,7 @@ from stopgate_server.store.database import ensure_sends_partitions, open_pool, p
 from stopgate_server.store.embedded import EmbeddedPostgres
 from stopgate_server.store.ingest import IngestStore
 from stopgate_server.store.quarantine import QuarantineStore
+from stopgate_server.store.reporting import ReportingStore
 
 log = logging.getLogger(__name__)
 
@@ -104,12 +106,11 @@ class Application:
         )
         self.index = BlocklistIndex(dsn, self.pool)
         await self.index.start()
-        # A service whose issue has not landed is its generated base class: every RPC answers UNIMPLEMENTED.
         servicers = (
             QuarantineCheckServicer(QuarantineStore(self.pool, self.index)),
             StopIngestServicer(IngestStore(self.pool, self.index)),
             MessageComplianceServicer(policy_table, self.settings.max_message_parts),
-            reporting_pb2_grpc.ReportingServicer(),  # type: ignore[abstract]
+            ReportingServicer(ReportingStore(self.pool)),
         )
         for (_, add_to_server), servicer in zip(SERVICES, servicers, strict=True):
             add_to_server(servicer, self.server)

@@ -10,6 +10,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import REGISTRY
+from stopgate.v1 import reporting_pb2, reporting_pb2_grpc
 from stopgate_server.interceptor import CallInterceptor
 
 SERVICE = "grpc.health.v1.Health"
@@ -30,10 +31,14 @@ class FailingHealth(health_pb2_grpc.HealthServicer):  # type: ignore[misc]
 async def stub() -> AsyncIterator[Any]:
     server = grpc.aio.server(interceptors=[CallInterceptor()])
     health_pb2_grpc.add_HealthServicer_to_server(FailingHealth(), server)
+    # The generated base class: every method raises NotImplementedError.
+    reporting_pb2_grpc.add_ReportingServicer_to_server(reporting_pb2_grpc.ReportingServicer(), server)  # type: ignore[abstract]
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        yield health_pb2_grpc.HealthStub(channel)
+        stub = health_pb2_grpc.HealthStub(channel)
+        stub.reporting = reporting_pb2_grpc.ReportingStub(channel)
+        yield stub
     await server.stop(0)
 
 
@@ -72,3 +77,10 @@ async def test_streaming_database_loss_is_unavailable(stub: Any) -> None:
     assert "closed in the middle" not in (caught.value.details() or "")
     assert _handled("Watch", "server_stream", grpc.StatusCode.UNAVAILABLE) == before + 1
     assert _sample("grpc_server_msg_sent_total", "Watch", "server_stream") == sent_before + 1
+
+
+async def test_a_method_without_implementation_is_unimplemented(stub: Any) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.reporting.GetCampaignReport(reporting_pb2.GetCampaignReportRequest(), timeout=5)
+    assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert "not implemented" in (caught.value.details() or "")

@@ -50,17 +50,17 @@ async def test_health_serving_with_database(channel: grpc.aio.Channel, service: 
     assert reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
-async def test_rpc_without_implementation_answers_unimplemented(channel: grpc.aio.Channel) -> None:
+async def test_errors_carry_error_info(channel: grpc.aio.Channel) -> None:
     stub = reporting_pb2_grpc.ReportingStub(channel)
+    request = reporting_pb2.GetCampaignReportRequest(licence_id="acme", campaign_id="never-sent")
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await stub.GetCampaignReport(reporting_pb2.GetCampaignReportRequest(licence_id="acme"), timeout=5)
-    assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        await stub.GetCampaignReport(request, timeout=5)
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
     status = rpc_status.from_call(caught.value)
     assert status is not None
     info = error_details_pb2.ErrorInfo()
     assert status.details[0].Unpack(info)
-    assert info.reason == "UNIMPLEMENTED"
-    assert info.domain == "stopgate"
+    assert (info.reason, info.domain) == ("NOT_FOUND", "stopgate")
 
 
 def _scrape(app: Application) -> str:

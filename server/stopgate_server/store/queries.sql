@@ -242,3 +242,56 @@ SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::
 -- name: ingest_rejected
 INSERT INTO rejected_events (event_id, received_at, raw_event, error)
 SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::jsonb[], $4::text[]);
+
+-- name: report_campaign
+SELECT * FROM campaign_counters WHERE licence_id = $1 AND campaign_id = $2;
+
+-- name: report_campaigns_page
+-- Campaigns of licence $1 sent within [$2, $3) (NULL: unbounded), newest first sends first, after the
+-- keyset ($4, $5) of the previous page (NULL: first page), at most $6.
+SELECT * FROM campaign_counters
+WHERE licence_id = $1
+  AND first_send_at IS NOT NULL
+  AND ($2::timestamptz IS NULL OR last_send_at >= $2)
+  AND ($3::timestamptz IS NULL OR first_send_at < $3)
+  AND ($4::timestamptz IS NULL OR first_send_at < $4 OR (first_send_at = $4 AND campaign_id > $5))
+ORDER BY first_send_at DESC, campaign_id
+LIMIT $6;
+
+-- name: export_interactions
+-- Every send of campaign ($1, $2) in send order, with the STOP attributed to that very send, if any.
+SELECT s.phone, s.sent_at, s.sender, stop.received_at AS stopped_at, stop.source, stop.event_id
+FROM sends s
+LEFT JOIN LATERAL (
+    SELECT e.received_at, e.source, e.event_id FROM inbound_events e
+    WHERE e.phone = s.phone AND e.licence_id = s.licence_id AND e.campaign_id = s.campaign_id
+      AND e.attributed_sent_at = s.sent_at AND e.intent = 'OPT_OUT'
+      AND e.outcome IN ('QUARANTINED', 'ALREADY_QUARANTINED')
+    ORDER BY e.received_at
+    LIMIT 1
+) stop ON true
+WHERE s.licence_id = $1 AND s.campaign_id = $2
+ORDER BY s.sent_at, s.phone;
+
+-- name: export_quarantine
+SELECT phone, since, source, campaign_id, event_id FROM quarantine WHERE licence_id = $1 ORDER BY since, phone;
+
+-- name: licence_quarantine_size
+SELECT count(*) FROM quarantine WHERE licence_id = $1;
+
+-- name: licence_daily_activity
+-- Opt-outs and opt-ins of licence $1 per UTC day within [$2, $3).
+SELECT date_trunc('day', occurred_at AT TIME ZONE 'UTC') AS day,
+       count(*) FILTER (WHERE action = 'OPT_OUT') AS stops,
+       count(*) FILTER (WHERE action = 'OPT_IN') AS opt_ins
+FROM number_history
+WHERE licence_id = $1 AND occurred_at >= $2 AND occurred_at < $3
+GROUP BY 1
+ORDER BY 1;
+
+-- name: licence_top_campaigns
+-- The campaigns of licence $1 sent within [$2, $3) with the highest unsubscribe rates, at most $4.
+SELECT * FROM campaign_counters
+WHERE licence_id = $1 AND unique_recipients > 0 AND last_send_at >= $2 AND first_send_at < $3
+ORDER BY unsubscribe_count::float8 / unique_recipients DESC, campaign_id
+LIMIT $4;

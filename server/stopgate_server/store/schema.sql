@@ -126,6 +126,7 @@ CREATE TABLE number_history (
     consent_reference text,
     PRIMARY KEY (phone, id)
 );
+CREATE INDEX number_history_by_licence ON number_history (licence_id, occurred_at);
 
 -- Per-campaign counters, moved in the same transaction as the sends and stops they count, so that a report
 -- costs one row read whatever the campaign's size.
@@ -146,6 +147,7 @@ CREATE TABLE campaign_counters (
     last_stop_at                   timestamptz,
     PRIMARY KEY (licence_id, campaign_id)
 );
+CREATE INDEX campaign_counters_by_first_send ON campaign_counters (licence_id, first_send_at DESC, campaign_id);
 
 -- The distinct recipients of each campaign (campaign_counters.unique_recipients counts the rows added).
 CREATE TABLE campaign_recipients (

@@ -1,0 +1,184 @@
+"""Reporting: campaign unsubscribe reports, interaction and quarantine exports, licence summary."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+from google.protobuf.timestamp_pb2 import Timestamp
+from stopgate.v1 import reporting_pb2, reporting_pb2_grpc
+
+from stopgate_server.api.quarantine_check import event_source, timestamp
+from stopgate_server.api.validation import Violations
+from stopgate_server.errors import NotFound
+from stopgate_server.store.reporting import ReportingStore
+
+pb = reporting_pb2
+DEFAULT_PAGE, MAX_PAGE = 100, 1000
+DEFAULT_TOP, MAX_TOP = 10, 100
+DEFAULT_SUMMARY_RANGE = timedelta(days=30)
+MAX_SUMMARY_RANGE = timedelta(days=366)
+_SOURCE_COLUMNS = (
+    ("SMS_REPLY", "unsubscribes_sms_reply"),
+    ("OPERATOR_NOTIFICATION", "unsubscribes_operator"),
+    ("WEB_UNSUBSCRIBE", "unsubscribes_web"),
+    ("GATEWAY", "unsubscribes_gateway"),
+    ("IMPORT", "unsubscribes_import"),
+)
+
+
+def campaign_report(row: asyncpg.Record) -> pb.CampaignReport:
+    """A counters row as a report; the rate is a percentage of unique recipients, two decimals."""
+    recipients = row["unique_recipients"]
+    rate = round(100 * row["unsubscribe_count"] / recipients, 2) if recipients else 0.0
+    return pb.CampaignReport(
+        licence_id=row["licence_id"],
+        campaign_id=row["campaign_id"],
+        sent_count=row["sent_count"],
+        unique_recipients=recipients,
+        unsubscribe_count=row["unsubscribe_count"],
+        unsubscribe_rate_percent=rate,
+        unsubscribes_by_source=[
+            pb.SourceCount(source=event_source(source), count=row[column])
+            for source, column in _SOURCE_COLUMNS
+            if row[column]
+        ],
+        first_send_at=timestamp(row["first_send_at"]),
+        last_send_at=timestamp(row["last_send_at"]),
+        first_stop_at=timestamp(row["first_stop_at"]),
+        last_stop_at=timestamp(row["last_stop_at"]),
+    )
+
+
+def _time(stamp: Timestamp, present: bool) -> datetime | None:
+    return stamp.ToDatetime(UTC) if present else None
+
+
+def _encode_token(last: asyncpg.Record) -> str:
+    position = {"t": last["first_send_at"].isoformat(), "c": last["campaign_id"]}
+    return base64.urlsafe_b64encode(json.dumps(position).encode()).decode()
+
+
+def _decode_token(token: str) -> tuple[datetime, str] | None:
+    try:
+        position = json.loads(base64.urlsafe_b64decode(token.encode()))
+        return datetime.fromisoformat(position["t"]), str(position["c"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+class ReportingServicer(reporting_pb2_grpc.ReportingServicer):
+    def __init__(self, store: ReportingStore) -> None:
+        self.store = store
+
+    async def GetCampaignReport(
+        self, request: pb.GetCampaignReportRequest, context: Any
+    ) -> pb.GetCampaignReportResponse:
+        violations = Violations()
+        violations.identifier("licence_id", request.licence_id)
+        violations.identifier("campaign_id", request.campaign_id)
+        violations.raise_if_any()
+        row = await self.store.campaign(request.licence_id, request.campaign_id)
+        if row is None:
+            raise NotFound(
+                f"campaign {request.campaign_id!r} has no recorded send in licence {request.licence_id!r}"
+            )
+        return pb.GetCampaignReportResponse(report=campaign_report(row))
+
+    async def ListCampaignReports(
+        self, request: pb.ListCampaignReportsRequest, context: Any
+    ) -> pb.ListCampaignReportsResponse:
+        violations = Violations()
+        violations.identifier("licence_id", request.licence_id)
+        if not 0 <= request.page_size <= MAX_PAGE:
+            violations.add("page_size", f"0 (meaning {DEFAULT_PAGE}) to {MAX_PAGE}")
+        after = _decode_token(request.page_token) if request.page_token else None
+        if request.page_token and after is None:
+            violations.add("page_token", "not a token this service returned")
+        start = _time(request.start_time, request.HasField("start_time"))
+        end = _time(request.end_time, request.HasField("end_time"))
+        if start and end and start >= end:
+            violations.add("end_time", "must be after start_time")
+        violations.raise_if_any()
+        size = request.page_size or DEFAULT_PAGE
+        rows = await self.store.campaigns_page(request.licence_id, start, end, after, size + 1)
+        response = pb.ListCampaignReportsResponse(reports=[campaign_report(row) for row in rows[:size]])
+        if len(rows) > size:
+            response.next_page_token = _encode_token(rows[size - 1])
+        return response
+
+    async def ExportInteractions(
+        self, request: pb.ExportInteractionsRequest, context: Any
+    ) -> AsyncIterator[pb.ExportInteractionsResponse]:
+        violations = Violations()
+        violations.identifier("licence_id", request.licence_id)
+        violations.identifier("campaign_id", request.campaign_id)
+        violations.raise_if_any()
+        stopped, sent = pb.INTERACTION_STATUS_STOPPED, pb.INTERACTION_STATUS_SENT
+        async for rows in self.store.export("export_interactions", request.licence_id, request.campaign_id):
+            chunk = pb.ExportInteractionsResponse()
+            add = chunk.interactions.add
+            for row in rows:
+                interaction = add(
+                    phone_number=row["phone"],
+                    sender=row["sender"],
+                    status=stopped if row["event_id"] else sent,
+                    stop_event_id=row["event_id"] or "",
+                )
+                interaction.sent_at.FromDatetime(row["sent_at"])
+                if row["event_id"]:
+                    interaction.stopped_at.FromDatetime(row["stopped_at"])
+                    interaction.stop_source = event_source(row["source"])
+            yield chunk
+
+    async def ExportQuarantine(
+        self, request: pb.ExportQuarantineRequest, context: Any
+    ) -> AsyncIterator[pb.ExportQuarantineResponse]:
+        violations = Violations()
+        violations.identifier("licence_id", request.licence_id)
+        violations.raise_if_any()
+        async for rows in self.store.export("export_quarantine", request.licence_id):
+            chunk = pb.ExportQuarantineResponse()
+            for row in rows:
+                entry = chunk.entries.add(
+                    phone_number=row["phone"],
+                    source=event_source(row["source"]),
+                    campaign_id=row["campaign_id"] or "",
+                    event_id=row["event_id"] or "",
+                )
+                entry.since.FromDatetime(row["since"])
+            yield chunk
+
+    async def GetLicenceSummary(
+        self, request: pb.GetLicenceSummaryRequest, context: Any
+    ) -> pb.GetLicenceSummaryResponse:
+        violations = Violations()
+        violations.identifier("licence_id", request.licence_id)
+        if not 0 <= request.top_campaigns <= MAX_TOP:
+            violations.add("top_campaigns", f"0 (meaning {DEFAULT_TOP}) to {MAX_TOP}")
+        end = _time(request.end_time, request.HasField("end_time")) or datetime.now(UTC)
+        start = _time(request.start_time, request.HasField("start_time")) or end - DEFAULT_SUMMARY_RANGE
+        if start >= end:
+            violations.add("end_time", "must be after start_time")
+        elif end - start > MAX_SUMMARY_RANGE:
+            violations.add("start_time", "the range may span at most 366 days")
+        violations.raise_if_any()
+        size, daily, campaigns = await self.store.licence_summary(
+            request.licence_id, start, end, request.top_campaigns or DEFAULT_TOP
+        )
+        counts = {row["day"].date(): row for row in daily}
+        response = pb.GetLicenceSummaryResponse(
+            quarantine_size=size, top_campaigns=[campaign_report(row) for row in campaigns]
+        )
+        day = datetime(start.year, start.month, start.day, tzinfo=UTC)
+        while day < end:
+            row = counts.get(day.date())
+            response.daily.add(
+                day=timestamp(day), stops=row["stops"] if row else 0, opt_ins=row["opt_ins"] if row else 0
+            )
+            day += timedelta(days=1)
+        return response

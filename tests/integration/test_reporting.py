@@ -1,0 +1,270 @@
+"""Reporting through the gRPC stubs: figures equal brute-force counts over the raw tables, exports."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import grpc
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from stopgate.v1 import (
+    common_pb2,
+    quarantine_check_pb2,
+    quarantine_check_pb2_grpc,
+    reporting_pb2,
+    reporting_pb2_grpc,
+    stop_ingest_pb2,
+    stop_ingest_pb2_grpc,
+)
+from stopgate_server.app import Application
+
+pb, qc, si = reporting_pb2, quarantine_check_pb2, stop_ingest_pb2
+PHONES = ("+33612345601", "+33612345602", "+33612345603", "+33612345604")
+CAMPAIGNS = ("c1", "c2")
+SOURCES = (
+    common_pb2.EVENT_SOURCE_SMS_REPLY,
+    common_pb2.EVENT_SOURCE_GATEWAY,
+    common_pb2.EVENT_SOURCE_WEB_UNSUBSCRIBE,
+)
+_event_ids = itertools.count()
+
+
+class Stubs:
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self.reports: Any = reporting_pb2_grpc.ReportingStub(channel)
+        self.checks: Any = quarantine_check_pb2_grpc.QuarantineCheckStub(channel)
+        self.ingest: Any = stop_ingest_pb2_grpc.StopIngestStub(channel)
+
+    async def send(self, campaign: str, phones: list[str], ago: timedelta, licence: str = "acme") -> None:
+        request = qc.RecordSendsRequest(
+            licence_id=licence,
+            campaign_id=campaign,
+            sender=common_pb2.Sender(address="36180"),
+            phone_numbers=phones,
+        )
+        request.sent_at.FromDatetime(datetime.now(UTC) - ago)
+        await self.checks.RecordSends(request, timeout=10)
+
+    async def event(self, phone: str, text: str, source: Any = SOURCES[0], event_id: str = "") -> si.EventAck:
+        raw = si.InboundEvent(
+            event_id=event_id or f"e{next(_event_ids)}",
+            source=source,
+            phone_number=phone,
+            recipient="36180",
+            text=text,
+        )
+        response = await self.ingest.IngestEvent(si.IngestEventRequest(event=raw), timeout=10)
+        ack: si.EventAck = response.ack
+        return ack
+
+    async def report(self, campaign: str, licence: str = "acme") -> pb.CampaignReport:
+        request = pb.GetCampaignReportRequest(licence_id=licence, campaign_id=campaign)
+        response = await self.reports.GetCampaignReport(request, timeout=10)
+        report: pb.CampaignReport = response.report
+        return report
+
+
+@pytest.fixture
+def stubs(channel: grpc.aio.Channel) -> Stubs:
+    return Stubs(channel)
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    connection = await asyncpg.connect(database_url)
+    yield connection
+    await connection.close()
+
+
+operations = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("send"),
+            st.sampled_from(CAMPAIGNS),
+            st.lists(st.sampled_from(PHONES), min_size=1, max_size=4),
+        ),
+        st.tuples(st.just("stop"), st.sampled_from(PHONES), st.sampled_from(SOURCES)),
+        st.tuples(st.just("start"), st.sampled_from(PHONES), st.just(0)),
+        st.tuples(st.just("resend"), st.just(""), st.just(0)),
+    ),
+    max_size=14,
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=operations)
+async def test_report_figures_equal_brute_force_counts(
+    stubs: Stubs, db: asyncpg.Connection, steps: list[tuple[str, Any, Any]]
+) -> None:
+    await db.execute(
+        "TRUNCATE sends, campaign_counters, campaign_recipients, inbound_events, quarantine,"
+        " shortcode_stop_list, number_history"
+    )
+    last_event: tuple[str, str] | None = None
+    for minutes, (action, first, second) in enumerate(steps):
+        if action == "send":
+            await stubs.send(first, second, timedelta(minutes=60 - minutes))
+        elif action in ("stop", "start"):
+            event_id = f"e{next(_event_ids)}"
+            await stubs.event(first, "STOP" if action == "stop" else "START", second or SOURCES[0], event_id)
+            last_event = (first, event_id)
+        elif last_event is not None:  # ingress retrying the last event
+            await stubs.event(last_event[0], "STOP", event_id=last_event[1])
+
+    for campaign in CAMPAIGNS:
+        truth = await db.fetchrow(
+            """SELECT count(*) AS sent, count(DISTINCT phone) AS recipients, min(sent_at) AS first_send,
+                      max(sent_at) AS last_send
+               FROM sends WHERE licence_id = 'acme' AND campaign_id = $1""",
+            campaign,
+        )
+        assert truth is not None
+        stops = await db.fetch(
+            """SELECT source, received_at FROM inbound_events
+               WHERE licence_id = 'acme' AND campaign_id = $1 AND outcome = 'QUARANTINED'""",
+            campaign,
+        )
+        if truth["sent"] == 0:
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await stubs.report(campaign)
+            assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+            continue
+        report = await stubs.report(campaign)
+        assert (report.sent_count, report.unique_recipients) == (truth["sent"], truth["recipients"])
+        assert report.unsubscribe_count == len(stops)
+        assert report.unsubscribe_rate_percent == round(100 * len(stops) / truth["recipients"], 2)
+        by_source = {
+            common_pb2.EventSource.Name(s.source).removeprefix("EVENT_SOURCE_"): s.count
+            for s in report.unsubscribes_by_source
+        }
+        expected: dict[str, int] = {}
+        for stop in stops:
+            expected[stop["source"]] = expected.get(stop["source"], 0) + 1
+        assert by_source == expected
+        assert report.first_send_at.ToDatetime(UTC) == truth["first_send"]
+        assert report.last_send_at.ToDatetime(UTC) == truth["last_send"]
+        if stops:
+            assert report.first_stop_at.ToDatetime(UTC) == min(s["received_at"] for s in stops)
+            assert report.last_stop_at.ToDatetime(UTC) == max(s["received_at"] for s in stops)
+
+
+async def _export(stubs: Stubs, campaign: str) -> list[pb.Interaction]:
+    rows: list[pb.Interaction] = []
+    async for chunk in stubs.reports.ExportInteractions(
+        pb.ExportInteractionsRequest(licence_id="acme", campaign_id=campaign), timeout=30
+    ):
+        rows.extend(chunk.interactions)
+    return rows
+
+
+async def test_stopped_is_on_exactly_the_attributed_send(stubs: Stubs) -> None:
+    alice, bob = PHONES[0], PHONES[1]
+    await stubs.send("spring", [alice, bob], timedelta(hours=3))
+    await stubs.send("spring", [alice], timedelta(hours=1))
+    ack = await stubs.event(alice, "STOP")
+    assert ack.attributed_campaign_id == "spring"
+    rows = await _export(stubs, "spring")
+    assert [(r.phone_number, pb.InteractionStatus.Name(r.status)) for r in rows] == [
+        (alice, "INTERACTION_STATUS_SENT"),
+        (bob, "INTERACTION_STATUS_SENT"),
+        (alice, "INTERACTION_STATUS_STOPPED"),
+    ]
+    stopped = rows[2]
+    assert stopped.stop_source == common_pb2.EVENT_SOURCE_SMS_REPLY
+    assert stopped.stop_event_id == ack.event_id
+    assert stopped.stopped_at.ToDatetime(UTC) >= stopped.sent_at.ToDatetime(UTC)
+    assert (await stubs.report("spring")).unsubscribe_count == 1
+
+
+async def test_pagination_returns_every_campaign_once_in_order(stubs: Stubs) -> None:
+    for i in range(23):
+        await stubs.send(f"camp-{i:02d}", [PHONES[i % 4]], timedelta(minutes=100 - 2 * (i // 2)))  # pairs tie
+    seen: list[pb.CampaignReport] = []
+    token = ""
+    while True:
+        page = await stubs.reports.ListCampaignReports(
+            pb.ListCampaignReportsRequest(licence_id="acme", page_size=5, page_token=token), timeout=10
+        )
+        assert len(page.reports) <= 5
+        seen.extend(page.reports)
+        token = page.next_page_token
+        if not token:
+            break
+    assert sorted(r.campaign_id for r in seen) == [f"camp-{i:02d}" for i in range(23)]
+    keys = [(-r.first_send_at.ToNanoseconds(), r.campaign_id) for r in seen]
+    assert keys == sorted(keys)
+    windowed = await stubs.reports.ListCampaignReports(
+        pb.ListCampaignReportsRequest(
+            licence_id="acme",
+            start_time=seen[0].first_send_at,  # the newest only
+        ),
+        timeout=10,
+    )
+    assert {r.campaign_id for r in windowed.reports} == {
+        r.campaign_id for r in seen if r.first_send_at == seen[0].first_send_at
+    }
+
+
+async def test_a_cancelled_export_frees_its_connection(app: Application, stubs: Stubs) -> None:
+    phones = [f"+3361{i:07d}" for i in range(5000)]
+    await stubs.send("big", phones, timedelta(hours=1))
+    assert app.pool is not None
+    call = stubs.reports.ExportInteractions(
+        pb.ExportInteractionsRequest(licence_id="acme", campaign_id="big")
+    )
+    first = await call.read()
+    assert len(first.interactions) == 1000
+    assert app.pool.get_size() - app.pool.get_idle_size() >= 1  # the export holds a connection
+    call.cancel()
+    for _ in range(100):
+        if app.pool.get_size() == app.pool.get_idle_size():
+            break
+        await asyncio.sleep(0.02)
+    assert app.pool.get_size() == app.pool.get_idle_size()
+    assert len(await _export(stubs, "big")) == 5000
+
+
+async def test_quarantine_export_and_licence_summary(stubs: Stubs) -> None:
+    await stubs.send("c1", list(PHONES), timedelta(hours=2))
+    await stubs.event(PHONES[0], "STOP")
+    await stubs.event(PHONES[1], "STOP", source=common_pb2.EVENT_SOURCE_GATEWAY)
+    await stubs.event(PHONES[1], "START")
+    entries = []
+    async for chunk in stubs.reports.ExportQuarantine(
+        pb.ExportQuarantineRequest(licence_id="acme"), timeout=10
+    ):
+        entries.extend(chunk.entries)
+    assert [(e.phone_number, e.campaign_id) for e in entries] == [(PHONES[0], "c1")]
+
+    summary = await stubs.reports.GetLicenceSummary(
+        pb.GetLicenceSummaryRequest(licence_id="acme"), timeout=10
+    )
+    assert summary.quarantine_size == 1
+    assert len(summary.daily) in (30, 31)
+    today = summary.daily[-1]
+    assert (today.stops, today.opt_ins) == (2, 1)
+    assert sum(d.stops for d in summary.daily[:-1]) == 0
+    assert [
+        (r.campaign_id, r.unsubscribe_count, r.unsubscribe_rate_percent) for r in summary.top_campaigns
+    ] == [("c1", 2, 50.0)]
+
+
+@pytest.mark.parametrize(
+    ("request_fields", "field"),
+    [
+        ({"licence_id": "acme", "page_size": 5000}, "page_size"),
+        ({"licence_id": "acme", "page_token": "garbage!"}, "page_token"),
+        ({"licence_id": ""}, "licence_id"),
+    ],
+)
+async def test_bad_list_requests(stubs: Stubs, request_fields: dict[str, Any], field: str) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stubs.reports.ListCampaignReports(pb.ListCampaignReportsRequest(**request_fields), timeout=10)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field in (caught.value.details() or "")
