@@ -264,7 +264,8 @@ def main() -> int:
     ceiling = None
     with private_database() as (dsn, _):
         asyncio.run(load(dsn, args))
-        with stopgate_server(dsn, "block list index loaded") as (address, ready):
+        with stopgate_server(dsn, "block list index loaded") as server:
+            address, ready = server.address, server.ready
             print(f"server index: {ready['entries']:,} entries in {ready['seconds']}s", flush=True)
             try:
                 ceiling = subprocess.Popen(

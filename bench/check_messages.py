@@ -94,7 +94,8 @@ def main() -> int:
         return 0
 
     runs = []
-    with private_database() as (dsn, _), stopgate_server(dsn) as (address, _):
+    with private_database() as (dsn, _), stopgate_server(dsn) as server:
+        address = server.address
         for round_number in range(1, args.rounds + 1):
             command = [sys.executable, str(HERE), "--client", address]
             for name in ("texts", "in_flight", "seconds", "warmup"):

@@ -37,10 +37,18 @@ def private_database() -> Iterator[tuple[str, Path]]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+@dataclass(frozen=True)
+class Server:
+    """A running `stopgate serve`: its gRPC address, the log line that said it was ready, its PID."""
+
+    address: str
+    ready: dict[str, object]
+    pid: int
+
+
 @contextlib.contextmanager
-def stopgate_server(dsn: str, ready_message: str = "serving") -> Iterator[tuple[str, dict[str, object]]]:
-    """`stopgate serve` on a free loopback port, until the log line `ready_message`: (address, that line).
-    Stopped with SIGTERM afterwards."""
+def stopgate_server(dsn: str, ready_message: str = "serving") -> Iterator[Server]:
+    """`stopgate serve` on a free loopback port, once it logs `ready_message`. Stopped with SIGTERM after."""
     server = subprocess.Popen(
         [
             STOPGATE,
@@ -69,13 +77,21 @@ def stopgate_server(dsn: str, ready_message: str = "serving") -> Iterator[tuple[
                 raise RuntimeError(f"the server did not log {ready_message!r} in time")
         else:
             raise RuntimeError("the server exited before it was ready")
-        yield address, entry
+        yield Server(address, entry, server.pid)
     finally:
         server.send_signal(signal.SIGTERM)
         try:
             server.wait(timeout=60)
         except subprocess.TimeoutExpired:
             server.kill()
+
+
+def rss_kib(pid: int) -> tuple[int, int]:
+    """(resident memory now, peak resident memory so far) of a process, in KiB."""
+    fields = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line
+    )
+    return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
 
 
 def percentile(sorted_values: Sequence[float], fraction: float) -> float:

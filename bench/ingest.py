@@ -183,7 +183,8 @@ def main() -> int:
     streamed, raw = [], []
     with private_database() as (dsn, _):
         asyncio.run(load_sends(dsn, args.events + int(args.rate * args.seconds)))
-        with stopgate_server(dsn) as (address, _):
+        with stopgate_server(dsn) as server:
+            address = server.address
             for round_number in range(1, args.rounds + 1):
                 reset = asyncio.run(_reset(dsn))
                 assert reset is None

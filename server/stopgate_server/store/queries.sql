@@ -260,16 +260,17 @@ LIMIT $6;
 
 -- name: export_interactions
 -- Every send of campaign ($1, $2) in send order, with the STOP attributed to that very send, if any.
-SELECT s.phone, s.sent_at, s.sender, stop.received_at AS stopped_at, stop.source, stop.event_id
+-- Times are epoch microseconds (cheaper to turn into protobuf Timestamps than datetimes).
+SELECT s.phone, s.sender, (extract(epoch FROM s.sent_at) * 1000000)::bigint AS sent_us,
+       (extract(epoch FROM stop.received_at) * 1000000)::bigint AS stopped_us, stop.source, stop.event_id
 FROM sends s
-LEFT JOIN LATERAL (
-    SELECT e.received_at, e.source, e.event_id FROM inbound_events e
-    WHERE e.phone = s.phone AND e.licence_id = s.licence_id AND e.campaign_id = s.campaign_id
-      AND e.attributed_sent_at = s.sent_at AND e.intent = 'OPT_OUT'
-      AND e.outcome IN ('QUARANTINED', 'ALREADY_QUARANTINED')
-    ORDER BY e.received_at
-    LIMIT 1
-) stop ON true
+LEFT JOIN (
+    SELECT DISTINCT ON (phone, attributed_sent_at) phone, attributed_sent_at, received_at, source, event_id
+    FROM inbound_events
+    WHERE licence_id = $1 AND campaign_id = $2 AND intent = 'OPT_OUT'
+      AND outcome IN ('QUARANTINED', 'ALREADY_QUARANTINED')
+    ORDER BY phone, attributed_sent_at, received_at
+) stop ON stop.phone = s.phone AND stop.attributed_sent_at = s.sent_at
 WHERE s.licence_id = $1 AND s.campaign_id = $2
 ORDER BY s.sent_at, s.phone;
 

@@ -69,7 +69,7 @@ CREATE TABLE sends (
     sender      text        NOT NULL
 ) PARTITION BY RANGE (sent_at);
 CREATE INDEX sends_by_phone ON sends (phone, sent_at DESC);
-CREATE INDEX sends_by_campaign ON sends (licence_id, campaign_id, sent_at);
+CREATE INDEX sends_by_campaign ON sends (licence_id, campaign_id, sent_at, phone);
 
 -- Every inbound event whose number could be read, with its raw fields and what stopgate did with it.
 -- event_id is the idempotency key of ingress.
@@ -96,6 +96,7 @@ CREATE TABLE inbound_events (
     PRIMARY KEY (phone, event_id)
 );
 CREATE INDEX inbound_events_by_licence ON inbound_events (licence_id, received_at);
+CREATE INDEX inbound_events_by_campaign ON inbound_events (licence_id, campaign_id) WHERE intent = 'OPT_OUT';
 
 -- Inbound events rejected before a phone number could be read: kept with the raw input, never dropped.
 CREATE TABLE rejected_events (
