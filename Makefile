@@ -36,6 +36,8 @@ test: lint
 bench: $(INSTALLED)
 	$(BIN)/python bench/check_batch.py
 	$(BIN)/python bench/check_messages.py
+	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/reporting.py
 
 clean:
 	rm -rf $(VENV) .build .mypy_cache .pytest_cache .ruff_cache
