@@ -370,3 +370,22 @@ async def test_check_fails_closed_while_the_database_is_down(
     finally:
         await application.stop()
         await asyncio.to_thread(cluster.stop)
+
+
+async def test_writes_answer_while_the_index_is_not_listening(app: Application, stub: Any) -> None:
+    """A manual action commits and answers even when the index has no connection (checks then read
+    PostgreSQL, which holds the change)."""
+    assert app.index is not None
+    await app.index.stop()
+    assert not app.index.is_current()
+    await quarantine(stub, [ALICE])
+    assert verdicts(await check(stub, [ALICE]))[0] == ("VERDICT_BLOCK", "CHECK_REASON_QUARANTINED")
+
+
+async def test_sync_before_the_index_ever_connected(app: Application) -> None:
+    from stopgate_server.store.blocklist import BlocklistIndex
+
+    assert app.pool is not None
+    index = BlocklistIndex("postgresql://127.0.0.1:1/never", app.pool)
+    await asyncio.wait_for(index.sync(), timeout=2)
+    assert not index.is_current()

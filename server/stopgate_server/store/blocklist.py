@@ -95,6 +95,8 @@ class BlocklistIndex:
     async def sync(self, timeout_s: float = 1.0) -> None:
         """Wait until every change committed before this call is in the index. Until then (or when the
         wait times out) `is_current` is false, so no check is answered from an index missing the change."""
+        if self._listener is None or self._listener.is_closed():
+            return  # not listening: not current either, so checks go to PostgreSQL, which has the change
         seq = next(self._heartbeats)
         self._required_seq = max(self._required_seq, seq)
         confirmed = asyncio.get_running_loop().create_future()
