@@ -68,6 +68,14 @@ async def database_url(cluster: EmbeddedPostgres, template_database: str) -> Asy
         await admin.close()
 
 
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A direct connection to the test's database, to arrange and inspect rows."""
+    connection = await asyncpg.connect(database_url)
+    yield connection
+    await connection.close()
+
+
 def settings_for(database_url: str) -> Settings:
     """Settings of an in-process test server: free loopback ports, fast health probes, short grace."""
     return Settings(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,13 +28,6 @@ ALICE, BOB, CAROL = "+33612345678", "+33698765432", "+447700900123"
 @pytest.fixture
 def stub(channel: grpc.aio.Channel) -> Any:
     return quarantine_check_pb2_grpc.QuarantineCheckStub(channel)
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(database_url)
-    yield connection
-    await connection.close()
 
 
 async def check(stub: Any, numbers: list[str], licence: str = "acme", **fields: Any) -> pb.CheckBatchResponse:

@@ -3,12 +3,10 @@ exactly what a simple reference model of the rules answers."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import grpc
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from stopgate.v1 import common_pb2, quarantine_check_pb2, quarantine_check_pb2_grpc
@@ -29,13 +27,6 @@ operations = st.lists(
     ),
     max_size=12,
 )
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(database_url)
-    yield connection
-    await connection.close()
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,7 +21,6 @@ from stopgate.v1 import (
     stop_ingest_pb2,
     stop_ingest_pb2_grpc,
 )
-from stopgate_server.app import Application
 
 pb, qc, si = reporting_pb2, quarantine_check_pb2, stop_ingest_pb2
 PHONES = ("+33612345601", "+33612345602", "+33612345603", "+33612345604")
@@ -73,13 +71,6 @@ class Stubs:
 @pytest.fixture
 def stubs(channel: grpc.aio.Channel) -> Stubs:
     return Stubs(channel)
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(database_url)
-    yield connection
-    await connection.close()
 
 
 operations = st.lists(
@@ -211,22 +202,31 @@ async def test_pagination_returns_every_campaign_once_in_order(stubs: Stubs) -> 
     }
 
 
-async def test_a_cancelled_export_frees_its_connection(app: Application, stubs: Stubs) -> None:
+async def _export_sessions(db: asyncpg.Connection) -> int:
+    """Backends busy with an interactions export (running it, or holding its cursor open)."""
+    return int(
+        await db.fetchval(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE query LIKE '%FROM sends s%' AND state <> 'idle' AND pid <> pg_backend_pid()"
+        )
+    )
+
+
+async def test_a_cancelled_export_frees_its_connection(stubs: Stubs, db: asyncpg.Connection) -> None:
     phones = [f"+3361{i:07d}" for i in range(5000)]
     await stubs.send("big", phones, timedelta(hours=1))
-    assert app.pool is not None
     call = stubs.reports.ExportInteractions(
         pb.ExportInteractionsRequest(licence_id="acme", campaign_id="big")
     )
     first = await call.read()
     assert len(first.interactions) == 1000
-    assert app.pool.get_size() - app.pool.get_idle_size() >= 1  # the export holds a connection
+    assert await _export_sessions(db) == 1  # its transaction and cursor are open
     call.cancel()
     for _ in range(100):
-        if app.pool.get_size() == app.pool.get_idle_size():
+        if await _export_sessions(db) == 0:
             break
         await asyncio.sleep(0.02)
-    assert app.pool.get_size() == app.pool.get_idle_size()
+    assert await _export_sessions(db) == 0
     assert len(await _export(stubs, "big")) == 5000
 
 

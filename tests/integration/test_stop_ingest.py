@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncpg
 import grpc
 import pytest
 from google.rpc import code_pb2, error_details_pb2
@@ -35,13 +33,6 @@ def ingest(channel: grpc.aio.Channel) -> Any:
 @pytest.fixture
 def checks(channel: grpc.aio.Channel) -> Any:
     return quarantine_check_pb2_grpc.QuarantineCheckStub(channel)
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(database_url)
-    yield connection
-    await connection.close()
 
 
 def event(
