@@ -6,6 +6,7 @@ import asyncio
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -136,3 +137,32 @@ async def test_health_follows_the_database(
     finally:
         await application.stop()
         await asyncio.to_thread(cluster.stop)
+
+
+async def test_stop_drains_calls_in_flight(
+    database_url: str, server_settings: Callable[[str], Settings], db: Any
+) -> None:
+    """On shutdown, a call already running finishes (within the grace period) before the server stops."""
+    application = Application(server_settings(database_url))
+    await application.start()  # creates the month's partition of sends
+    await db.execute(
+        "INSERT INTO sends (phone, sent_at, licence_id, campaign_id, sender)"
+        " SELECT '+3361' || lpad(i::text, 7, '0'), now(), 'acme', 'big', '36180'"
+        " FROM generate_series(1, 3000) i"
+    )
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{application.grpc_port}") as channel:
+        call: Any = reporting_pb2_grpc.ReportingStub(channel).ExportInteractions(
+            reporting_pb2.ExportInteractionsRequest(licence_id="acme", campaign_id="big")
+        )
+        first = await call.read()  # the call is in flight, its cursor open
+        stopping = asyncio.create_task(application.stop())
+        await asyncio.sleep(0.1)
+        rows = len(first.interactions)
+        while (chunk := await call.read()) is not grpc.aio.EOF:
+            rows += len(chunk.interactions)
+        assert rows == 3000
+        assert await call.code() == grpc.StatusCode.OK
+        await stopping
+    with pytest.raises(grpc.aio.AioRpcError):
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{application.grpc_port}") as channel:
+            await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
