@@ -15,6 +15,7 @@ from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import REGISTRY
+from prometheus_client.registry import Collector
 from stopgate.v1 import (
     message_compliance_pb2,
     message_compliance_pb2_grpc,
@@ -78,7 +79,7 @@ class Application:
         self.pool: asyncpg.Pool | None = None
         self.server: grpc.aio.Server | None = None
         self.metrics_server: metrics.MetricsServer | None = None
-        self.pool_collector: metrics.PoolCollector | None = None
+        self.collectors: list[Collector] = []
         self.health: DatabaseHealth | None = None
         self.index: BlocklistIndex | None = None
         self.grpc_port = 0
@@ -132,8 +133,9 @@ class Application:
 
         self.grpc_port = self.server.add_insecure_port(self.settings.grpc_addr)
         await self.server.start()
-        self.pool_collector = metrics.PoolCollector(self.pool)
-        REGISTRY.register(self.pool_collector)
+        self.collectors = [metrics.PoolCollector(self.pool), metrics.IndexCollector(self.index)]
+        for collector in self.collectors:
+            REGISTRY.register(collector)
         self.metrics_server = metrics.MetricsServer(*parse_host_port(self.settings.metrics_addr))
         self._tasks = [
             asyncio.create_task(self.health.run(), name="database-health"),
@@ -163,8 +165,8 @@ class Application:
             await self.index.stop()
         if self.metrics_server is not None:
             self.metrics_server.close()
-        if self.pool_collector is not None:
-            REGISTRY.unregister(self.pool_collector)
+        for collector in self.collectors:
+            REGISTRY.unregister(collector)
         if self.pool is not None:
             await self.pool.close()
         if self.embedded is not None:

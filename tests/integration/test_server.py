@@ -14,7 +14,15 @@ from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_status import rpc_status
-from stopgate.v1 import quarantine_check_pb2, quarantine_check_pb2_grpc, reporting_pb2, reporting_pb2_grpc
+from stopgate.v1 import (
+    common_pb2,
+    quarantine_check_pb2,
+    quarantine_check_pb2_grpc,
+    reporting_pb2,
+    reporting_pb2_grpc,
+    stop_ingest_pb2,
+    stop_ingest_pb2_grpc,
+)
 from stopgate_server.app import SERVICE_NAMES, Application
 from stopgate_server.config import Settings
 from stopgate_server.store.embedded import EmbeddedPostgres
@@ -104,6 +112,41 @@ async def test_metrics_count_a_call_that_was_made(app: Application, channel: grp
     assert _sample(text, "grpc_server_handling_seconds_count", **labels) >= 1
     assert _sample(text, "stopgate_database_up") == 1
     assert _sample(text, "stopgate_db_pool_max_connections") == app.settings.db_pool_size
+    assert "stopgate_blocklist_index_entries" in text
+
+
+async def test_business_metrics(app: Application, channel: grpc.aio.Channel) -> None:
+    checks = quarantine_check_pb2_grpc.QuarantineCheckStub(channel)
+    ingest = stop_ingest_pb2_grpc.StopIngestStub(channel)
+    before = await asyncio.to_thread(_scrape, app)
+    await checks.CheckBatch(
+        quarantine_check_pb2.CheckBatchRequest(
+            licence_id="acme",
+            sender=common_pb2.Sender(address="ACME"),
+            category=common_pb2.MESSAGE_CATEGORY_MARKETING,
+            phone_numbers=["+33612345678", "nonsense"],
+        ),
+        timeout=5,
+    )
+    event = stop_ingest_pb2.InboundEvent(
+        event_id="m1",
+        source=common_pb2.EVENT_SOURCE_SMS_REPLY,
+        phone_number="+33612345678",
+        recipient="36180",
+        text="STOP",
+    )
+    await ingest.IngestEvent(stop_ingest_pb2.IngestEventRequest(event=event), timeout=5)
+    after = await asyncio.to_thread(_scrape, app)
+    for name, labels in [
+        ("stopgate_checked_numbers_total", {"verdict": "ALLOW"}),
+        ("stopgate_checked_numbers_total", {"verdict": "INVALID"}),
+        (
+            "stopgate_ingested_events_total",
+            {"source": "SMS_REPLY", "intent": "OPT_OUT", "outcome": "QUARANTINED"},
+        ),
+        ("stopgate_ingest_batch_seconds_count", {}),
+    ]:
+        assert _sample(after, name, **labels) == _sample(before, name, **labels) + 1, name
 
 
 async def test_health_follows_the_database(

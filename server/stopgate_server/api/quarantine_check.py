@@ -13,6 +13,7 @@ from stopgate_server.api.validation import MAX_ACTOR, MAX_REASON, Violations
 from stopgate_server.domain import phones
 from stopgate_server.domain.senders import SenderKind
 from stopgate_server.domain.verdicts import Reason, Verdict, decide
+from stopgate_server.obs import metrics
 from stopgate_server.store.quarantine import HistoryRow, QuarantineStore
 
 pb = quarantine_check_pb2
@@ -97,6 +98,9 @@ class QuarantineCheckServicer(quarantine_check_pb2_grpc.QuarantineCheckServicer)
         response.allowed_count = len(allowed)
         response.blocked_count = blocked
         response.invalid_count = invalid
+        metrics.CHECKED_NUMBERS.labels("ALLOW").inc(len(allowed))
+        metrics.CHECKED_NUMBERS.labels("BLOCK").inc(blocked)
+        metrics.CHECKED_NUMBERS.labels("INVALID").inc(invalid)
         if request.campaign_id:
             response.recorded_sends = await self.store.record_sends(
                 request.licence_id, request.campaign_id, request.sender.address, datetime.now(UTC), allowed

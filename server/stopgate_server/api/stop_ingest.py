@@ -13,6 +13,7 @@ from stopgate.v1 import common_pb2, stop_ingest_pb2, stop_ingest_pb2_grpc
 from stopgate_server.api.validation import MAX_REASON, Violations
 from stopgate_server.domain import ingest, keywords, phones
 from stopgate_server.errors import FieldViolation, InvalidArgument, status_for
+from stopgate_server.obs import metrics
 from stopgate_server.store.ingest import Event, IngestStore, Outcome, Rejected
 
 pb = stop_ingest_pb2
@@ -137,11 +138,19 @@ class StopIngestServicer(stop_ingest_pb2_grpc.StopIngestServicer):
         now = datetime.now(UTC)
         reads = [_Read(raw, now) for raw in raw_events]
         valid = [r for r in reads if r.event is not None]
-        outcomes = await self.store.ingest(
-            [r.event for r in valid if r.event is not None], [r.rejected() for r in reads if r.event is None]
-        )
+        with metrics.INGEST_BATCH_SECONDS.time():
+            outcomes = await self.store.ingest(
+                [r.event for r in valid if r.event is not None],
+                [r.rejected() for r in reads if r.event is None],
+            )
         by_read = dict(zip(map(id, valid), outcomes, strict=True))
-        return [read.ack(by_read.get(id(read)), now) for read in reads]
+        acks = [read.ack(by_read.get(id(read)), now) for read in reads]
+        for read, ack in zip(reads, acks, strict=True):
+            source = read.event.source if read.event else "UNKNOWN"
+            intent = common_pb2.Intent.Name(ack.intent).removeprefix("INTENT_")
+            outcome = pb.IngestOutcome.Name(ack.outcome).removeprefix("INGEST_OUTCOME_")
+            metrics.INGESTED_EVENTS.labels(source, intent, outcome).inc()
+        return acks
 
     async def StreamEvents(
         self, request_iterator: AsyncIterator[pb.StreamEventsRequest], context: Any

@@ -17,6 +17,8 @@ from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_se
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from stopgate_server.store.blocklist import BlocklistIndex
+
 GRPC_LABELS = ("grpc_type", "grpc_service", "grpc_method")
 
 STARTED = Counter("grpc_server_started_total", "RPCs started on the server.", GRPC_LABELS)
@@ -34,6 +36,19 @@ HANDLING_SECONDS = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 DATABASE_UP = Gauge("stopgate_database_up", "1 while the last database health probe succeeded, else 0.")
+CHECKED_NUMBERS = Counter(
+    "stopgate_checked_numbers_total", "Numbers answered by CheckBatch, by verdict.", ("verdict",)
+)
+INGESTED_EVENTS = Counter(
+    "stopgate_ingested_events_total",
+    "Inbound events acknowledged, by source, intent and outcome.",
+    ("source", "intent", "outcome"),
+)
+INGEST_BATCH_SECONDS = Histogram(
+    "stopgate_ingest_batch_seconds",
+    "Time to apply and commit one batch of inbound events (one StreamEvents request or one IngestEvent).",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
 
 
 def grpc_type(request_streaming: bool, response_streaming: bool) -> str:
@@ -77,6 +92,25 @@ class PoolCollector(Collector):
             "stopgate_db_pool_max_connections",
             "Connections the pool may open at most.",
             value=self._pool.get_max_size(),
+        )
+
+
+class IndexCollector(Collector):
+    """Reports the block-list index at scrape time: its size and whether it can prove it is current."""
+
+    def __init__(self, index: BlocklistIndex) -> None:
+        self._index = index
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        yield GaugeMetricFamily(
+            "stopgate_blocklist_index_entries",
+            "Entries of the in-memory block-list index.",
+            value=self._index.size,
+        )
+        yield GaugeMetricFamily(
+            "stopgate_blocklist_index_current",
+            "1 while the index can prove it is current (checks use it), 0 while checks go to PostgreSQL.",
+            value=1 if self._index.is_current() else 0,
         )
 
 
