@@ -65,3 +65,18 @@ class ServerProcess:
 
 
 SpawnServer = Callable[..., ServerProcess]
+
+
+def process_gone(pid: int, within_s: float = 10) -> bool:
+    """Whether a process has ended within `within_s` (a zombie, exited but not yet reaped, has ended)."""
+    deadline = time.monotonic() + within_s
+    while True:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, IndexError):
+            return True
+        if state == "Z":
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)

@@ -53,7 +53,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     configure_logging(settings.log_level)
     try:
-        if args.command == "serve":
+        if args.command == "serve" and settings.workers > 1:
+            from stopgate_server.workers import serve_workers
+
+            asyncio.run(serve_workers(settings))
+        elif args.command == "serve":
             from stopgate_server.app import serve  # grpc and the services load only when serving
 
             asyncio.run(serve(settings))

@@ -35,6 +35,7 @@ class Settings:
     health_interval_s: float = 1.0
     shutdown_grace_s: float = 10.0
     max_message_parts: int = 10
+    workers: int = 1
 
 
 def parse_host_port(value: str) -> tuple[str, int]:
@@ -111,6 +112,11 @@ SETTINGS = (
     Option("health_interval_s", _positive(float), "seconds between database health probes"),
     Option("shutdown_grace_s", _positive(float), "seconds in-flight calls get to finish on SIGTERM"),
     Option("max_message_parts", _positive(int), "longest text MessageCompliance accepts, in SMS parts"),
+    Option(
+        "workers",
+        _positive(int),
+        "server processes sharing the gRPC port; worker i serves metrics on METRICS_ADDR's port + i",
+    ),
 )
 
 DATABASE_OPTIONS = ("database_url", "data_dir", "db_connect_timeout_s", "log_level")

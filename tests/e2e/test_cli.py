@@ -5,13 +5,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from processes import STOPGATE, SpawnServer
+from processes import STOPGATE, SpawnServer, process_gone
 from stopgate_server.store.embedded import EmbeddedPostgresError, find_bindir
 
 
@@ -26,23 +25,6 @@ def _health(address: str) -> int:
         return int(reply.status)
 
 
-def _alive(pid: int) -> bool:
-    """Whether a process runs (a zombie, exited but not yet reaped by init, does not)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError):
-        return False
-    return state != "Z"
-
-
-def _gone(pid: int, within_s: float = 10) -> bool:
-    """Whether a process has ended within `within_s` (the postmaster removes its pid file just before)."""
-    deadline = time.monotonic() + within_s
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return not _alive(pid)
-
-
 def _postmaster_pid(data_dir: Path) -> int:
     return int((data_dir / "pg" / "data" / "postmaster.pid").read_text().split("\n", 1)[0])
 
@@ -54,12 +36,12 @@ def test_serve_embedded_database_then_stop_cleanly(data_dir: Path, spawn_server:
     assert any(e["msg"] == "initialising embedded PostgreSQL" for e in first.log)
     assert _health(serving["grpc_addr"]) == health_pb2.HealthCheckResponse.SERVING
     postmaster = _postmaster_pid(data_dir)
-    assert _alive(postmaster)
+    assert not process_gone(postmaster, within_s=0)
 
     assert first.stop(signal.SIGTERM) == 0
     first.wait_for("stopped")
     assert any(e["msg"] == "embedded PostgreSQL stopped" for e in first.log)
-    assert _gone(postmaster)
+    assert process_gone(postmaster)
     assert not (data_dir / "pg" / "data" / "postmaster.pid").exists()
 
     second = spawn_server("--data-dir", str(data_dir))
@@ -68,7 +50,7 @@ def test_serve_embedded_database_then_stop_cleanly(data_dir: Path, spawn_server:
     assert _health(serving["grpc_addr"]) == health_pb2.HealthCheckResponse.SERVING
     postmaster = _postmaster_pid(data_dir)
     assert second.stop(signal.SIGINT) == 0
-    assert _gone(postmaster)
+    assert process_gone(postmaster)
 
 
 def test_invalid_setting_is_refused_with_its_name(data_dir: Path) -> None:
