@@ -76,8 +76,11 @@ async def drive(args: argparse.Namespace) -> dict[str, Any]:
         import grpc
         from stopgate.v1 import common_pb2, quarantine_check_pb2, quarantine_check_pb2_grpc
 
-        channel = grpc.aio.insecure_channel(args.address)
-        stub = quarantine_check_pb2_grpc.QuarantineCheckStub(channel)
+        # One connection per channel; with several server workers the kernel spreads connections over them.
+        stubs = [
+            quarantine_check_pb2_grpc.QuarantineCheckStub(grpc.aio.insecure_channel(args.address))
+            for _ in range(args.channels)
+        ]
         campaign = f"bench-{os.getpid()}" if args.mode == "record" else ""
         requests = {
             id(phones): quarantine_check_pb2.CheckBatchRequest(
@@ -91,7 +94,7 @@ async def drive(args: argparse.Namespace) -> dict[str, Any]:
         }
 
         async def call(lic: str, phones: list[str]) -> None:
-            await stub.CheckBatch(requests[id(phones)], timeout=10)
+            await stubs[hash(lic) % len(stubs)].CheckBatch(requests[id(phones)], timeout=10)
 
     async def one(i: int) -> int:
         lic, phones = batches[i % len(batches)]
@@ -190,7 +193,7 @@ async def load(dsn: str, args: argparse.Namespace) -> None:
 
 def run_client(args: argparse.Namespace, mode: str, target: str) -> dict[str, Any]:
     command = [sys.executable, str(HERE), "--client", mode, "--target", target]
-    for name in ("quarantined", "licences", "batch", "in_flight", "seconds", "warmup"):
+    for name in ("quarantined", "licences", "batch", "in_flight", "seconds", "warmup", "channels"):
         command += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
     result = subprocess.run(command, capture_output=True, text=True, check=True, timeout=600)
     return dict(json.loads(result.stdout.strip().splitlines()[-1]))
@@ -246,6 +249,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=1, help="stopgate server processes")
+    parser.add_argument("--channels", type=int, default=1, help="gRPC connections of the client")
     parser.add_argument("--client", choices=["grpc", "record", "direct"], help=argparse.SUPPRESS)
     parser.add_argument("--target", help=argparse.SUPPRESS)
     parser.add_argument("--serve-ceiling", action="store_true", help=argparse.SUPPRESS)
@@ -264,7 +269,7 @@ def main() -> int:
     ceiling = None
     with private_database() as (dsn, _):
         asyncio.run(load(dsn, args))
-        with stopgate_server(dsn, "block list index loaded") as server:
+        with stopgate_server(dsn, "block list index loaded", args.workers) as server:
             address, ready = server.address, server.ready
             print(f"server index: {ready['entries']:,} entries in {ready['seconds']}s", flush=True)
             try:

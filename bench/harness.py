@@ -47,31 +47,21 @@ class Server:
 
 
 @contextlib.contextmanager
-def stopgate_server(dsn: str, ready_message: str = "serving") -> Iterator[Server]:
-    """`stopgate serve` on a free loopback port, once it logs `ready_message`. Stopped with SIGTERM after."""
-    server = subprocess.Popen(
-        [
-            STOPGATE,
-            "serve",
-            "--database-url",
-            dsn,
-            "--grpc-addr",
-            "127.0.0.1:0",
-            "--metrics-addr",
-            "127.0.0.1:0",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+def stopgate_server(dsn: str, ready_message: str = "serving", workers: int = 1) -> Iterator[Server]:
+    """`stopgate serve` on a free loopback port, once each of its `workers` has logged `ready_message`.
+    Stopped with SIGTERM after."""
+    command = [STOPGATE, "serve", "--database-url", dsn, "--workers", str(workers)]
+    command += ["--grpc-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         assert server.stdout is not None
-        address, deadline = "", time.monotonic() + 300
+        address, deadline, seen = "", time.monotonic() + 300, 0
         for line in server.stdout:
             entry = json.loads(line) if line.startswith("{") else {"msg": line}
             if entry["msg"] == "serving":
                 address = str(entry["grpc_addr"])
-            if entry["msg"] == ready_message:
+            seen += entry["msg"] == ready_message
+            if seen == workers:
                 break
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the server did not log {ready_message!r} in time")
