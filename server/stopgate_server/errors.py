@@ -7,7 +7,6 @@ Database errors never reach the caller as text: SQL and driver messages stay in 
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -73,25 +72,11 @@ class NotFound(ServiceError):
     reason = "NOT_FOUND"
 
 
-class PermissionDenied(ServiceError):
-    """The caller's credentials do not allow this call or this licence."""
-
-    code = grpc.StatusCode.PERMISSION_DENIED
-    reason = "PERMISSION_DENIED"
-
-
 class ResourceExhausted(ServiceError):
     """A limit was reached; the message names it."""
 
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
     reason = "LIMIT_EXCEEDED"
-
-
-class Unavailable(ServiceError):
-    """The state needed to answer cannot be established right now; retrying later may work."""
-
-    code = grpc.StatusCode.UNAVAILABLE
-    reason = "DATABASE_UNAVAILABLE"
 
 
 # Failures of the connection to PostgreSQL, as opposed to errors of a statement.
@@ -149,8 +134,3 @@ def _status(code: grpc.StatusCode, message: str, details: Iterable[Message]) -> 
 
 
 _CODE_NUMBERS = {code: code_pb2.Code.Value(code.name) for code in grpc.StatusCode}
-
-
-def is_cancellation(exc: BaseException) -> bool:
-    """Whether the exception only means the caller went away (nothing to report)."""
-    return isinstance(exc, asyncio.CancelledError)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from stopgate_server.domain import keywords, phones
 from stopgate_server.domain.keywords import Classification, Intent, MatchKind
@@ -76,7 +76,3 @@ def reply_for(intent: Intent, language: str, blocked: bool, received_at: datetim
     if intent is Intent.HELP:
         return Reply(False, HELP_REPLIES.get(language, HELP_REPLIES["en"]))
     return Reply(False, "")
-
-
-def within(received_at: datetime, now: datetime, past: timedelta, future: timedelta) -> bool:
-    return now - past <= received_at <= now + future

@@ -30,8 +30,3 @@ def infer_kind(address: str) -> SenderKind | None:
     if _ALPHANUMERIC.fullmatch(address) and any(c.isalpha() for c in address):
         return SenderKind.ALPHANUMERIC
     return None
-
-
-def matches_kind(address: str, kind: SenderKind) -> bool:
-    """Whether an address can be of the kind the caller declared."""
-    return infer_kind(address) == kind

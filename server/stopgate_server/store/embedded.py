@@ -138,13 +138,6 @@ class EmbeddedPostgres:
         )
         return result.returncode == 0
 
-    def postmaster_pid(self) -> int | None:
-        """The PID of the running postmaster, from postmaster.pid."""
-        try:
-            return int((self.data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
-        except (OSError, ValueError):
-            return None
-
     def _reachable_base_dir(self) -> Path:
         if not self.as_root:
             return self.requested_dir
