@@ -1,0 +1,632 @@
+"""Typed clients of stopgate: `AsyncClient` (primary) and `Client`, its blocking twin over the same code.
+
+One method per RPC, named after it in snake_case. Unary methods return the response message; streaming
+methods are iterators of the rows (`export_*`) or acks (`stream_events`). Every method takes keyword
+`timeout` (seconds; the client's `default_timeout` when omitted) and `metadata`; a failed call raises a
+`stopgate.errors.StopgateError` subclass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Iterable, Iterator
+from datetime import datetime
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from stopgate import events as _events
+from stopgate.errors import from_rpc_error
+from stopgate.retry import RetryConfig
+from stopgate.v1 import (
+    common_pb2,
+    message_compliance_pb2,
+    message_compliance_pb2_grpc,
+    quarantine_check_pb2,
+    quarantine_check_pb2_grpc,
+    reporting_pb2,
+    reporting_pb2_grpc,
+    stop_ingest_pb2,
+    stop_ingest_pb2_grpc,
+)
+
+DEFAULT_TARGET = "127.0.0.1:50051"
+CHECK_BATCH_LIMIT = 10_000  # numbers per CheckBatch request, the server's limit
+
+Metadata = Iterable[tuple[str, str]]
+SenderLike = str | common_pb2.Sender
+Request = TypeVar("Request")
+Response = TypeVar("Response")
+
+
+class AsyncClient:
+    """Asynchronous client of every stopgate service, over one channel. Use it as `async with`.
+
+    `target` is a gRPC target (`host:port`, or `dns:///name:port` for several replicas, with
+    `load_balancing="round_robin"`). TLS is used when `tls` is true or any certificate is given; mutual TLS
+    when `certificate_chain` and `private_key` are. `token` is sent as `authorization: Bearer <token>`.
+    `default_timeout` is the deadline of unary calls (streams have none unless one is given). `retry`
+    says how idempotent calls are retried on UNAVAILABLE (see `RetryConfig`).
+    """
+
+    def __init__(
+        self,
+        target: str = DEFAULT_TARGET,
+        *,
+        token: str | None = None,
+        tls: bool = False,
+        root_certificates: bytes | None = None,
+        certificate_chain: bytes | None = None,
+        private_key: bytes | None = None,
+        default_timeout: float = 10.0,
+        retry: RetryConfig | None = None,
+        keepalive_s: float = 30.0,
+        load_balancing: str | None = None,
+        options: Iterable[tuple[str, Any]] = (),
+    ) -> None:
+        self.target = target
+        self.default_timeout = default_timeout
+        self.retry = retry or RetryConfig()
+        self._auth: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {token}"),) if token else ()
+        channel_options: list[tuple[str, Any]] = [
+            ("grpc.enable_retries", 1),
+            ("grpc.service_config", self.retry.service_config(load_balancing)),
+            ("grpc.keepalive_time_ms", int(keepalive_s * 1000)),
+            ("grpc.keepalive_timeout_ms", 10_000),
+            ("grpc.http2.max_pings_without_data", 0),
+            *options,
+        ]
+        if tls or root_certificates or certificate_chain or private_key:
+            credentials = grpc.ssl_channel_credentials(root_certificates, private_key, certificate_chain)
+            self.channel = grpc.aio.secure_channel(target, credentials, options=channel_options)
+        else:
+            self.channel = grpc.aio.insecure_channel(target, options=channel_options)
+        self._quarantine = quarantine_check_pb2_grpc.QuarantineCheckStub(self.channel)
+        self._ingest = stop_ingest_pb2_grpc.StopIngestStub(self.channel)
+        self._compliance = message_compliance_pb2_grpc.MessageComplianceStub(self.channel)
+        self._reporting = reporting_pb2_grpc.ReportingStub(self.channel)
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the channel; calls in progress are cancelled."""
+        await self.channel.close()
+
+    # QuarantineCheck
+
+    async def check_batch(
+        self,
+        licence_id: str,
+        phone_numbers: Iterable[str],
+        *,
+        sender: SenderLike,
+        category: common_pb2.MessageCategory.ValueType,
+        campaign_id: str = "",
+        default_region: str = "",
+        max_concurrency: int = 4,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> quarantine_check_pb2.CheckBatchResponse:
+        """Which of `phone_numbers` licence `licence_id` may message now, in input order.
+
+        Any number of numbers: they go in requests of at most 10,000, `max_concurrency` at a time, and
+        the answers are merged (results in input order, counts summed). Without `campaign_id` the call
+        only reads and is retried on UNAVAILABLE; with one, allowed numbers are recorded as sends of that
+        campaign and nothing is retried (a send must not be counted twice). `timeout` applies per request.
+        """
+        numbers = list(phone_numbers)
+        if not numbers:
+            raise ValueError("phone_numbers is empty")
+        requests = [
+            quarantine_check_pb2.CheckBatchRequest(
+                licence_id=licence_id,
+                sender=_sender(sender),
+                category=category,
+                phone_numbers=numbers[start : start + CHECK_BATCH_LIMIT],
+                campaign_id=campaign_id,
+                default_region=default_region,
+            )
+            for start in range(0, len(numbers), CHECK_BATCH_LIMIT)
+        ]
+        retry = None if campaign_id else self.retry
+        slots = asyncio.Semaphore(max_concurrency)
+
+        async def check(
+            request: quarantine_check_pb2.CheckBatchRequest,
+        ) -> quarantine_check_pb2.CheckBatchResponse:
+            async with slots:
+                return await self._unary(
+                    self._quarantine.CheckBatch, request, timeout, metadata, client_retry=retry
+                )
+
+        if len(requests) == 1:
+            return await check(requests[0])
+        replies = await _gather_or_cancel(check(request) for request in requests)
+        merged = quarantine_check_pb2.CheckBatchResponse()
+        for reply in replies:
+            merged.results.extend(reply.results)
+            merged.allowed_count += reply.allowed_count
+            merged.blocked_count += reply.blocked_count
+            merged.invalid_count += reply.invalid_count
+            merged.recorded_sends += reply.recorded_sends
+        return merged
+
+    async def record_sends(
+        self,
+        licence_id: str,
+        campaign_id: str,
+        phone_numbers: Iterable[str],
+        *,
+        sender: SenderLike,
+        sent_at: datetime | None = None,
+        default_region: str = "",
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> quarantine_check_pb2.RecordSendsResponse:
+        """Record sends of `campaign_id` made without CheckBatch (at `sent_at`, or now). Never retried."""
+        request = quarantine_check_pb2.RecordSendsRequest(
+            licence_id=licence_id,
+            campaign_id=campaign_id,
+            sender=_sender(sender),
+            sent_at=_timestamp(sent_at),
+            phone_numbers=list(phone_numbers),
+            default_region=default_region,
+        )
+        return await self._unary(self._quarantine.RecordSends, request, timeout, metadata)
+
+    async def get_number_status(
+        self,
+        licence_id: str,
+        phone_number: str,
+        *,
+        default_region: str = "",
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> quarantine_check_pb2.GetNumberStatusResponse:
+        """Whether a number is quarantined in a licence, why, its stop lists, last send and history."""
+        request = quarantine_check_pb2.GetNumberStatusRequest(
+            licence_id=licence_id, phone_number=phone_number, default_region=default_region
+        )
+        return await self._unary(self._quarantine.GetNumberStatus, request, timeout, metadata)
+
+    async def quarantine_numbers(
+        self,
+        licence_id: str,
+        phone_numbers: Iterable[str],
+        *,
+        actor: str,
+        reason: str,
+        default_region: str = "",
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> quarantine_check_pb2.QuarantineNumbersResponse:
+        """Quarantine numbers by hand (admin), audited with `actor` and `reason`."""
+        request = quarantine_check_pb2.QuarantineNumbersRequest(
+            licence_id=licence_id,
+            phone_numbers=list(phone_numbers),
+            actor=actor,
+            reason=reason,
+            default_region=default_region,
+        )
+        return await self._unary(self._quarantine.QuarantineNumbers, request, timeout, metadata)
+
+    async def release_numbers(
+        self,
+        licence_id: str,
+        phone_numbers: Iterable[str],
+        *,
+        actor: str,
+        reason: str,
+        consent_reference: str,
+        default_region: str = "",
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> quarantine_check_pb2.ReleaseNumbersResponse:
+        """Release numbers from quarantine (admin), with the reference of the consent that allows it."""
+        request = quarantine_check_pb2.ReleaseNumbersRequest(
+            licence_id=licence_id,
+            phone_numbers=list(phone_numbers),
+            actor=actor,
+            reason=reason,
+            consent_reference=consent_reference,
+            default_region=default_region,
+        )
+        return await self._unary(self._quarantine.ReleaseNumbers, request, timeout, metadata)
+
+    # StopIngest
+
+    async def stream_events(
+        self,
+        events: Iterable[stop_ingest_pb2.InboundEvent] | AsyncIterable[stop_ingest_pb2.InboundEvent],
+        *,
+        batch_size: int = 500,
+        max_batches_in_flight: int = 4,
+        linger_s: float = 0.05,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> AsyncIterator[stop_ingest_pb2.EventAck]:
+        """Stream inbound events through StopIngest.StreamEvents; yield one ack per event, in order.
+
+        Events go in batches of up to `batch_size` (a partial batch leaves after `linger_s` without a new
+        event); at most `max_batches_in_flight` batches wait for their acks, so a slow server slows the
+        reading of `events`. Each ack means its event is durably stored. When the connection breaks, the
+        client reconnects with backoff and re-sends the unacked batches: ingest is idempotent on event_id,
+        so an event stored before the break is acked DUPLICATE with its first outcome. `timeout` bounds
+        each connection (none by default).
+        """
+        stream = _events.EventStream(
+            connect=lambda: self._ingest.StreamEvents(timeout=timeout, metadata=self._metadata(metadata)),
+            retry=self.retry,
+            batch_size=batch_size,
+            max_batches_in_flight=max_batches_in_flight,
+            linger_s=linger_s,
+        )
+        async for ack in stream.run(events):
+            yield ack
+
+    async def ingest_event(
+        self,
+        event: stop_ingest_pb2.InboundEvent,
+        *,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> stop_ingest_pb2.IngestEventResponse:
+        """Ingest one event (low-rate ingress); retried on UNAVAILABLE, as ingest is idempotent."""
+        request = stop_ingest_pb2.IngestEventRequest(event=event)
+        return await self._unary(self._ingest.IngestEvent, request, timeout, metadata)
+
+    async def classify_text(
+        self,
+        text: str,
+        *,
+        country: str = "",
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> stop_ingest_pb2.ClassifyTextResponse:
+        """What intent stopgate reads in a text (a dry run: nothing is stored)."""
+        request = stop_ingest_pb2.ClassifyTextRequest(text=text, country=country)
+        return await self._unary(self._ingest.ClassifyText, request, timeout, metadata)
+
+    # MessageCompliance
+
+    async def check_message(
+        self,
+        text: str,
+        *,
+        country: str,
+        sender: SenderLike,
+        category: common_pb2.MessageCategory.ValueType,
+        shortcode: str = "",
+        allow_accent_folding: bool = False,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> message_compliance_pb2.CheckMessageResponse:
+        """Whether a text carries the STOP mention `country` requires, and its SMS parts."""
+        request = message_compliance_pb2.CheckMessageRequest(
+            text=text,
+            country=country,
+            sender=_sender(sender),
+            category=category,
+            shortcode=shortcode,
+            allow_accent_folding=allow_accent_folding,
+        )
+        return await self._unary(self._compliance.CheckMessage, request, timeout, metadata)
+
+    async def check_messages(
+        self,
+        texts: Iterable[str],
+        *,
+        country: str,
+        sender: SenderLike,
+        category: common_pb2.MessageCategory.ValueType,
+        shortcode: str = "",
+        allow_accent_folding: bool = False,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> message_compliance_pb2.CheckMessagesResponse:
+        """`check_message` for many texts of one campaign; assessments in input order."""
+        request = message_compliance_pb2.CheckMessagesRequest(
+            texts=list(texts),
+            country=country,
+            sender=_sender(sender),
+            category=category,
+            shortcode=shortcode,
+            allow_accent_folding=allow_accent_folding,
+        )
+        return await self._unary(self._compliance.CheckMessages, request, timeout, metadata)
+
+    async def list_country_policies(
+        self, *, timeout: float | None = None, metadata: Metadata = ()
+    ) -> message_compliance_pb2.ListCountryPoliciesResponse:
+        """The country policy table the server applies."""
+        request = message_compliance_pb2.ListCountryPoliciesRequest()
+        return await self._unary(self._compliance.ListCountryPolicies, request, timeout, metadata)
+
+    # Reporting
+
+    async def get_campaign_report(
+        self,
+        licence_id: str,
+        campaign_id: str,
+        *,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> reporting_pb2.GetCampaignReportResponse:
+        """Sends, unsubscribes and unsubscribe rate of one campaign."""
+        request = reporting_pb2.GetCampaignReportRequest(licence_id=licence_id, campaign_id=campaign_id)
+        return await self._unary(self._reporting.GetCampaignReport, request, timeout, metadata)
+
+    async def list_campaign_reports(
+        self,
+        licence_id: str,
+        *,
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
+        page_size: int = 0,
+        page_token: str = "",
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> reporting_pb2.ListCampaignReportsResponse:
+        """One page of campaign reports; `iter_campaign_reports` walks every page."""
+        request = reporting_pb2.ListCampaignReportsRequest(
+            licence_id=licence_id,
+            start_time=_timestamp(start_time),
+            end_time=_timestamp(end_time),
+            page_size=page_size,
+            page_token=page_token,
+        )
+        return await self._unary(self._reporting.ListCampaignReports, request, timeout, metadata)
+
+    async def iter_campaign_reports(
+        self,
+        licence_id: str,
+        *,
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
+        page_size: int = 0,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> AsyncIterator[reporting_pb2.CampaignReport]:
+        """Every campaign report of `list_campaign_reports`, page after page (`timeout` per page)."""
+        page_token = ""
+        while True:
+            page = await self.list_campaign_reports(
+                licence_id,
+                start_time=start_time,
+                end_time=end_time,
+                page_size=page_size,
+                page_token=page_token,
+                timeout=timeout,
+                metadata=metadata,
+            )
+            for report in page.reports:
+                yield report
+            page_token = page.next_page_token
+            if not page_token:
+                return
+
+    async def export_interactions(
+        self,
+        licence_id: str,
+        campaign_id: str,
+        *,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> AsyncIterator[reporting_pb2.Interaction]:
+        """One row per send of a campaign, SENT or STOPPED, as the server streams them."""
+        request = reporting_pb2.ExportInteractionsRequest(licence_id=licence_id, campaign_id=campaign_id)
+        async for response in self._server_stream(
+            self._reporting.ExportInteractions, request, timeout, metadata
+        ):
+            for interaction in response.interactions:
+                yield interaction
+
+    async def export_quarantine(
+        self,
+        licence_id: str,
+        *,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> AsyncIterator[reporting_pb2.QuarantineEntry]:
+        """Every quarantined number of a licence, as the server streams them."""
+        request = reporting_pb2.ExportQuarantineRequest(licence_id=licence_id)
+        async for response in self._server_stream(
+            self._reporting.ExportQuarantine, request, timeout, metadata
+        ):
+            for entry in response.entries:
+                yield entry
+
+    async def get_licence_summary(
+        self,
+        licence_id: str,
+        *,
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
+        top_campaigns: int = 0,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> reporting_pb2.GetLicenceSummaryResponse:
+        """Quarantine size, stops and opt-ins per day, and the campaigns with the most unsubscribes."""
+        request = reporting_pb2.GetLicenceSummaryRequest(
+            licence_id=licence_id,
+            start_time=_timestamp(start_time),
+            end_time=_timestamp(end_time),
+            top_campaigns=top_campaigns,
+        )
+        return await self._unary(self._reporting.GetLicenceSummary, request, timeout, metadata)
+
+    # Plumbing
+
+    def _metadata(self, metadata: Metadata) -> tuple[tuple[str, str], ...]:
+        return (*self._auth, *metadata)
+
+    async def _unary(
+        self,
+        method: grpc.aio.UnaryUnaryMultiCallable[Request, Response],
+        request: Request,
+        timeout: float | None,
+        metadata: Metadata,
+        *,
+        client_retry: RetryConfig | None = None,
+    ) -> Response:
+        """One unary call with the deadline, metadata and typed errors; `client_retry` retries it here, for
+        the calls the channel's service config cannot tell apart (see `stopgate.retry`)."""
+        deadline = time.monotonic() + (self.default_timeout if timeout is None else timeout)
+        backoffs = client_retry.backoffs() if client_retry else iter(())
+        while True:
+            try:
+                return await method(
+                    request, timeout=deadline - time.monotonic(), metadata=self._metadata(metadata)
+                )
+            except grpc.aio.AioRpcError as error:
+                backoff = next(backoffs, None) if client_retry else None
+                if (
+                    backoff is None
+                    or client_retry is None
+                    or not client_retry.is_retryable(error.code())
+                    or time.monotonic() + backoff >= deadline
+                ):
+                    raise from_rpc_error(error) from error
+                await asyncio.sleep(backoff)
+
+    async def _server_stream(
+        self,
+        method: grpc.aio.UnaryStreamMultiCallable[Request, Response],
+        request: Request,
+        timeout: float | None,
+        metadata: Metadata,
+    ) -> AsyncIterator[Response]:
+        call = method(request, timeout=timeout, metadata=self._metadata(metadata))
+        try:
+            async for response in call:
+                yield response
+        except grpc.aio.AioRpcError as error:
+            raise from_rpc_error(error) from error
+        finally:
+            call.cancel()
+
+
+def _sender(sender: SenderLike) -> common_pb2.Sender:
+    return common_pb2.Sender(address=sender) if isinstance(sender, str) else sender
+
+
+def _timestamp(moment: datetime | None) -> Timestamp | None:
+    if moment is None:
+        return None
+    timestamp = Timestamp()
+    timestamp.FromDatetime(moment)
+    return timestamp
+
+
+async def _gather_or_cancel(calls: Iterable[Coroutine[Any, Any, Response]]) -> list[Response]:
+    """Run coroutines concurrently; the first failure cancels the others and is raised."""
+    async with asyncio.TaskGroup() as group:
+        tasks = [group.create_task(call) for call in calls]
+    return [task.result() for task in tasks]
+
+
+P = ParamSpec("P")
+Item = TypeVar("Item")
+
+
+def _blocking(
+    method: Callable[Concatenate[AsyncClient, P], Coroutine[Any, Any, Response]],
+) -> Callable[Concatenate[Client, P], Response]:
+    """A blocking method of `Client` that runs the `AsyncClient` method on the client's loop."""
+
+    def call(client: Client, /, *args: P.args, **kwargs: P.kwargs) -> Response:
+        return client._run(method(client._async, *args, **kwargs))
+
+    call.__name__ = method.__name__
+    call.__doc__ = method.__doc__
+    return call
+
+
+def _blocking_iterator(
+    method: Callable[Concatenate[AsyncClient, P], AsyncIterator[Item]],
+) -> Callable[Concatenate[Client, P], Iterator[Item]]:
+    """A `Client` method returning a blocking iterator over the `AsyncClient` method's async one."""
+
+    def call(client: Client, /, *args: P.args, **kwargs: P.kwargs) -> Iterator[Item]:
+        return client._iterate(method(client._async, *args, **kwargs))
+
+    call.__name__ = method.__name__
+    call.__doc__ = method.__doc__
+    return call
+
+
+class Client:
+    """The blocking twin of `AsyncClient`: same arguments, same methods, same results, run on a private
+    event loop thread. Use it as `with`. It may be shared between threads."""
+
+    def __init__(self, target: str = DEFAULT_TARGET, **options: Any) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="stopgate-client", daemon=True)
+        self._thread.start()
+        self._async: AsyncClient = self._run(_make_async_client(target, options))
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the channel and stop the client's event loop thread."""
+        if self._loop.is_closed():
+            return
+        self._run(self._async.close())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
+
+    @property
+    def target(self) -> str:
+        return self._async.target
+
+    def _run(self, coroutine: Coroutine[Any, Any, Response]) -> Response:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+
+    def _iterate(self, iterator: AsyncIterator[Item]) -> Iterator[Item]:
+        """A blocking iterator over an async one; leaving it early closes the async one (and its call)."""
+        sentinel = object()
+
+        async def next_item() -> Any:
+            return await anext(iterator, sentinel)
+
+        try:
+            while (item := self._run(next_item())) is not sentinel:
+                yield item
+        finally:
+            if not self._loop.is_closed():
+                self._run(iterator.aclose())  # type: ignore[attr-defined]
+
+    check_batch = _blocking(AsyncClient.check_batch)
+    record_sends = _blocking(AsyncClient.record_sends)
+    get_number_status = _blocking(AsyncClient.get_number_status)
+    quarantine_numbers = _blocking(AsyncClient.quarantine_numbers)
+    release_numbers = _blocking(AsyncClient.release_numbers)
+    stream_events = _blocking_iterator(AsyncClient.stream_events)
+    ingest_event = _blocking(AsyncClient.ingest_event)
+    classify_text = _blocking(AsyncClient.classify_text)
+    check_message = _blocking(AsyncClient.check_message)
+    check_messages = _blocking(AsyncClient.check_messages)
+    list_country_policies = _blocking(AsyncClient.list_country_policies)
+    get_campaign_report = _blocking(AsyncClient.get_campaign_report)
+    list_campaign_reports = _blocking(AsyncClient.list_campaign_reports)
+    iter_campaign_reports = _blocking_iterator(AsyncClient.iter_campaign_reports)
+    export_interactions = _blocking_iterator(AsyncClient.export_interactions)
+    export_quarantine = _blocking_iterator(AsyncClient.export_quarantine)
+    get_licence_summary = _blocking(AsyncClient.get_licence_summary)
+
+
+async def _make_async_client(target: str, options: dict[str, Any]) -> AsyncClient:
+    # grpc.aio binds a channel to the running loop: create it on the client's own loop.
+    return AsyncClient(target, **options)

@@ -1,0 +1,163 @@
+"""The client side of StopIngest.StreamEvents: events into batches, a bounded window of unacked batches,
+and reconnection that re-sends what was not acked (safe: ingest is idempotent on event_id)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
+from typing import cast
+
+import grpc
+
+from stopgate.errors import InternalError, StopgateError, UnavailableError, from_rpc_error
+from stopgate.retry import RetryConfig
+from stopgate.v1 import stop_ingest_pb2
+
+MAX_BATCH_SIZE = 1_000  # events per request, the server's limit
+
+Call = grpc.aio.StreamStreamCall[stop_ingest_pb2.StreamEventsRequest, stop_ingest_pb2.StreamEventsResponse]
+Events = Iterable[stop_ingest_pb2.InboundEvent] | AsyncIterable[stop_ingest_pb2.InboundEvent]
+_END = object()
+
+
+class EventStream:
+    """One run of `stream_events`. A producer task cuts `events` into requests; for each connection a
+    writer task sends them while the caller's loop reads the acks. `max_batches_in_flight` requests at
+    most are sent and unacked, so a slow server holds back the reading of `events`."""
+
+    def __init__(
+        self,
+        connect: Callable[[], Call],
+        retry: RetryConfig,
+        batch_size: int,
+        max_batches_in_flight: int,
+        linger_s: float,
+    ) -> None:
+        if not 1 <= batch_size <= MAX_BATCH_SIZE:
+            raise ValueError(f"batch_size must be between 1 and {MAX_BATCH_SIZE}")
+        if max_batches_in_flight < 1:
+            raise ValueError("max_batches_in_flight must be at least 1")
+        if linger_s < 0:
+            raise ValueError("linger_s must not be negative")
+        self._connect = connect
+        self._retry = retry
+        self._batch_size = batch_size
+        self._linger_s = linger_s
+        self._window = asyncio.Semaphore(max_batches_in_flight)
+        self._requests: asyncio.Queue[stop_ingest_pb2.StreamEventsRequest | None] = asyncio.Queue(maxsize=1)
+        self._unacked: deque[stop_ingest_pb2.StreamEventsRequest] = deque()
+        self._batch: list[stop_ingest_pb2.InboundEvent] = []
+        self._exhausted = False  # every request of `events` has been taken by a writer
+        self._source_error: Exception | None = None
+
+    async def run(self, events: Events) -> AsyncIterator[stop_ingest_pb2.EventAck]:
+        producer = asyncio.create_task(self._produce(events))
+        backoffs: Iterator[float] = self._retry.backoffs()
+        try:
+            while True:
+                call = self._connect()
+                writer = asyncio.create_task(self._write(call))
+                try:
+                    async for ack in self._read(call):
+                        backoffs = self._retry.backoffs()  # progress: a later break starts afresh
+                        yield ack
+                    break
+                except StopgateError as error:
+                    backoff = next(backoffs, None)
+                    if backoff is None or not self._retry.is_retryable(error.code):
+                        raise
+                finally:
+                    writer.cancel()
+                    call.cancel()
+                    await asyncio.gather(writer, return_exceptions=True)
+                await asyncio.sleep(backoff)
+        finally:
+            producer.cancel()
+            await asyncio.gather(producer, return_exceptions=True)
+        if self._source_error is not None:
+            raise self._source_error
+
+    async def _read(self, call: Call) -> AsyncIterator[stop_ingest_pb2.EventAck]:
+        while True:
+            try:
+                response = await call.read()
+            except grpc.aio.AioRpcError as error:
+                raise from_rpc_error(error) from error
+            if not isinstance(response, stop_ingest_pb2.StreamEventsResponse):  # grpc.aio.EOF
+                if self._unacked or not self._exhausted:
+                    raise UnavailableError(grpc.StatusCode.UNAVAILABLE, "the server ended the stream early")
+                return
+            if not self._unacked or len(response.acks) != len(self._unacked[0].events):
+                raise InternalError(grpc.StatusCode.INTERNAL, "acks do not match the batch sent")
+            self._unacked.popleft()
+            self._window.release()
+            for ack in response.acks:
+                yield ack
+
+    async def _write(self, call: Call) -> None:
+        """Re-send the unacked requests of a broken connection, then new ones; half-close at the end.
+        A failed write ends the writer: the reader sees the same failure on the call."""
+        try:
+            for request in list(self._unacked):
+                await call.write(request)
+            while not self._exhausted:
+                await self._window.acquire()
+                try:
+                    next_request = await self._requests.get()
+                except BaseException:
+                    self._window.release()
+                    raise
+                if next_request is None:
+                    self._exhausted = True
+                    self._window.release()
+                    break
+                self._unacked.append(next_request)
+                await call.write(next_request)
+            await call.done_writing()
+        except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
+            return
+
+    async def _produce(self, events: Events) -> None:
+        """Cut `events` into requests. A failing `events` ends the stream after what it gave is acked,
+        then `run` raises its error."""
+        try:
+            if isinstance(events, AsyncIterable):
+                await self._produce_lingering(aiter(events))
+            else:
+                for event in events:
+                    await self._add(event)
+            await self._flush()
+        except Exception as error:  # the caller's iterator failed; raised by `run` at the end
+            self._source_error = error
+        await self._requests.put(None)
+
+    async def _produce_lingering(self, events: AsyncIterator[stop_ingest_pb2.InboundEvent]) -> None:
+        """Like the loop over a plain iterable, but a partial batch leaves once no event came for
+        `linger_s`: a slow source must not hold events back unacked."""
+        upcoming: asyncio.Future[object] | None = None
+        try:
+            while True:
+                upcoming = asyncio.ensure_future(anext(events, _END))
+                if self._batch:
+                    done, _ = await asyncio.wait({upcoming}, timeout=self._linger_s)
+                    if not done:
+                        await self._flush()
+                event = await upcoming
+                if event is _END:
+                    return
+                await self._add(cast(stop_ingest_pb2.InboundEvent, event))
+        finally:
+            if upcoming is not None and not upcoming.done():
+                upcoming.cancel()
+
+    async def _add(self, event: stop_ingest_pb2.InboundEvent) -> None:
+        self._batch.append(event)
+        if len(self._batch) == self._batch_size:
+            await self._flush()
+
+    async def _flush(self) -> None:
+        if self._batch:
+            request = stop_ingest_pb2.StreamEventsRequest(events=self._batch)
+            self._batch = []
+            await self._requests.put(request)

@@ -1,0 +1,94 @@
+"""Retries of idempotent calls on UNAVAILABLE, with exponential backoff and full jitter.
+
+Where gRPC can do it, it does: `RetryConfig.service_config` becomes the channel's service config, so gRPC
+core retries the methods that are always idempotent (with its retry throttling, which stops a fleet of
+clients from hammering a server that is down). Two cases need the client itself, with the same settings:
+`CheckBatch` is idempotent only without `campaign_id` (with one it records sends, which must not be counted
+twice), and `StreamEvents` reconnects and re-sends its unacked batches, which is safe because ingest is
+idempotent on event_id. RecordSends, QuarantineNumbers and ReleaseNumbers are never retried.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+# Methods whose effect does not depend on how many times they run (IngestEvent: idempotent on event_id).
+IDEMPOTENT_METHODS: dict[str, tuple[str, ...]] = {
+    "stopgate.v1.QuarantineCheck": ("GetNumberStatus",),
+    "stopgate.v1.StopIngest": ("IngestEvent", "ClassifyText"),
+    "stopgate.v1.MessageCompliance": ("CheckMessage", "CheckMessages", "ListCountryPolicies"),
+    "stopgate.v1.Reporting": (
+        "GetCampaignReport",
+        "ListCampaignReports",
+        "ExportInteractions",
+        "ExportQuarantine",
+        "GetLicenceSummary",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class RetryConfig:
+    """How idempotent calls are retried.
+
+    `max_attempts` counts the first try (1 disables retries; gRPC caps it at 5). The wait before retry n
+    is uniform in [0, min(max_backoff_s, initial_backoff_s * multiplier**(n-1))]: "full jitter", so that
+    clients cut off together do not come back together. Only `retryable_codes` are retried; a call's
+    deadline covers all of its attempts.
+    """
+
+    max_attempts: int = 4
+    initial_backoff_s: float = 0.1
+    max_backoff_s: float = 2.0
+    multiplier: float = 2.0
+    retryable_codes: tuple[grpc.StatusCode, ...] = (grpc.StatusCode.UNAVAILABLE,)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_attempts <= 5:
+            raise ValueError("max_attempts must be between 1 and 5")
+        if self.initial_backoff_s <= 0 or self.max_backoff_s < self.initial_backoff_s:
+            raise ValueError("backoffs must be positive, max_backoff_s >= initial_backoff_s")
+        if self.multiplier < 1:
+            raise ValueError("multiplier must be at least 1")
+
+    def service_config(self, load_balancing: str | None = None) -> str:
+        """The gRPC service config (JSON) that retries `IDEMPOTENT_METHODS`, with a load balancing policy
+        (`round_robin` spreads calls over every address a `dns:///` target resolves to)."""
+        config: dict[str, Any] = {}
+        if load_balancing:
+            config["loadBalancingConfig"] = [{load_balancing: {}}]
+        if self.max_attempts == 1:
+            return json.dumps(config)
+        policy = {
+            "maxAttempts": self.max_attempts,
+            "initialBackoff": f"{self.initial_backoff_s}s",
+            "maxBackoff": f"{self.max_backoff_s}s",
+            "backoffMultiplier": self.multiplier,
+            "retryableStatusCodes": [code.name for code in self.retryable_codes],
+        }
+        names = [
+            {"service": service, "method": method}
+            for service, methods in IDEMPOTENT_METHODS.items()
+            for method in methods
+        ]
+        config["methodConfig"] = [{"name": names, "retryPolicy": policy}]
+        # Each failure takes a token, each success gives back a tenth; gRPC stops retrying while fewer
+        # than half the tokens are left, so a server that is down is not hammered by retries.
+        config["retryThrottling"] = {"maxTokens": 10, "tokenRatio": 0.1}
+        return json.dumps(config)
+
+    def backoffs(self) -> Iterator[float]:
+        """The waits before each retry the client makes itself: `max_attempts - 1` of them."""
+        ceiling = self.initial_backoff_s
+        for _ in range(self.max_attempts - 1):
+            yield random.uniform(0, ceiling)  # noqa: S311 - jitter, not a secret
+            ceiling = min(self.max_backoff_s, ceiling * self.multiplier)
+
+    def is_retryable(self, code: grpc.StatusCode) -> bool:
+        return code in self.retryable_codes
