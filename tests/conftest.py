@@ -8,10 +8,12 @@ import shutil
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import grpc
 import pytest
+from clients import Connect, EitherClient, open_client
 from processes import ServerProcess, SpawnServer
 from stopgate_server.app import Application
 from stopgate_server.config import Settings
@@ -121,3 +123,24 @@ def spawn_server() -> Iterator[SpawnServer]:
     yield spawn
     for server in started:
         server.kill()
+
+
+@pytest.fixture(params=["AsyncClient", "Client"])
+async def connect(request: pytest.FixtureRequest) -> AsyncIterator[Connect]:
+    """Open clients of the kind under test (each test runs with both); closed afterwards."""
+    opened: list[EitherClient] = []
+
+    async def connect(target: str, **options: Any) -> EitherClient:
+        client = await open_client(request.param, target, **options)
+        opened.append(client)
+        return client
+
+    yield connect
+    for client in opened:
+        await client.close()
+
+
+@pytest.fixture
+async def client(app: Application, connect: Connect) -> EitherClient:
+    """A client of the kind under test, connected to the in-process server."""
+    return await connect(f"127.0.0.1:{app.grpc_port}")

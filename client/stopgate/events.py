@@ -50,6 +50,7 @@ class EventStream:
         self._batch: list[stop_ingest_pb2.InboundEvent] = []
         self._exhausted = False  # every request of `events` has been taken by a writer
         self._source_error: Exception | None = None
+        self._send_failed = False  # a write on the current connection failed
 
     async def run(self, events: Events) -> AsyncIterator[stop_ingest_pb2.EventAck]:
         producer = asyncio.create_task(self._produce(events))
@@ -57,26 +58,38 @@ class EventStream:
         try:
             while True:
                 call = self._connect()
+                self._send_failed = False
                 writer = asyncio.create_task(self._write(call))
+                failure: StopgateError | None = None
                 try:
                     async for ack in self._read(call):
                         backoffs = self._retry.backoffs()  # progress: a later break starts afresh
                         yield ack
-                    break
                 except StopgateError as error:
-                    backoff = next(backoffs, None)
-                    if backoff is None or not self._retry.is_retryable(error.code):
-                        raise
+                    failure = error
                 finally:
                     writer.cancel()
                     call.cancel()
                     await asyncio.gather(writer, return_exceptions=True)
+                if failure is None:
+                    break
+                failure = self._explained(failure)
+                backoff = next(backoffs, None)
+                if backoff is None or not self._retry.is_retryable(failure.code):
+                    raise failure
                 await asyncio.sleep(backoff)
         finally:
             producer.cancel()
             await asyncio.gather(producer, return_exceptions=True)
         if self._source_error is not None:
             raise self._source_error
+
+    def _explained(self, failure: StopgateError) -> StopgateError:
+        """grpc.aio reports a send on a stream that has just broken as INTERNAL ("Internal error from
+        Core"), whatever the server said: that is a broken connection, to reconnect like UNAVAILABLE."""
+        if failure.code is grpc.StatusCode.INTERNAL and self._send_failed:
+            return UnavailableError(grpc.StatusCode.UNAVAILABLE, f"the stream broke while sending ({failure})")
+        return failure
 
     async def _read(self, call: Call) -> AsyncIterator[stop_ingest_pb2.EventAck]:
         while True:
@@ -97,10 +110,10 @@ class EventStream:
 
     async def _write(self, call: Call) -> None:
         """Re-send the unacked requests of a broken connection, then new ones; half-close at the end.
-        A failed write ends the writer: the reader sees the same failure on the call."""
+        A failed write ends the writer: the reader sees the failure on the call."""
         try:
             for request in list(self._unacked):
-                await call.write(request)
+                await self._send(call, request)
             while not self._exhausted:
                 await self._window.acquire()
                 try:
@@ -113,10 +126,17 @@ class EventStream:
                     self._window.release()
                     break
                 self._unacked.append(next_request)
-                await call.write(next_request)
+                await self._send(call, next_request)
             await call.done_writing()
         except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
             return
+
+    async def _send(self, call: Call, request: stop_ingest_pb2.StreamEventsRequest) -> None:
+        try:
+            await call.write(request)
+        except BaseException:  # failed, or cancelled because the reader saw the call end meanwhile
+            self._send_failed = True
+            raise
 
     async def _produce(self, events: Events) -> None:
         """Cut `events` into requests. A failing `events` ends the stream after what it gave is acked,
@@ -127,9 +147,9 @@ class EventStream:
             else:
                 for event in events:
                     await self._add(event)
-            await self._flush()
         except Exception as error:  # the caller's iterator failed; raised by `run` at the end
             self._source_error = error
+        await self._flush()
         await self._requests.put(None)
 
     async def _produce_lingering(self, events: AsyncIterator[stop_ingest_pb2.InboundEvent]) -> None:

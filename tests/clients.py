@@ -1,0 +1,50 @@
+"""Both clients behind one face, so that one test suite runs against `AsyncClient` and `Client`.
+
+The blocking client is driven from a worker thread: the in-process test server runs on the test's event
+loop, which a blocking call made on that loop would freeze.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from stopgate import AsyncClient, Client
+
+
+class EitherClient:
+    """Calls a method of an `AsyncClient` or a `Client` by name, from async test code."""
+
+    def __init__(self, client: AsyncClient | Client) -> None:
+        self.client = client
+        self.kind = type(client).__name__
+
+    async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """A unary method's result."""
+        bound = getattr(self.client, method)
+        if isinstance(self.client, AsyncClient):
+            return await bound(*args, **kwargs)
+        return await asyncio.to_thread(bound, *args, **kwargs)
+
+    async def collect(self, method: str, *args: Any, **kwargs: Any) -> list[Any]:
+        """Every item of a streaming method."""
+        bound = getattr(self.client, method)
+        if isinstance(self.client, AsyncClient):
+            return [item async for item in bound(*args, **kwargs)]
+        return await asyncio.to_thread(lambda: list(bound(*args, **kwargs)))
+
+    async def close(self) -> None:
+        if isinstance(self.client, AsyncClient):
+            await self.client.close()
+        else:
+            await asyncio.to_thread(self.client.close)
+
+
+Connect = Callable[..., Awaitable[EitherClient]]
+
+
+async def open_client(kind: str, target: str, **options: Any) -> EitherClient:
+    if kind == "AsyncClient":
+        return EitherClient(AsyncClient(target, **options))
+    return EitherClient(await asyncio.to_thread(Client, target, **options))

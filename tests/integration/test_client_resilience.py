@@ -1,0 +1,248 @@
+"""Client retries, reconnection, deadlines and metadata, proven against a stand-in server that fails on
+purpose (a real gRPC server on 127.0.0.1:0 whose servicers answer UNAVAILABLE for the first attempts)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import grpc
+import pytest
+from clients import Connect
+from stopgate import InboundEvent, RetryConfig
+from stopgate.errors import DeadlineExceededError, UnavailableError
+from stopgate.v1 import (
+    common_pb2,
+    quarantine_check_pb2,
+    quarantine_check_pb2_grpc,
+    stop_ingest_pb2,
+    stop_ingest_pb2_grpc,
+)
+
+FAST_RETRY = RetryConfig(max_attempts=4, initial_backoff_s=0.01, max_backoff_s=0.05)
+MARKETING = common_pb2.MESSAGE_CATEGORY_MARKETING
+
+
+class Flaky:
+    """Counts attempts per method and fails the first `failures` of each with UNAVAILABLE."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.attempts: dict[str, int] = {}
+        self.metadata: list[tuple[str, str]] = []
+
+    async def attempt(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        self.attempts[method] = self.attempts.get(method, 0) + 1
+        self.metadata = [(key, str(value)) for key, value in context.invocation_metadata() or ()]
+        if self.attempts[method] <= self.failures:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "not now")
+
+
+async def _unimplemented(_: object, request: object, context: Any) -> Any:
+    await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not part of this stand-in")
+
+
+class FlakyQuarantine(quarantine_check_pb2_grpc.QuarantineCheckServicer):
+    QuarantineNumbers = ReleaseNumbers = _unimplemented
+
+    def __init__(self, flaky: Flaky) -> None:
+        self.flaky = flaky
+
+    async def CheckBatch(
+        self, request: quarantine_check_pb2.CheckBatchRequest, context: Any
+    ) -> quarantine_check_pb2.CheckBatchResponse:
+        await self.flaky.attempt("CheckBatch", context)
+        return quarantine_check_pb2.CheckBatchResponse(allowed_count=len(request.phone_numbers))
+
+    async def RecordSends(
+        self, request: quarantine_check_pb2.RecordSendsRequest, context: Any
+    ) -> quarantine_check_pb2.RecordSendsResponse:
+        await self.flaky.attempt("RecordSends", context)
+        return quarantine_check_pb2.RecordSendsResponse(recorded_count=len(request.phone_numbers))
+
+    async def GetNumberStatus(
+        self, request: quarantine_check_pb2.GetNumberStatusRequest, context: Any
+    ) -> quarantine_check_pb2.GetNumberStatusResponse:
+        await self.flaky.attempt("GetNumberStatus", context)
+        await asyncio.sleep(5)  # slower than any deadline of these tests
+        return quarantine_check_pb2.GetNumberStatusResponse()
+
+
+class FlakyIngest(stop_ingest_pb2_grpc.StopIngestServicer):
+    """ClassifyText fails like `Flaky`; StreamEvents breaks the first `broken_streams` connections after
+    acking `acks_before_break` requests, and records every event id it receives."""
+
+    IngestEvent = _unimplemented
+
+    def __init__(self, flaky: Flaky, broken_streams: int = 1, acks_before_break: int = 1) -> None:
+        self.flaky = flaky
+        self.broken_streams = broken_streams
+        self.acks_before_break = acks_before_break
+        self.connections = 0
+        self.received: list[str] = []
+
+    async def ClassifyText(
+        self, request: stop_ingest_pb2.ClassifyTextRequest, context: Any
+    ) -> stop_ingest_pb2.ClassifyTextResponse:
+        await self.flaky.attempt("ClassifyText", context)
+        return stop_ingest_pb2.ClassifyTextResponse(intent=common_pb2.INTENT_OPT_OUT)
+
+    async def StreamEvents(
+        self, request_iterator: AsyncIterator[stop_ingest_pb2.StreamEventsRequest], context: Any
+    ) -> AsyncIterator[stop_ingest_pb2.StreamEventsResponse]:
+        self.connections += 1
+        breaks = self.connections <= self.broken_streams
+        requests = 0
+        async for request in request_iterator:
+            self.received.extend(event.event_id for event in request.events)
+            requests += 1
+            if breaks and requests > self.acks_before_break:
+                await context.abort(grpc.StatusCode.UNAVAILABLE, "server going away")
+            yield stop_ingest_pb2.StreamEventsResponse(
+                acks=[
+                    stop_ingest_pb2.EventAck(
+                        event_id=e.event_id, outcome=stop_ingest_pb2.INGEST_OUTCOME_QUARANTINED
+                    )
+                    for e in request.events
+                ]
+            )
+
+
+@pytest.fixture
+def flaky() -> Flaky:
+    return Flaky(failures=2)
+
+
+@pytest.fixture
+async def ingest(flaky: Flaky) -> FlakyIngest:
+    return FlakyIngest(flaky)
+
+
+@pytest.fixture
+async def target(flaky: Flaky, ingest: FlakyIngest) -> AsyncIterator[str]:
+    server = grpc.aio.server()
+    quarantine_check_pb2_grpc.add_QuarantineCheckServicer_to_server(FlakyQuarantine(flaky), server)
+    stop_ingest_pb2_grpc.add_StopIngestServicer_to_server(ingest, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    yield f"127.0.0.1:{port}"
+    await server.stop(None)
+
+
+async def test_idempotent_calls_are_retried_by_the_channel(
+    connect: Connect, target: str, flaky: Flaky
+) -> None:
+    client = await connect(target, retry=FAST_RETRY)
+    reply = await client.call("classify_text", "STOP")
+    assert reply.intent == common_pb2.INTENT_OPT_OUT
+    assert flaky.attempts["ClassifyText"] == 3
+
+
+async def test_read_only_check_batch_is_retried_by_the_client(
+    connect: Connect, target: str, flaky: Flaky
+) -> None:
+    client = await connect(target, retry=FAST_RETRY)
+    reply = await client.call("check_batch", "acme", ["+33612345678"], sender="36180", category=MARKETING)
+    assert reply.allowed_count == 1
+    assert flaky.attempts["CheckBatch"] == 3
+
+
+async def test_calls_that_record_are_never_retried(connect: Connect, target: str, flaky: Flaky) -> None:
+    client = await connect(target, retry=FAST_RETRY)
+    with pytest.raises(UnavailableError):
+        await client.call(
+            "check_batch", "acme", ["+33612345678"], sender="36180", category=MARKETING, campaign_id="spring"
+        )
+    with pytest.raises(UnavailableError):
+        await client.call("record_sends", "acme", "spring", ["+33612345678"], sender="36180")
+    assert (flaky.attempts["CheckBatch"], flaky.attempts["RecordSends"]) == (1, 1)
+
+
+async def test_retries_can_be_turned_off(connect: Connect, target: str, flaky: Flaky) -> None:
+    client = await connect(target, retry=RetryConfig(max_attempts=1))
+    with pytest.raises(UnavailableError) as error:
+        await client.call("classify_text", "STOP")
+    assert error.value.message == "not now"
+    with pytest.raises(UnavailableError):
+        await client.call("check_batch", "acme", ["+33612345678"], sender="36180", category=MARKETING)
+    assert (flaky.attempts["ClassifyText"], flaky.attempts["CheckBatch"]) == (1, 1)
+
+
+async def test_stream_events_reconnects_and_resends_unacked_batches(
+    connect: Connect, target: str, ingest: FlakyIngest
+) -> None:
+    client = await connect(target, retry=FAST_RETRY)
+    events = [InboundEvent(event_id=f"e-{i}", phone_number="+33612345678") for i in range(100)]
+
+    acks = await client.collect("stream_events", events, batch_size=10, max_batches_in_flight=4)
+
+    assert [a.event_id for a in acks] == [e.event_id for e in events]  # each once, in order
+    assert ingest.connections == 2
+    assert set(ingest.received) == {e.event_id for e in events}
+    assert len(ingest.received) > len(events)  # the unacked batches of the broken stream went again
+
+
+async def test_stream_events_gives_up_after_max_attempts(connect: Connect, target: str, flaky: Flaky) -> None:
+    broken = FlakyIngest(flaky, broken_streams=100, acks_before_break=0)
+    server = grpc.aio.server()
+    stop_ingest_pb2_grpc.add_StopIngestServicer_to_server(broken, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        client = await connect(f"127.0.0.1:{port}", retry=FAST_RETRY)
+        events = [InboundEvent(event_id=f"e-{i}") for i in range(30)]
+        with pytest.raises(UnavailableError):
+            await client.collect("stream_events", events, batch_size=10)
+        assert broken.connections == FAST_RETRY.max_attempts
+    finally:
+        await server.stop(None)
+
+
+async def test_default_deadline_and_metadata(connect: Connect, target: str, flaky: Flaky) -> None:
+    flaky.failures = 0
+    client = await connect(target, token="s3cret", default_timeout=0.3)
+    with pytest.raises(DeadlineExceededError):
+        await client.call("get_number_status", "acme", "+33612345678", metadata=[("x-request-id", "r-1")])
+    assert ("authorization", "Bearer s3cret") in flaky.metadata
+    assert ("x-request-id", "r-1") in flaky.metadata
+
+
+async def test_a_failing_event_source_ends_the_stream_after_its_events_are_acked(
+    connect: Connect, target: str, ingest: FlakyIngest
+) -> None:
+    ingest.broken_streams = 0
+
+    def events() -> Iterator[InboundEvent]:
+        yield InboundEvent(event_id="first")
+        raise ValueError("bad input file")
+
+    client = await connect(target)
+    with pytest.raises(ValueError, match="bad input file"):
+        await client.collect("stream_events", events())
+    assert ingest.received == ["first"]
+
+
+def test_backoffs_grow_with_full_jitter_and_stay_under_the_cap() -> None:
+    config = RetryConfig(max_attempts=5, initial_backoff_s=0.1, max_backoff_s=0.3, multiplier=2)
+    ceilings = [0.1, 0.2, 0.3, 0.3]
+    for _ in range(200):
+        waits = list(config.backoffs())
+        assert len(waits) == 4
+        assert all(0 <= wait <= ceiling for wait, ceiling in zip(waits, ceilings, strict=True))
+    assert len({round(w, 6) for _ in range(20) for w in config.backoffs()}) > 10  # jittered, not fixed
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"max_attempts": 0},
+        {"max_attempts": 6},
+        {"initial_backoff_s": 0},
+        {"max_backoff_s": 0.01},
+        {"multiplier": 0.5},
+    ],
+)
+def test_retry_config_refuses_nonsense(options: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):  # noqa: PT011 - each option has its own message
+        RetryConfig(**options)
