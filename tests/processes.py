@@ -1,7 +1,9 @@
-"""Helpers of the end-to-end tests: `stopgate serve` in a child process, its JSON log read as it comes."""
+"""Helpers of the end-to-end tests: `stopgate serve` in a child process, its JSON log read as it comes;
+commands run without blocking the test's event loop."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import queue
@@ -10,12 +12,15 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 STOPGATE = str(Path(sys.executable).with_name("stopgate"))
+CLI = str(Path(sys.executable).with_name("stopgate-cli"))
+REPOSITORY = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 60
 
 
@@ -80,3 +85,26 @@ def process_gone(pid: int, within_s: float = 10) -> bool:
         if time.monotonic() > deadline:
             return False
         time.sleep(0.05)
+
+
+@dataclass
+class Run:
+    """How a command ended: exit status and its decoded output."""
+
+    code: int
+    out: str
+    err: str
+
+
+async def run(*command: str, stdin: str = "", env: dict[str, str] | None = None) -> Run:
+    """A command in a child process, awaited so that the in-process server keeps serving meanwhile."""
+    process = await asyncio.create_subprocess_exec(
+        *command,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+    )
+    out, err = await asyncio.wait_for(process.communicate(stdin.encode()), timeout=240)
+    assert process.returncode is not None
+    return Run(process.returncode, out.decode(), err.decode())

@@ -108,11 +108,9 @@ def _check(client: Client, args: argparse.Namespace) -> int:
         reason = quarantine_check_pb2.CheckReason.Name(result.reason).removeprefix("CHECK_REASON_")
         reason = "" if reason == "UNSPECIFIED" else reason
         print(f"{result.phone_number}\t{result.e164 or '-'}\t{verdict}\t{reason}\t{since}".rstrip())
-    print(
-        f"{_plural(len(reply.results), 'number')}: {reply.allowed_count} allowed, {reply.blocked_count} blocked, "
-        f"{reply.invalid_count} invalid"
-        + (f", {reply.recorded_sends} sends recorded" if args.campaign else "")
-    )
+    counts = f"{reply.allowed_count} allowed, {reply.blocked_count} blocked, {reply.invalid_count} invalid"
+    recorded = f", {reply.recorded_sends} sends recorded" if args.campaign else ""
+    print(f"{_plural(len(reply.results), 'number')}: {counts}{recorded}")
     return 0
 
 

@@ -88,7 +88,8 @@ class EventStream:
         """grpc.aio reports a send on a stream that has just broken as INTERNAL ("Internal error from
         Core"), whatever the server said: that is a broken connection, to reconnect like UNAVAILABLE."""
         if failure.code is grpc.StatusCode.INTERNAL and self._send_failed:
-            return UnavailableError(grpc.StatusCode.UNAVAILABLE, f"the stream broke while sending ({failure})")
+            message = f"the stream broke while sending ({failure})"
+            return UnavailableError(grpc.StatusCode.UNAVAILABLE, message)
         return failure
 
     async def _read(self, call: Call) -> AsyncIterator[stop_ingest_pb2.EventAck]:

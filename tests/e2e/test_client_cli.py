@@ -1,0 +1,179 @@
+"""`stopgate-cli` as a shell user runs it: a separate process against a live server; and the client wheel
+installed alone in a clean virtual environment."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from processes import CLI, REPOSITORY, Run, run
+from stopgate_server.app import Application
+
+
+@pytest.fixture
+def target(app: Application) -> str:
+    return f"127.0.0.1:{app.grpc_port}"
+
+
+async def cli(target: str, *args: str, stdin: str = "") -> Run:
+    return await run(CLI, "--target", target, *args, stdin=stdin)
+
+
+async def test_check_quarantine_status_release(target: str) -> None:
+    quarantined = await cli(
+        target, "quarantine", "acme", "+33612345678", "--actor", "ana", "--reason", "complaint"
+    )
+    assert (quarantined.code, quarantined.out) == (0, "+33612345678\t+33612345678\tQUARANTINED\n")
+
+    checked = await cli(
+        target, "check", "acme", "-", "--sender", "36180", "--region", "FR", stdin="06 12 34 56 78\nx\n"
+    )
+    assert checked.code == 0
+    lines = checked.out.splitlines()
+    assert lines[0].startswith("06 12 34 56 78\t+33612345678\tBLOCK\tQUARANTINED\t")
+    assert lines[1] == "x\t-\tINVALID\tINVALID_NUMBER"
+    assert lines[2] == "2 numbers: 0 allowed, 1 blocked, 1 invalid"
+
+    as_json = await cli(target, "check", "acme", "+33612345678", "--sender", "36180", "--json")
+    assert json.loads(as_json.out)["results"][0]["verdict"] == "VERDICT_BLOCK"
+
+    released = await cli(
+        target,
+        "release",
+        "acme",
+        "+33612345678",
+        "--actor",
+        "bo",
+        "--reason",
+        "opt-in",
+        "--consent-reference",
+        "c-1",
+    )
+    assert released.out.split("\t")[-1] == "RELEASED\n"
+    status = await cli(target, "--json", "status", "acme", "+33612345678")
+    history = json.loads(status.out)["history"]
+    assert [h["action"] for h in history] == [
+        "HISTORY_ACTION_MANUAL_QUARANTINE",
+        "HISTORY_ACTION_MANUAL_RELEASE",
+    ]
+
+
+async def test_classify_check_message_and_report(target: str) -> None:
+    classified = await cli(target, "classify", "ARRET")
+    assert "intent: INTENT_OPT_OUT" in classified.out.splitlines()
+    message = await cli(
+        target, "--json", "check-message", "Promo -20%", "--country", "FR", "--sender", "ACME"
+    )
+    assert json.loads(message.out)["assessment"]["mention_position"] == "MENTION_POSITION_ABSENT"
+    await cli(target, "check", "acme", "+33612340001", "--sender", "36180", "--campaign", "spring")
+    report = await cli(target, "report", "acme")
+    assert report.out.splitlines()[1:] == ["spring\t1\t1\t0\t0.00"]
+    one = await cli(target, "--json", "report", "acme", "spring")
+    assert json.loads(one.out)["report"]["sent_count"] == "1"  # int64 is a string in proto JSON
+
+
+async def test_import_stops_is_idempotent_and_reports_rejected_rows(target: str, tmp_path: Path) -> None:
+    stops = tmp_path / "stops.csv"
+    stops.write_text(
+        "MSISDN,Shortcode,Text,Network\n"
+        "+33612340001,36180,STOP,orange\n"
+        "33612340002,36180,ARRET,sfr\n"
+        "not-a-number,36180,STOP,x\n"
+        "+447700900123,,,\n"
+    )
+    first = await cli(target, "import-stops", str(stops), "--licence", "acme")
+    assert first.code == 1  # a row was rejected
+    assert first.out.splitlines() == [
+        f"4 rows imported from {stops}: 3 QUARANTINED, 1 REJECTED",
+        "  line 4: invalid request: phone_number: not a valid phone number",
+    ]
+    assert "4/4 rows (100%)" in first.err
+    assert first.err.splitlines()[-1] == "stopgate-cli: 1 of 4 rows rejected"
+
+    exported = tmp_path / "quarantine.csv"
+    await cli(target, "export", "quarantine", "acme", "-o", str(exported))
+    before = exported.read_text()
+    assert sorted(row["phone_number"] for row in csv.DictReader(before.splitlines())) == [
+        "+33612340001",
+        "+33612340002",
+        "+447700900123",
+    ]
+
+    again = await cli(target, "--json", "import-stops", str(stops), "--licence", "acme", "--quiet")
+    summary = json.loads(again.out)
+    assert summary["outcomes"] == {"DUPLICATE": 3, "REJECTED": 1}
+    assert summary["rejected"][0]["line"] == 4
+    await cli(target, "export", "quarantine", "acme", "-o", str(exported))
+    assert exported.read_text() == before  # the second import changed nothing
+
+
+async def test_export_interactions_as_csv_and_json_lines(target: str, tmp_path: Path) -> None:
+    await cli(
+        target, "check", "acme", "+33612340001", "+33612340002", "--sender", "36180", "--campaign", "spring"
+    )
+    out = tmp_path / "spring.csv"
+    written = await cli(target, "export", "interactions", "acme", "spring", "--output", str(out))
+    assert (written.code, written.err) == (0, f"2 rows written to {out}\n")
+    rows = list(csv.DictReader(out.read_text().splitlines()))
+    assert [(r["phone_number"], r["status"]) for r in rows] == [
+        ("+33612340001", "SENT"),
+        ("+33612340002", "SENT"),
+    ]
+    lines = await cli(target, "--json", "export", "interactions", "acme", "spring")
+    assert [json.loads(line)["status"] for line in lines.out.splitlines()] == ["INTERACTION_STATUS_SENT"] * 2
+
+
+async def test_failures_exit_non_zero_with_one_line(target: str, tmp_path: Path) -> None:
+    invalid = await cli(target, "check", "", "+33612345678", "--sender", "36180")
+    assert invalid.code == 1
+    assert invalid.err == "stopgate-cli: INVALID_ARGUMENT: invalid request: licence_id: required\n"
+    unreachable = await run(CLI, "--target", "127.0.0.1:1", "--timeout", "2", "classify", "STOP")
+    assert unreachable.code == 1
+    assert unreachable.err.startswith("stopgate-cli: UNAVAILABLE: ")
+    assert unreachable.err.count("\n") == 1
+    usage = await cli(target, "check", "acme")
+    assert usage.code == 2
+    no_phone_column = tmp_path / "bad.csv"
+    no_phone_column.write_text("name\nbob\n")
+    bad_file = await cli(target, "import-stops", str(no_phone_column))
+    assert (bad_file.code, bad_file.err) == (
+        2,
+        f"stopgate-cli: {no_phone_column}: no phone number column "
+        "(one of phone_number, phone, number, msisdn)\n",
+    )
+
+
+async def test_client_wheel_works_alone_in_a_clean_environment(target: str, tmp_path: Path) -> None:
+    """`pip wheel ./client` builds a wheel that needs only grpcio and protobuf (plus the google.rpc types);
+    installed in a fresh virtual environment, without the server, its CLI talks to a live server."""
+    wheels = tmp_path / "wheels"
+    built = await run(
+        sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(REPOSITORY / "client")
+    )
+    assert built.code == 0, built.err
+    (wheel,) = wheels.glob("stopgate_client-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        metadata = next(name for name in archive.namelist() if name.endswith("METADATA"))
+        requires = re.findall(r"^Requires-Dist: ([\w-]+)", archive.read(metadata).decode(), re.MULTILINE)
+        assert not [name for name in archive.namelist() if name.startswith("stopgate_server")]
+    assert sorted(requires) == ["googleapis-common-protos", "grpcio", "protobuf"]
+
+    venv = tmp_path / "venv"
+    assert (await run(sys.executable, "-m", "venv", str(venv))).code == 0
+    installed = await run(
+        str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", str(wheel)
+    )
+    assert installed.code == 0, installed.err
+    alone = await run(str(venv / "bin" / "python"), "-c", "import stopgate_server")
+    assert alone.code == 1
+    assert "ModuleNotFoundError" in alone.err
+    classified = await run(
+        str(venv / "bin" / "stopgate-cli"), "--target", target, "--json", "classify", "STOP"
+    )
+    assert classified.code == 0, classified.err
+    assert json.loads(classified.out)["intent"] == "INTENT_OPT_OUT"

@@ -1,0 +1,37 @@
+"""The examples of README.md and client/README.md, run as written against a live server (only its address
+is substituted), so that they cannot rot."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+from processes import CLI, REPOSITORY, run
+from stopgate_server.app import Application
+
+DOCUMENTED_ADDRESS = "127.0.0.1:50051"
+
+
+def blocks(path: Path, language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", path.read_text(), re.DOTALL)
+
+
+@pytest.mark.parametrize("readme", ["README.md", "client/README.md"])
+async def test_python_examples_run(readme: str, app: Application) -> None:
+    examples = blocks(REPOSITORY / readme, "python")
+    assert examples
+    for example in examples:
+        code = example.replace(DOCUMENTED_ADDRESS, f"127.0.0.1:{app.grpc_port}")
+        result = await run(sys.executable, "-c", code)
+        assert result.code == 0, f"{readme} example failed:\n{example}\n{result.err}"
+
+
+async def test_cli_examples_run(app: Application, tmp_path: Path) -> None:
+    (example,) = [b for b in blocks(REPOSITORY / "client/README.md", "sh") if "stopgate-cli" in b]
+    script = example.replace(DOCUMENTED_ADDRESS, f"127.0.0.1:{app.grpc_port}")
+    script = script.replace("stopgate-cli ", f"{CLI} ")
+    result = await run("bash", "-euo", "pipefail", "-c", f"cd {tmp_path}\n{script}")
+    assert result.code == 0, result.err
+    assert "1 row imported from operator-stops.csv: 1 DUPLICATE" in result.out
