@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 import grpc
 import pytest
+from certificates import Certificates, make_certificates
 from clients import Connect, EitherClient, open_client
 from processes import ServerProcess, SpawnServer
 from stopgate_server.app import Application
@@ -144,3 +145,10 @@ async def connect(request: pytest.FixtureRequest) -> AsyncIterator[Connect]:
 async def client(app: Application, connect: Connect) -> EitherClient:
     """A client of the kind under test, connected to the in-process server."""
     return await connect(f"127.0.0.1:{app.grpc_port}")
+
+
+@pytest.fixture(scope="session")
+def certificates(reachable_tmp: Path) -> Certificates:
+    directory = reachable_tmp / "certificates"
+    directory.mkdir()
+    return make_certificates(directory)

@@ -103,6 +103,12 @@ class Application:
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                # Clients may ping every 10 s (the client library pings every 30 s) to keep long ingest
+                # streams checked; gRPC's default policy would answer such pings with GOAWAY.
+                ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+                # Ping idle clients every minute, so connections of vanished clients are closed.
+                ("grpc.keepalive_time_ms", 60_000),
+                ("grpc.keepalive_timeout_ms", 20_000),
             ],
         )
         self.index = BlocklistIndex(dsn, self.pool)
@@ -131,7 +137,11 @@ class Application:
         )
         await self.health.check_once()
 
-        self.grpc_port = self.server.add_insecure_port(self.settings.grpc_addr)
+        credentials = server_credentials(self.settings)
+        if credentials is None:
+            self.grpc_port = self.server.add_insecure_port(self.settings.grpc_addr)
+        else:
+            self.grpc_port = self.server.add_secure_port(self.settings.grpc_addr, credentials)
         await self.server.start()
         self.collectors = [metrics.PoolCollector(self.pool), metrics.IndexCollector(self.index)]
         for collector in self.collectors:
@@ -147,6 +157,7 @@ class Application:
                 "grpc_addr": f"{parse_host_port(self.settings.grpc_addr)[0]}:{self.grpc_port}",
                 "metrics_addr": f"{parse_host_port(self.settings.metrics_addr)[0]}:{self.metrics_port}",
                 "embedded_database": self.embedded is not None,
+                "transport": _transport(self.settings),
             },
         )
 
@@ -183,6 +194,25 @@ class Application:
                     await ensure_sends_partitions(connection)
             except Exception:
                 log.exception("maintenance failed; retrying in the next round")
+
+
+def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
+    """TLS credentials from the settings' PEM files, requiring client certificates when a client CA is
+    given (mutual TLS); None for plaintext."""
+    if settings.tls_cert_file is None or settings.tls_key_file is None:
+        return None
+    client_ca = settings.tls_client_ca_file.read_bytes() if settings.tls_client_ca_file else None
+    return grpc.ssl_server_credentials(
+        [(settings.tls_key_file.read_bytes(), settings.tls_cert_file.read_bytes())],
+        root_certificates=client_ca,
+        require_client_auth=client_ca is not None,
+    )
+
+
+def _transport(settings: Settings) -> str:
+    if settings.tls_client_ca_file:
+        return "mutual TLS"
+    return "TLS" if settings.tls_cert_file else "plaintext"
 
 
 async def serve(settings: Settings) -> None:

@@ -36,6 +36,15 @@ class Settings:
     shutdown_grace_s: float = 10.0
     max_message_parts: int = 10
     workers: int = 1
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_client_ca_file: Path | None = None
+
+    def __post_init__(self) -> None:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ConfigError("--tls-cert-file and --tls-key-file (STOPGATE_TLS_*) go together")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ConfigError("--tls-client-ca-file (mutual TLS) needs --tls-cert-file and --tls-key-file")
 
 
 def parse_host_port(value: str) -> tuple[str, int]:
@@ -67,6 +76,15 @@ def _log_level(value: str) -> str:
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ValueError("expected one of DEBUG, INFO, WARNING, ERROR")
     return level
+
+
+def _readable_file(value: str) -> Path | None:
+    if not value:
+        return None
+    path = Path(value)
+    if not path.is_file() or not os.access(path, os.R_OK):
+        raise ValueError("no readable file there")
+    return path
 
 
 def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
@@ -116,6 +134,13 @@ SETTINGS = (
         "workers",
         _positive(int),
         "server processes sharing the gRPC port; worker i serves metrics on METRICS_ADDR's port + i",
+    ),
+    Option("tls_cert_file", _readable_file, "PEM certificate chain of the server; serves TLS when set"),
+    Option("tls_key_file", _readable_file, "PEM private key of that certificate"),
+    Option(
+        "tls_client_ca_file",
+        _readable_file,
+        "PEM CA certificates client certificates must chain to; requires them (mutual TLS)",
     ),
 )
 

@@ -42,6 +42,7 @@ def test_empty_database_url_means_embedded() -> None:
         ({"db_pool_size": "many"}, {}, "--db-pool-size"),
         ({}, {"STOPGATE_LOG_LEVEL": "loud"}, "STOPGATE_LOG_LEVEL"),
         ({"shutdown_grace_s": "-1"}, {}, "--shutdown-grace-s"),
+        ({}, {"STOPGATE_TLS_CERT_FILE": "/nonexistent/server.pem"}, "STOPGATE_TLS_CERT_FILE"),
     ],
 )
 def test_invalid_values_are_named(flags: dict[str, str], environ: dict[str, str], named: str) -> None:
