@@ -42,8 +42,9 @@ def _worker_command(settings: Settings, dsn: str, grpc_addr: str, metrics_addr: 
     command = [sys.executable, "-m", "stopgate_server.cli", "serve", "--workers", "1"]
     command += ["--database-url", dsn, "--grpc-addr", grpc_addr, "--metrics-addr", metrics_addr]
     for option in config.SETTINGS:
-        if option.field not in _SET_PER_WORKER:
-            command += [option.flag, str(getattr(settings, option.field))]
+        value = getattr(settings, option.field)
+        if option.field not in _SET_PER_WORKER and value is not None:
+            command += [option.flag, str(value)]
     return command
 
 
