@@ -14,7 +14,7 @@ import asyncpg
 import grpc
 import pytest
 from certificates import Certificates, make_certificates
-from clients import Connect, EitherClient, open_client
+from clients import Connect, EitherClient, bearer_token, new_token, open_client
 from processes import ServerProcess, SpawnServer
 from stopgate_server.app import Application
 from stopgate_server.config import Settings
@@ -97,7 +97,13 @@ def server_settings() -> Callable[[str], Settings]:
 
 
 @pytest.fixture
-async def app(database_url: str) -> AsyncIterator[Application]:
+async def api_token(database_url: str) -> str:
+    """A token with every role in the test's database (auth is on in tests, as in production)."""
+    return await new_token(database_url)
+
+
+@pytest.fixture
+async def app(database_url: str, api_token: str) -> AsyncIterator[Application]:
     """A started in-process server on a free loopback port, using the test's database."""
     application = Application(settings_for(database_url))
     await application.start()
@@ -106,8 +112,10 @@ async def app(database_url: str) -> AsyncIterator[Application]:
 
 
 @pytest.fixture
-async def channel(app: Application) -> AsyncIterator[grpc.aio.Channel]:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{app.grpc_port}") as channel:
+async def channel(app: Application, api_token: str) -> AsyncIterator[grpc.aio.Channel]:
+    """A raw channel to the in-process server whose calls carry the test token."""
+    target = f"127.0.0.1:{app.grpc_port}"
+    async with grpc.aio.insecure_channel(target, interceptors=bearer_token(api_token)) as channel:
         yield channel
 
 
@@ -142,9 +150,9 @@ async def connect(request: pytest.FixtureRequest) -> AsyncIterator[Connect]:
 
 
 @pytest.fixture
-async def client(app: Application, connect: Connect) -> EitherClient:
-    """A client of the kind under test, connected to the in-process server."""
-    return await connect(f"127.0.0.1:{app.grpc_port}")
+async def client(app: Application, connect: Connect, api_token: str) -> EitherClient:
+    """A client of the kind under test, connected to the in-process server with the test token."""
+    return await connect(f"127.0.0.1:{app.grpc_port}", token=api_token)
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,7 @@ from typing import IO, Any
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from stopgate.client import DEFAULT_TARGET, Client
+from stopgate.client import DEFAULT_TARGET, TOKEN_VARIABLE, Client
 from stopgate.errors import StopgateError
 from stopgate.exports import write_csv
 from stopgate.v1 import common_pb2, quarantine_check_pb2, reporting_pb2, stop_ingest_pb2
@@ -79,7 +79,7 @@ def _client_options(args: argparse.Namespace) -> dict[str, Any]:
     if bool(args.cert_file) != bool(args.key_file):
         raise UsageError("--cert-file and --key-file go together (mutual TLS)")
     return {
-        "token": args.token or None,
+        "token": args.token,
         "tls": args.tls,
         "root_certificates": read(args.ca_file),
         "certificate_chain": read(args.cert_file),
@@ -411,7 +411,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--token",
-        default=os.environ.get("STOPGATE_TOKEN", ""),
+        default=os.environ.get(TOKEN_VARIABLE, ""),
         help="API token (better: env STOPGATE_TOKEN, which other users cannot see in the process list)",
     )
     parser.add_argument("--tls", action="store_true", help="use TLS (implied by the certificate options)")

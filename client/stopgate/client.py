@@ -9,6 +9,7 @@ methods are iterators of the rows (`export_*`) or acks (`stream_events`). Every 
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Iterable, Iterator
@@ -34,6 +35,7 @@ from stopgate.v1 import (
 )
 
 DEFAULT_TARGET = "127.0.0.1:50051"
+TOKEN_VARIABLE = "STOPGATE_TOKEN"
 CHECK_BATCH_LIMIT = 10_000  # numbers per CheckBatch request, the server's limit
 
 Metadata = Iterable[tuple[str, str]]
@@ -47,7 +49,8 @@ class AsyncClient:
 
     `target` is a gRPC target (`host:port`, or `dns:///name:port` for several replicas, with
     `load_balancing="round_robin"`). TLS is used when `tls` is true or any certificate is given; mutual TLS
-    when `certificate_chain` and `private_key` are. `token` is sent as `authorization: Bearer <token>`.
+    when `certificate_chain` and `private_key` are. `token` (by default the STOPGATE_TOKEN environment
+    variable) is sent as `authorization: Bearer <token>`.
     `default_timeout` is the deadline of unary calls (streams have none unless one is given). `retry`
     says how idempotent calls are retried on UNAVAILABLE (see `RetryConfig`).
     """
@@ -70,6 +73,7 @@ class AsyncClient:
         self.target = target
         self.default_timeout = default_timeout
         self.retry = retry or RetryConfig()
+        token = os.environ.get(TOKEN_VARIABLE) if token is None else token
         self._auth: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {token}"),) if token else ()
         channel_options: list[tuple[str, Any]] = [
             ("grpc.enable_retries", 1),

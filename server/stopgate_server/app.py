@@ -31,6 +31,7 @@ from stopgate_server.api.message_compliance import MessageComplianceServicer
 from stopgate_server.api.quarantine_check import QuarantineCheckServicer
 from stopgate_server.api.reporting import ReportingServicer
 from stopgate_server.api.stop_ingest import StopIngestServicer
+from stopgate_server.auth import INSECURE_WARNING, Authoriser, TokenRegistry, offer_development_token
 from stopgate_server.config import Settings, parse_host_port
 from stopgate_server.domain import policies
 from stopgate_server.health import DatabaseHealth
@@ -82,6 +83,7 @@ class Application:
         self.collectors: list[Collector] = []
         self.health: DatabaseHealth | None = None
         self.index: BlocklistIndex | None = None
+        self.tokens: TokenRegistry | None = None
         self.grpc_port = 0
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -97,9 +99,16 @@ class Application:
             dsn = await asyncio.to_thread(self.embedded.start)
         self.pool = await open_pool(dsn, self.settings)
         await prepare_schema(self.pool)
+        if self.settings.insecure_no_auth:
+            log.warning(INSECURE_WARNING)
+        else:
+            if self.embedded is not None:
+                await offer_development_token(self.pool, self.settings.data_dir)
+            self.tokens = TokenRegistry(self.pool)
+            await self.tokens.start()
 
         self.server = grpc.aio.server(
-            interceptors=[CallInterceptor()],
+            interceptors=[CallInterceptor(Authoriser(self.tokens))],
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -158,6 +167,7 @@ class Application:
                 "metrics_addr": f"{parse_host_port(self.settings.metrics_addr)[0]}:{self.metrics_port}",
                 "embedded_database": self.embedded is not None,
                 "transport": _transport(self.settings),
+                "auth": "OFF" if self.settings.insecure_no_auth else "tokens",
             },
         )
 
@@ -174,6 +184,8 @@ class Application:
                 await task
         if self.index is not None:
             await self.index.stop()
+        if self.tokens is not None:
+            await self.tokens.stop()
         if self.metrics_server is not None:
             self.metrics_server.close()
         for collector in self.collectors:

@@ -39,6 +39,7 @@ class Settings:
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
     tls_client_ca_file: Path | None = None
+    insecure_no_auth: bool = False
 
     def __post_init__(self) -> None:
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
@@ -87,6 +88,14 @@ def _readable_file(value: str) -> Path | None:
     return path
 
 
+def _boolean(value: str) -> bool:
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("expected true or false")
+
+
 def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
     def parse(value: str) -> Any:
         number = kind(value)
@@ -104,6 +113,7 @@ class Option:
     field: str
     parse: Callable[[str], Any]
     help: str
+    switch: bool = False  # a flag that needs no value (`--insecure-no-auth`)
 
     @property
     def env(self) -> str:
@@ -142,6 +152,12 @@ SETTINGS = (
         _readable_file,
         "PEM CA certificates client certificates must chain to; requires them (mutual TLS)",
     ),
+    Option(
+        "insecure_no_auth",
+        _boolean,
+        "serve WITHOUT authentication: any caller may do anything (local experiments only)",
+        switch=True,
+    ),
 )
 
 DATABASE_OPTIONS = ("database_url", "data_dir", "db_connect_timeout_s", "log_level")
@@ -159,7 +175,9 @@ def add_arguments(parser: argparse.ArgumentParser, fields: tuple[str, ...] | Non
                 option.flag,
                 dest=option.field,
                 default=None,
-                metavar=option.field.split("_")[-1].upper(),
+                nargs="?" if option.switch else None,
+                const="true" if option.switch else None,
+                metavar="BOOL" if option.switch else option.field.split("_")[-1].upper(),
                 help=f"{option.help} (env {option.env}, default: {shown})",
             )
 

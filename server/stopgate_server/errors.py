@@ -72,6 +72,20 @@ class NotFound(ServiceError):
     reason = "NOT_FOUND"
 
 
+class Unauthenticated(ServiceError):
+    """No token, or a token the server does not know (or that was revoked)."""
+
+    code = grpc.StatusCode.UNAUTHENTICATED
+    reason = "UNAUTHENTICATED"
+
+
+class PermissionDenied(ServiceError):
+    """The token is known but its roles or licences do not allow this call."""
+
+    code = grpc.StatusCode.PERMISSION_DENIED
+    reason = "PERMISSION_DENIED"
+
+
 class ResourceExhausted(ServiceError):
     """A limit was reached; the message names it."""
 

@@ -1,4 +1,4 @@
-"""The interceptor every RPC goes through: metrics, and exceptions turned into gRPC statuses."""
+"""The interceptor every RPC goes through: metrics, authorisation, and exceptions turned into statuses."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 import grpc
 from grpc_status import rpc_status
 
+from stopgate_server.auth import Authoriser
 from stopgate_server.errors import status_for
 from stopgate_server.obs import metrics
 
@@ -21,7 +22,11 @@ Continuation = Callable[[grpc.HandlerCallDetails], Awaitable["grpc.RpcMethodHand
 
 
 class CallInterceptor(grpc.aio.ServerInterceptor):
-    """Counts and times every RPC (go-grpc-prometheus names) and maps exceptions with errors.status_for."""
+    """Counts and times every RPC (go-grpc-prometheus names), authorises it before the servicer runs, and
+    maps exceptions with errors.status_for."""
+
+    def __init__(self, authoriser: Authoriser) -> None:
+        self.authoriser = authoriser
 
     async def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
@@ -35,15 +40,19 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             service,
             method,
         )
-        return _wrap(handler, _Call(labels, handler_call_details.method))
+        return _wrap(handler, _Call(labels, handler_call_details.method, self.authoriser))
 
 
 class _Call:
     """Bookkeeping of one method's calls: metrics labels and status translation."""
 
-    def __init__(self, labels: tuple[str, str, str], method: str) -> None:
+    def __init__(self, labels: tuple[str, str, str], method: str, authoriser: Authoriser) -> None:
         self.labels = labels
         self.method = method
+        self.authoriser = authoriser
+
+    async def authorise(self, context: grpc.aio.ServicerContext[Any, Any], request: Any) -> None:
+        await self.authoriser.check(self.method, context.invocation_metadata(), request)
 
     @contextlib.asynccontextmanager
     async def observed(self, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
@@ -98,6 +107,7 @@ def _wrap(handler: grpc.RpcMethodHandler[Any, Any], call: _Call) -> grpc.RpcMeth
                 request = call.count_received(request)
             sent = metrics.MSG_SENT.labels(*call.labels)
             async with call.observed(context):
+                await call.authorise(context, None if handler.request_streaming else request)
                 result = behaviour(request, context)
                 if inspect.isasyncgen(result):
                     async for response in result:
@@ -123,6 +133,7 @@ def _wrap(handler: grpc.RpcMethodHandler[Any, Any], call: _Call) -> grpc.RpcMeth
         if handler.request_streaming:
             request = call.count_received(request)
         async with call.observed(context):
+            await call.authorise(context, None if handler.request_streaming else request)
             return await behaviour(request, context)
 
     return factory(

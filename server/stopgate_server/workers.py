@@ -20,6 +20,7 @@ import sys
 from typing import Any
 
 from stopgate_server import config
+from stopgate_server.auth import offer_development_token
 from stopgate_server.config import Settings, parse_host_port
 from stopgate_server.store.database import open_pool, prepare_schema
 from stopgate_server.store.embedded import EmbeddedPostgres
@@ -74,6 +75,8 @@ async def serve_workers(settings: Settings) -> None:
         pool = await open_pool(dsn, settings)
         try:
             await prepare_schema(pool)  # once, before the workers (they find the schema current)
+            if embedded is not None and not settings.insecure_no_auth:
+                await offer_development_token(pool, settings.data_dir)
         finally:
             await pool.close()
         host, port = parse_host_port(settings.grpc_addr)

@@ -11,6 +11,8 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from processes import STOPGATE, SpawnServer, process_gone
+from stopgate.v1.stop_ingest_pb2 import ClassifyTextRequest
+from stopgate.v1.stop_ingest_pb2_grpc import StopIngestStub
 from stopgate_server.store.embedded import EmbeddedPostgresError, find_bindir
 
 
@@ -25,6 +27,19 @@ def _health(address: str) -> int:
         return int(reply.status)
 
 
+def _classify(address: str, token: str | None) -> grpc.StatusCode:
+    """The status of a ClassifyText call with this token (or none)."""
+    metadata: tuple[tuple[str, str | bytes], ...] = (("authorization", f"Bearer {token}"),) if token else ()
+    request = ClassifyTextRequest(text="STOP")
+    with grpc.insecure_channel(address) as channel:
+        try:
+            StopIngestStub(channel).ClassifyText(request, timeout=5, metadata=metadata)
+        except grpc.RpcError as error:
+            code: grpc.StatusCode = error.code()
+            return code
+    return grpc.StatusCode.OK
+
+
 def _postmaster_pid(data_dir: Path) -> int:
     return int((data_dir / "pg" / "data" / "postmaster.pid").read_text().split("\n", 1)[0])
 
@@ -37,6 +52,14 @@ def test_serve_embedded_database_then_stop_cleanly(data_dir: Path, spawn_server:
     assert _health(serving["grpc_addr"]) == health_pb2.HealthCheckResponse.SERVING
     postmaster = _postmaster_pid(data_dir)
     assert not process_gone(postmaster, within_s=0)
+    token_file = data_dir / "dev-token"
+    token = token_file.read_text().strip()
+    assert token_file.stat().st_mode & 0o777 == 0o600
+    assert any(e["msg"] == "development token created" for e in first.log)
+    assert any(e["msg"].strip() == token for e in first.log if "level" not in e)  # printed on the terminal
+    assert not [e for e in first.log if "level" in e and token in str(e)]  # never in the JSON log
+    assert _classify(serving["grpc_addr"], token) == grpc.StatusCode.OK
+    assert _classify(serving["grpc_addr"], None) == grpc.StatusCode.UNAUTHENTICATED
 
     assert first.stop(signal.SIGTERM) == 0
     first.wait_for("stopped")
@@ -44,10 +67,13 @@ def test_serve_embedded_database_then_stop_cleanly(data_dir: Path, spawn_server:
     assert process_gone(postmaster)
     assert not (data_dir / "pg" / "data" / "postmaster.pid").exists()
 
-    second = spawn_server("--data-dir", str(data_dir))
+    second = spawn_server("--data-dir", str(data_dir), "--insecure-no-auth")
     serving = second.wait_for("serving")
     assert not any(e["msg"] == "initialising embedded PostgreSQL" for e in second.log)
+    assert any(e["msg"].startswith("AUTHENTICATION IS OFF") and e["level"] == "WARNING" for e in second.log)
+    assert serving["auth"] == "OFF"
     assert _health(serving["grpc_addr"]) == health_pb2.HealthCheckResponse.SERVING
+    assert _classify(serving["grpc_addr"], None) == grpc.StatusCode.OK
     postmaster = _postmaster_pid(data_dir)
     assert second.stop(signal.SIGINT) == 0
     assert process_gone(postmaster)

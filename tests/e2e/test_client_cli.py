@@ -8,6 +8,7 @@ import json
 import re
 import sys
 import zipfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -20,18 +21,25 @@ def target(app: Application) -> str:
     return f"127.0.0.1:{app.grpc_port}"
 
 
-async def cli(target: str, *args: str, stdin: str = "") -> Run:
-    return await run(CLI, "--target", target, *args, stdin=stdin)
+Cli = Callable[..., Awaitable[Run]]
 
 
-async def test_check_quarantine_status_release(target: str) -> None:
-    quarantined = await cli(
-        target, "quarantine", "acme", "+33612345678", "--actor", "ana", "--reason", "complaint"
-    )
+@pytest.fixture
+def cli(target: str, api_token: str) -> Cli:
+    """`stopgate-cli --target <the test server> ARGS...`, with the test token in STOPGATE_TOKEN."""
+
+    async def call(*args: str, stdin: str = "") -> Run:
+        return await run(CLI, "--target", target, *args, stdin=stdin, env={"STOPGATE_TOKEN": api_token})
+
+    return call
+
+
+async def test_check_quarantine_status_release(cli: Cli) -> None:
+    quarantined = await cli("quarantine", "acme", "+33612345678", "--actor", "ana", "--reason", "complaint")
     assert (quarantined.code, quarantined.out) == (0, "+33612345678\t+33612345678\tQUARANTINED\n")
 
     checked = await cli(
-        target, "check", "acme", "-", "--sender", "36180", "--region", "FR", stdin="06 12 34 56 78\nx\n"
+        "check", "acme", "-", "--sender", "36180", "--region", "FR", stdin="06 12 34 56 78\nx\n"
     )
     assert checked.code == 0
     lines = checked.out.splitlines()
@@ -39,11 +47,10 @@ async def test_check_quarantine_status_release(target: str) -> None:
     assert lines[1] == "x\t-\tINVALID\tINVALID_NUMBER"
     assert lines[2] == "2 numbers: 0 allowed, 1 blocked, 1 invalid"
 
-    as_json = await cli(target, "check", "acme", "+33612345678", "--sender", "36180", "--json")
+    as_json = await cli("check", "acme", "+33612345678", "--sender", "36180", "--json")
     assert json.loads(as_json.out)["results"][0]["verdict"] == "VERDICT_BLOCK"
 
     released = await cli(
-        target,
         "release",
         "acme",
         "+33612345678",
@@ -55,7 +62,7 @@ async def test_check_quarantine_status_release(target: str) -> None:
         "c-1",
     )
     assert released.out.split("\t")[-1] == "RELEASED\n"
-    status = await cli(target, "--json", "status", "acme", "+33612345678")
+    status = await cli("--json", "status", "acme", "+33612345678")
     history = json.loads(status.out)["history"]
     assert [h["action"] for h in history] == [
         "HISTORY_ACTION_MANUAL_QUARANTINE",
@@ -63,21 +70,19 @@ async def test_check_quarantine_status_release(target: str) -> None:
     ]
 
 
-async def test_classify_check_message_and_report(target: str) -> None:
-    classified = await cli(target, "classify", "ARRET")
+async def test_classify_check_message_and_report(cli: Cli) -> None:
+    classified = await cli("classify", "ARRET")
     assert "intent: INTENT_OPT_OUT" in classified.out.splitlines()
-    message = await cli(
-        target, "--json", "check-message", "Promo -20%", "--country", "FR", "--sender", "ACME"
-    )
+    message = await cli("--json", "check-message", "Promo -20%", "--country", "FR", "--sender", "ACME")
     assert json.loads(message.out)["assessment"]["mention_position"] == "MENTION_POSITION_ABSENT"
-    await cli(target, "check", "acme", "+33612340001", "--sender", "36180", "--campaign", "spring")
-    report = await cli(target, "report", "acme")
+    await cli("check", "acme", "+33612340001", "--sender", "36180", "--campaign", "spring")
+    report = await cli("report", "acme")
     assert report.out.splitlines()[1:] == ["spring\t1\t1\t0\t0.00"]
-    one = await cli(target, "--json", "report", "acme", "spring")
+    one = await cli("--json", "report", "acme", "spring")
     assert json.loads(one.out)["report"]["sent_count"] == "1"  # int64 is a string in proto JSON
 
 
-async def test_import_stops_is_idempotent_and_reports_rejected_rows(target: str, tmp_path: Path) -> None:
+async def test_import_stops_is_idempotent_and_reports_rejected_rows(cli: Cli, tmp_path: Path) -> None:
     stops = tmp_path / "stops.csv"
     stops.write_text(
         "MSISDN,Shortcode,Text,Network\n"
@@ -86,7 +91,7 @@ async def test_import_stops_is_idempotent_and_reports_rejected_rows(target: str,
         "not-a-number,36180,STOP,x\n"
         "+447700900123,,,\n"
     )
-    first = await cli(target, "import-stops", str(stops), "--licence", "acme")
+    first = await cli("import-stops", str(stops), "--licence", "acme")
     assert first.code == 1  # a row was rejected
     assert first.out.splitlines() == [
         f"4 rows imported from {stops}: 3 QUARANTINED, 1 REJECTED",
@@ -96,7 +101,7 @@ async def test_import_stops_is_idempotent_and_reports_rejected_rows(target: str,
     assert first.err.splitlines()[-1] == "stopgate-cli: 1 of 4 rows rejected"
 
     exported = tmp_path / "quarantine.csv"
-    await cli(target, "export", "quarantine", "acme", "-o", str(exported))
+    await cli("export", "quarantine", "acme", "-o", str(exported))
     before = exported.read_text()
     assert sorted(row["phone_number"] for row in csv.DictReader(before.splitlines())) == [
         "+33612340001",
@@ -104,43 +109,46 @@ async def test_import_stops_is_idempotent_and_reports_rejected_rows(target: str,
         "+447700900123",
     ]
 
-    again = await cli(target, "--json", "import-stops", str(stops), "--licence", "acme", "--quiet")
+    again = await cli("--json", "import-stops", str(stops), "--licence", "acme", "--quiet")
     summary = json.loads(again.out)
     assert summary["outcomes"] == {"DUPLICATE": 3, "REJECTED": 1}
     assert summary["rejected"][0]["line"] == 4
-    await cli(target, "export", "quarantine", "acme", "-o", str(exported))
+    await cli("export", "quarantine", "acme", "-o", str(exported))
     assert exported.read_text() == before  # the second import changed nothing
 
 
-async def test_export_interactions_as_csv_and_json_lines(target: str, tmp_path: Path) -> None:
-    await cli(
-        target, "check", "acme", "+33612340001", "+33612340002", "--sender", "36180", "--campaign", "spring"
-    )
+async def test_export_interactions_as_csv_and_json_lines(cli: Cli, tmp_path: Path) -> None:
+    await cli("check", "acme", "+33612340001", "+33612340002", "--sender", "36180", "--campaign", "spring")
     out = tmp_path / "spring.csv"
-    written = await cli(target, "export", "interactions", "acme", "spring", "--output", str(out))
+    written = await cli("export", "interactions", "acme", "spring", "--output", str(out))
     assert (written.code, written.err) == (0, f"2 rows written to {out}\n")
     rows = list(csv.DictReader(out.read_text().splitlines()))
     assert [(r["phone_number"], r["status"]) for r in rows] == [
         ("+33612340001", "SENT"),
         ("+33612340002", "SENT"),
     ]
-    lines = await cli(target, "--json", "export", "interactions", "acme", "spring")
+    lines = await cli("--json", "export", "interactions", "acme", "spring")
     assert [json.loads(line)["status"] for line in lines.out.splitlines()] == ["INTERACTION_STATUS_SENT"] * 2
 
 
-async def test_failures_exit_non_zero_with_one_line(target: str, tmp_path: Path) -> None:
-    invalid = await cli(target, "check", "", "+33612345678", "--sender", "36180")
+async def test_failures_exit_non_zero_with_one_line(cli: Cli, target: str, tmp_path: Path) -> None:
+    invalid = await cli("check", "", "+33612345678", "--sender", "36180")
     assert invalid.code == 1
     assert invalid.err == "stopgate-cli: INVALID_ARGUMENT: invalid request: licence_id: required\n"
+    anonymous = await run(CLI, "--target", target, "classify", "STOP", env={"STOPGATE_TOKEN": ""})
+    assert (anonymous.code, anonymous.err) == (
+        1,
+        "stopgate-cli: UNAUTHENTICATED: missing token: send `authorization: Bearer <token>`\n",
+    )
     unreachable = await run(CLI, "--target", "127.0.0.1:1", "--timeout", "2", "classify", "STOP")
     assert unreachable.code == 1
     assert unreachable.err.startswith("stopgate-cli: UNAVAILABLE: ")
     assert unreachable.err.count("\n") == 1
-    usage = await cli(target, "check", "acme")
+    usage = await cli("check", "acme")
     assert usage.code == 2
     no_phone_column = tmp_path / "bad.csv"
     no_phone_column.write_text("name\nbob\n")
-    bad_file = await cli(target, "import-stops", str(no_phone_column))
+    bad_file = await cli("import-stops", str(no_phone_column))
     assert (bad_file.code, bad_file.err) == (
         2,
         f"stopgate-cli: {no_phone_column}: no phone number column "
@@ -148,7 +156,9 @@ async def test_failures_exit_non_zero_with_one_line(target: str, tmp_path: Path)
     )
 
 
-async def test_client_wheel_works_alone_in_a_clean_environment(target: str, tmp_path: Path) -> None:
+async def test_client_wheel_works_alone_in_a_clean_environment(
+    target: str, api_token: str, tmp_path: Path
+) -> None:
     """`pip wheel ./client` builds a wheel that needs only grpcio and protobuf (plus the google.rpc types);
     installed in a fresh virtual environment, without the server, its CLI talks to a live server."""
     wheels = tmp_path / "wheels"
@@ -173,7 +183,14 @@ async def test_client_wheel_works_alone_in_a_clean_environment(target: str, tmp_
     assert alone.code == 1
     assert "ModuleNotFoundError" in alone.err
     classified = await run(
-        str(venv / "bin" / "stopgate-cli"), "--target", target, "--json", "classify", "STOP"
+        str(venv / "bin" / "stopgate-cli"),
+        "--target",
+        target,
+        "--token",
+        api_token,
+        "--json",
+        "classify",
+        "STOP",
     )
     assert classified.code == 0, classified.err
     assert json.loads(classified.out)["intent"] == "INTENT_OPT_OUT"

@@ -10,6 +10,7 @@ from typing import Any
 
 import asyncpg
 import grpc
+from clients import bearer_token
 from processes import SpawnServer
 from stopgate.v1 import (
     common_pb2,
@@ -40,12 +41,12 @@ def batches() -> list[list[pb.InboundEvent]]:
     ]
 
 
-async def _stream_until_killed(address: str, pid: int) -> tuple[set[str], grpc.StatusCode | None]:
+async def _stream_until_killed(address: str, pid: int, token: str) -> tuple[set[str], grpc.StatusCode | None]:
     """Stream every batch; after KILL_AFTER acked batches, kill -9 the server. The acked event ids, and the
     status the stream ended with."""
     acked: set[str] = set()
     ended_with = None
-    async with grpc.aio.insecure_channel(address) as channel:
+    async with grpc.aio.insecure_channel(address, interceptors=bearer_token(token)) as channel:
         call: Any = stop_ingest_pb2_grpc.StopIngestStub(channel).StreamEvents()
 
         async def write_all() -> None:
@@ -70,10 +71,12 @@ async def _stream_until_killed(address: str, pid: int) -> tuple[set[str], grpc.S
     return acked, ended_with
 
 
-async def test_kill_9_loses_no_acked_event(database_url: str, spawn_server: SpawnServer) -> None:
+async def test_kill_9_loses_no_acked_event(
+    database_url: str, api_token: str, spawn_server: SpawnServer
+) -> None:
     first = spawn_server("--database-url", database_url)
     serving = await asyncio.to_thread(first.wait_for, "serving")
-    acked, ended_with = await _stream_until_killed(serving["grpc_addr"], first.process.pid)
+    acked, ended_with = await _stream_until_killed(serving["grpc_addr"], first.process.pid, api_token)
     assert ended_with in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED, grpc.StatusCode.INTERNAL)
     assert len(acked) >= KILL_AFTER * PER_BATCH
     assert len(acked) < BATCHES * PER_BATCH  # the kill really landed in the middle
@@ -88,7 +91,9 @@ async def test_kill_9_loses_no_acked_event(database_url: str, spawn_server: Spaw
         quarantined = {r["event_id"] for r in await connection.fetch("SELECT event_id FROM quarantine")}
         assert acked <= quarantined
 
-        async with grpc.aio.insecure_channel(serving["grpc_addr"]) as channel:
+        async with grpc.aio.insecure_channel(
+            serving["grpc_addr"], interceptors=bearer_token(api_token)
+        ) as channel:
             checks: Any = quarantine_check_pb2_grpc.QuarantineCheckStub(channel)
             acked_phones = [e.phone_number for batch in batches() for e in batch if e.event_id in acked]
             response = await checks.CheckBatch(

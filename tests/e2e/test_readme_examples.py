@@ -19,19 +19,20 @@ def blocks(path: Path, language: str) -> list[str]:
 
 
 @pytest.mark.parametrize("readme", ["README.md", "client/README.md"])
-async def test_python_examples_run(readme: str, app: Application) -> None:
+async def test_python_examples_run(readme: str, app: Application, api_token: str) -> None:
     examples = blocks(REPOSITORY / readme, "python")
     assert examples
     for example in examples:
         code = example.replace(DOCUMENTED_ADDRESS, f"127.0.0.1:{app.grpc_port}")
-        result = await run(sys.executable, "-c", code)
+        result = await run(sys.executable, "-c", code, env={"STOPGATE_TOKEN": api_token})
         assert result.code == 0, f"{readme} example failed:\n{example}\n{result.err}"
 
 
-async def test_cli_examples_run(app: Application, tmp_path: Path) -> None:
+async def test_cli_examples_run(app: Application, api_token: str, tmp_path: Path) -> None:
     (example,) = [b for b in blocks(REPOSITORY / "client/README.md", "sh") if "stopgate-cli" in b]
     script = example.replace(DOCUMENTED_ADDRESS, f"127.0.0.1:{app.grpc_port}")
     script = script.replace("stopgate-cli ", f"{CLI} ")
+    script = script.replace("$(cat .stopgate/dev-token)", api_token)
     result = await run("bash", "-euo", "pipefail", "-c", f"cd {tmp_path}\n{script}")
     assert result.code == 0, result.err
     assert "1 row imported from operator-stops.csv: 1 DUPLICATE" in result.out

@@ -180,7 +180,7 @@ async def test_errors_are_typed_and_name_the_field(client: EitherClient) -> None
     assert missing.value.reason == "NOT_FOUND"
 
 
-async def test_a_slow_async_source_is_acked_before_it_ends(app: Application) -> None:
+async def test_a_slow_async_source_is_acked_before_it_ends(app: Application, api_token: str) -> None:
     """A partial batch leaves after `linger_s`: the first events are acked while the source still waits."""
     more = asyncio.Event()
 
@@ -189,7 +189,7 @@ async def test_a_slow_async_source_is_acked_before_it_ends(app: Application) -> 
         await more.wait()
         yield stop("slow-2", "+33612345602")
 
-    async with AsyncClient(f"127.0.0.1:{app.grpc_port}") as client:
+    async with AsyncClient(f"127.0.0.1:{app.grpc_port}", token=api_token) as client:
         acks = client.stream_events(source(), batch_size=100, linger_s=0.05)
         first = await asyncio.wait_for(anext(acks), timeout=10)
         assert first.event_id == "slow-1"

@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 import grpc
 import pytest
+from clients import bearer_token, new_token
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from stopgate.v1 import common_pb2, quarantine_check_pb2, quarantine_check_pb2_grpc
@@ -343,7 +344,9 @@ async def test_check_fails_closed_while_the_database_is_down(
     application = Application(server_settings(dsn))
     try:
         await application.start()
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{application.grpc_port}") as channel:
+        token = await new_token(dsn)
+        target = f"127.0.0.1:{application.grpc_port}"
+        async with grpc.aio.insecure_channel(target, interceptors=bearer_token(token)) as channel:
             stub = quarantine_check_pb2_grpc.QuarantineCheckStub(channel)
             await quarantine(stub, [ALICE])
             assert verdicts(await check(stub, [ALICE, BOB]))[0][0] == "VERDICT_BLOCK"

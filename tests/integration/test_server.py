@@ -10,6 +10,7 @@ from typing import Any
 
 import grpc
 import pytest
+from clients import bearer_token
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
@@ -183,7 +184,7 @@ async def test_health_follows_the_database(
 
 
 async def test_stop_drains_calls_in_flight(
-    database_url: str, server_settings: Callable[[str], Settings], db: Any
+    database_url: str, api_token: str, server_settings: Callable[[str], Settings], db: Any
 ) -> None:
     """On shutdown, a call already running finishes (within the grace period) before the server stops."""
     application = Application(server_settings(database_url))
@@ -193,7 +194,8 @@ async def test_stop_drains_calls_in_flight(
         " SELECT '+3361' || lpad(i::text, 7, '0'), now(), 'acme', 'big', '36180'"
         " FROM generate_series(1, 3000) i"
     )
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{application.grpc_port}") as channel:
+    target = f"127.0.0.1:{application.grpc_port}"
+    async with grpc.aio.insecure_channel(target, interceptors=bearer_token(api_token)) as channel:
         call: Any = reporting_pb2_grpc.ReportingStub(channel).ExportInteractions(
             reporting_pb2.ExportInteractionsRequest(licence_id="acme", campaign_id="big")
         )

@@ -44,10 +44,11 @@ def _client_certificate(app: Application, certificates: Certificates) -> dict[st
 
 
 async def test_clients_verify_the_server_and_present_their_certificate(
-    secure_app: Application, certificates: Certificates, connect: Connect
+    secure_app: Application, certificates: Certificates, connect: Connect, api_token: str
 ) -> None:
     client = await connect(
         f"127.0.0.1:{secure_app.grpc_port}",
+        token=api_token,
         root_certificates=certificates.read("ca"),
         **_client_certificate(secure_app, certificates),
     )
@@ -68,15 +69,16 @@ async def test_plaintext_and_unknown_clients_are_refused(
             await no_certificate.call("classify_text", "STOP")
 
 
-async def test_cli_speaks_tls(secure_app: Application, certificates: Certificates) -> None:
+async def test_cli_speaks_tls(secure_app: Application, certificates: Certificates, api_token: str) -> None:
     mutual = (
         ["--cert-file", str(certificates.client_cert), "--key-file", str(certificates.client_key)]
         if secure_app.settings.tls_client_ca_file
         else []
     )
     target = f"127.0.0.1:{secure_app.grpc_port}"
+    ca = ["--ca-file", str(certificates.ca)]
     result = await run(
-        CLI, "--target", target, "--ca-file", str(certificates.ca), *mutual, "classify", "STOP"
+        CLI, "--target", target, *ca, *mutual, "classify", "STOP", env={"STOPGATE_TOKEN": api_token}
     )
     assert result.code == 0, result.err
     assert "intent: INTENT_OPT_OUT" in result.out

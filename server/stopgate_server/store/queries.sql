@@ -296,3 +296,21 @@ SELECT * FROM campaign_counters
 WHERE licence_id = $1 AND unique_recipients > 0 AND last_send_at >= $2 AND first_send_at < $3
 ORDER BY unsubscribe_count::float8 / unique_recipients DESC, campaign_id
 LIMIT $4;
+
+-- name: create_token
+INSERT INTO api_tokens (token_id, name, token_hash, roles, licences) VALUES ($1, $2, $3, $4, $5);
+
+-- name: active_tokens
+SELECT token_id, name, token_hash, roles, licences FROM api_tokens WHERE revoked_at IS NULL;
+
+-- name: list_tokens
+SELECT token_id, name, roles, licences, created_at, revoked_at FROM api_tokens ORDER BY created_at, token_id;
+
+-- name: revoke_token
+-- By id or by name; the active token only.
+UPDATE api_tokens SET revoked_at = now()
+ WHERE (token_id = $1 OR name = $1) AND revoked_at IS NULL
+RETURNING token_id, name;
+
+-- name: any_token
+SELECT EXISTS (SELECT 1 FROM api_tokens);

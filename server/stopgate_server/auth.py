@@ -1,0 +1,183 @@
+"""Who may call what. Every stopgate.v1 method needs a token (`authorization: Bearer <token>`) holding the
+method's role and, when the token is limited to licences, the request's licence; checked before any work.
+Health and reflection stay open (metrics are served on their own port)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from google.protobuf.message import Message
+
+from stopgate_server.errors import PermissionDenied, Unauthenticated
+from stopgate_server.store.tokens import (
+    ROLES,
+    TokenRecord,
+    active_tokens,
+    any_token,
+    create_token,
+    hash_token,
+)
+
+log = logging.getLogger(__name__)
+
+INSECURE_WARNING = (
+    "AUTHENTICATION IS OFF (--insecure-no-auth): any caller can read every licence's data and change "
+    "any quarantine. Use it for local experiments only."
+)
+DEVELOPMENT_TOKEN_FILE = "dev-token"  # noqa: S105 - a file name, not a secret
+PROTECTED_PREFIX = "/stopgate."
+_SERVICE_ROLES = {
+    "stopgate.v1.QuarantineCheck": "sender",
+    "stopgate.v1.StopIngest": "ingest",
+    "stopgate.v1.MessageCompliance": "sender",
+    "stopgate.v1.Reporting": "reporting",
+}
+# Ingest attributes a STOP to whichever licence last messaged the number (shared shortcodes): it needs a
+# token that is not limited to licences.
+_CROSS_LICENCE_METHODS = frozenset(
+    {"/stopgate.v1.StopIngest/StreamEvents", "/stopgate.v1.StopIngest/IngestEvent"}
+)
+_METHOD_ROLES = {
+    "/stopgate.v1.QuarantineCheck/GetNumberStatus": "reporting",
+    "/stopgate.v1.QuarantineCheck/QuarantineNumbers": "admin",
+    "/stopgate.v1.QuarantineCheck/ReleaseNumbers": "admin",
+}
+
+
+def role_for(method: str) -> str | None:
+    """The role a method needs ("/pkg.Service/Method"); None when it is open. A stopgate method this
+    table does not know needs admin: a new RPC is closed until someone decides who may call it."""
+    if not method.startswith(PROTECTED_PREFIX):
+        return None
+    service = method.lstrip("/").partition("/")[0]
+    return _METHOD_ROLES.get(method) or _SERVICE_ROLES.get(service, "admin")
+
+
+def bearer_token(metadata: Iterable[tuple[str, Any]] | None) -> str | None:
+    for key, value in metadata or ():
+        if key == "authorization" and isinstance(value, str):
+            scheme, _, token = value.partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+    return None
+
+
+class TokenRegistry:
+    """The active tokens, in memory. Reloaded from PostgreSQL every `refresh_s` (a revocation takes effect
+    within that on every process) and, at most once per `miss_refresh_s`, when an unknown token is shown
+    (a token created a moment ago works at once; a flood of bad tokens costs one query a second)."""
+
+    def __init__(self, pool: asyncpg.Pool, refresh_s: float = 5.0, miss_refresh_s: float = 1.0) -> None:
+        self.pool = pool
+        self.refresh_s = refresh_s
+        self.miss_refresh_s = miss_refresh_s
+        self._by_hash: dict[str, TokenRecord] = {}
+        self._reloaded_for_miss_at = float("-inf")
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.reload()
+        self._task = asyncio.create_task(self._reload_periodically(), name="token reload")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def reload(self) -> None:
+        async with self.pool.acquire() as connection:
+            self._by_hash = await active_tokens(connection)
+
+    async def find(self, token: str) -> TokenRecord | None:
+        key = hash_token(token)
+        record = self._by_hash.get(key)
+        if record is None and time.monotonic() - self._reloaded_for_miss_at >= self.miss_refresh_s:
+            async with self._lock:
+                if time.monotonic() - self._reloaded_for_miss_at >= self.miss_refresh_s:
+                    self._reloaded_for_miss_at = time.monotonic()
+                    await self.reload()
+            record = self._by_hash.get(key)
+        return record
+
+    async def _reload_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self.refresh_s)
+            try:
+                await self.reload()
+            except Exception as exc:  # keep the tokens we know; the database may be back next round
+                log.warning("token reload failed: %s", type(exc).__name__)
+
+
+class Authoriser:
+    """Checks calls against the registry; with no registry (`--insecure-no-auth`) every call passes."""
+
+    def __init__(self, registry: TokenRegistry | None) -> None:
+        self.registry = registry
+
+    async def check(self, method: str, metadata: Iterable[tuple[str, Any]] | None, request: Any) -> None:
+        """Raise Unauthenticated or PermissionDenied unless the call may proceed. `request` is the
+        request message of a unary-request call (None for a request stream: no stopgate request stream
+        carries a licence_id)."""
+        role = role_for(method)
+        if role is None or self.registry is None:
+            return
+        token = bearer_token(metadata)
+        if token is None:
+            raise Unauthenticated("missing token: send `authorization: Bearer <token>`")
+        record = await self.registry.find(token)
+        if record is None:
+            raise Unauthenticated("unknown or revoked token")
+        if role not in record.roles:
+            raise PermissionDenied(f"token {record.name!r} lacks the role {role!r} that {method} needs")
+        if not record.licences:
+            return
+        if method in _CROSS_LICENCE_METHODS:
+            raise PermissionDenied(
+                f"{method} attributes STOPs across licences: it needs a token not limited to licences"
+            )
+        licence = _licence_of(request) if request is not None else ""
+        if licence and licence not in record.licences:
+            raise PermissionDenied(f"token {record.name!r} may not act for licence {licence!r}")
+
+
+async def offer_development_token(pool: asyncpg.Pool, data_dir: Path) -> None:
+    """On a private development database without any token, create one with every role, save it in
+    DATA_DIR/dev-token (readable by its owner only) and print it with how to use it. The token goes to
+    the terminal, never to the JSON log."""
+    path = data_dir / DEVELOPMENT_TOKEN_FILE
+    async with pool.acquire() as connection:
+        if await any_token(connection):
+            if path.exists():
+                log.info("development token available", extra={"file": str(path)})
+            return
+        _, token = await create_token(connection, "development", ROLES)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(token + "\n")
+    log.info("development token created", extra={"file": str(path)})
+    print(
+        f"\nCreated a development token with every role, saved in {path}:\n\n    {token}\n\n"
+        "Use it with the client and the CLI:\n\n"
+        f"    export STOPGATE_TOKEN=$(cat {path})\n"
+        "    .venv/bin/stopgate-cli classify STOP\n\n"
+        "Create tokens for real callers with `stopgate token create NAME --role ROLE`.\n",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def _licence_of(request: Message) -> str:
+    """The request's licence_id ("" when it has none; the servicer's validation rejects a missing one)."""
+    if "licence_id" in request.DESCRIPTOR.fields_by_name:
+        return str(getattr(request, "licence_id"))  # noqa: B009 - the field is looked up by name
+    return ""
