@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import logging
 import sys
-import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from stopgate_server.store.tokens import (
     active_tokens,
     any_token,
     create_token,
+    find_active_token,
     hash_token,
 )
 
@@ -71,17 +71,18 @@ def bearer_token(metadata: Iterable[tuple[str, Any]] | None) -> str | None:
 
 
 class TokenRegistry:
-    """The active tokens, in memory. Reloaded from PostgreSQL every `refresh_s` (a revocation takes effect
-    within that on every process) and, at most once per `miss_refresh_s`, when an unknown token is shown
-    (a token created a moment ago works at once; a flood of bad tokens costs one query a second)."""
+    """The active tokens, in memory, reloaded from PostgreSQL every `refresh_s`: a revocation takes effect
+    on every process within that. A token not in memory is looked up once (a token created a moment ago
+    works at once) and, when unknown, remembered as such until the next reload (bounded), so a caller
+    repeating a bad token costs no query."""
 
-    def __init__(self, pool: asyncpg.Pool, refresh_s: float = 5.0, miss_refresh_s: float = 1.0) -> None:
+    MAX_UNKNOWN = 10_000
+
+    def __init__(self, pool: asyncpg.Pool, refresh_s: float = 5.0) -> None:
         self.pool = pool
         self.refresh_s = refresh_s
-        self.miss_refresh_s = miss_refresh_s
         self._by_hash: dict[str, TokenRecord] = {}
-        self._reloaded_for_miss_at = float("-inf")
-        self._lock = asyncio.Lock()
+        self._unknown: set[str] = set()
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -97,16 +98,19 @@ class TokenRegistry:
     async def reload(self) -> None:
         async with self.pool.acquire() as connection:
             self._by_hash = await active_tokens(connection)
+        self._unknown.clear()
 
     async def find(self, token: str) -> TokenRecord | None:
         key = hash_token(token)
         record = self._by_hash.get(key)
-        if record is None and time.monotonic() - self._reloaded_for_miss_at >= self.miss_refresh_s:
-            async with self._lock:
-                if time.monotonic() - self._reloaded_for_miss_at >= self.miss_refresh_s:
-                    self._reloaded_for_miss_at = time.monotonic()
-                    await self.reload()
-            record = self._by_hash.get(key)
+        if record is not None or key in self._unknown:
+            return record
+        async with self.pool.acquire() as connection:
+            record = await find_active_token(connection, key)
+        if record is not None:
+            self._by_hash[key] = record
+        elif len(self._unknown) < self.MAX_UNKNOWN:
+            self._unknown.add(key)
         return record
 
     async def _reload_periodically(self) -> None:

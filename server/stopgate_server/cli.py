@@ -1,11 +1,14 @@
-"""The `stopgate` command: `serve` and `migrate`."""
+"""The `stopgate` command: `serve`, `migrate` and `token`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import asyncpg
 
@@ -15,6 +18,14 @@ from stopgate_server.obs.logging import configure as configure_logging
 from stopgate_server.store.database import DatabaseUnreachable, open_pool, prepare_schema
 from stopgate_server.store.embedded import EmbeddedPostgres, EmbeddedPostgresError
 from stopgate_server.store.migrations import MigrationError
+from stopgate_server.store.tokens import (
+    ROLES,
+    TokenError,
+    TokenRecord,
+    create_token,
+    list_tokens,
+    revoke_token,
+)
 
 log = logging.getLogger("stopgate")
 
@@ -41,6 +52,30 @@ def build_parser() -> argparse.ArgumentParser:
         "of the send log, and exit. Without a database URL, migrates the embedded cluster under DATA_DIR/pg.",
     )
     config.add_arguments(migrate_command, config.DATABASE_OPTIONS)
+
+    token = commands.add_parser(
+        "token",
+        help="create, list and revoke API tokens",
+        description="Manage the API tokens callers present (`authorization: Bearer <token>`). Roles: "
+        "sender (CheckBatch, RecordSends, MessageCompliance), ingest (StopIngest), reporting (Reporting, "
+        "GetNumberStatus), admin (QuarantineNumbers, ReleaseNumbers). Servers see a new token at once "
+        "and a revocation within 5 seconds.",
+    )
+    actions = token.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = actions.add_parser("create", help="create a token and print it (shown only once)")
+    create.add_argument("name", help="who uses it, e.g. billing-sender (unique among active tokens)")
+    create.add_argument(
+        "--role", dest="roles", action="append", choices=ROLES, required=True, help="repeat for several"
+    )
+    create.add_argument(
+        "--licence", dest="licences", action="append", default=[], help="limit to a licence (repeatable)"
+    )
+    actions.add_parser("list", help="list tokens (never the tokens themselves)")
+    revoke = actions.add_parser("revoke", help="revoke a token by id or name")
+    revoke.add_argument("token", metavar="ID_OR_NAME")
+    for action in (create, actions.choices["list"], revoke):
+        config.add_arguments(action, config.DATABASE_OPTIONS)
+        action.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 
 
@@ -51,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     except config.ConfigError as exc:
         print(f"stopgate: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level)
+    # `stopgate token create` prints the token alone on stdout, for `TOKEN=$(stopgate token create ...)`.
+    configure_logging(settings.log_level, sys.stderr if args.command == "token" else sys.stdout)
     try:
         if args.command == "serve" and settings.workers > 1:
             from stopgate_server.workers import serve_workers
@@ -61,13 +97,16 @@ def main(argv: list[str] | None = None) -> int:
             from stopgate_server.app import serve  # grpc and the services load only when serving
 
             asyncio.run(serve(settings))
+        elif args.command == "token":
+            asyncio.run(_database_task(settings, lambda pool: _token(pool, args)))
         else:
-            asyncio.run(_migrate(settings))
+            asyncio.run(_database_task(settings, _migrate))
     except (
         EmbeddedPostgresError,
         DatabaseUnreachable,
         MigrationError,
         PolicyError,
+        TokenError,
         OSError,
         RuntimeError,
     ) as exc:
@@ -84,21 +123,69 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-async def _migrate(settings: config.Settings) -> None:
+async def _database_task(settings: config.Settings, task: Callable[[asyncpg.Pool], Awaitable[None]]) -> None:
+    """Run `task` on a migrated database: the configured one, or the embedded cluster (started and
+    stopped around it)."""
     embedded = EmbeddedPostgres(settings.data_dir / "pg") if settings.database_url is None else None
     dsn = await asyncio.to_thread(embedded.start) if embedded else settings.database_url
     assert dsn is not None
     try:
         pool = await open_pool(dsn, settings)
         try:
-            applied = await prepare_schema(pool)
+            await task(pool)
         finally:
             await pool.close()
-        names = ", ".join(f"{m.version:04d}_{m.name}" for m in applied) or "none (schema is current)"
-        print(f"applied migrations: {names}")
     finally:
         if embedded:
             await asyncio.to_thread(embedded.stop)
+
+
+async def _migrate(pool: asyncpg.Pool) -> None:
+    applied = await prepare_schema(pool)
+    names = ", ".join(f"{m.version:04d}_{m.name}" for m in applied) or "none (schema is current)"
+    print(f"applied migrations: {names}")
+
+
+async def _token(pool: asyncpg.Pool, args: argparse.Namespace) -> None:
+    await prepare_schema(pool)
+    async with pool.acquire() as connection:
+        if args.action == "create":
+            record, token = await create_token(connection, args.name, args.roles, args.licences)
+            if args.json:
+                print(json.dumps({**_token_fields(record), "token": token}))
+            else:
+                print(token)
+                print(
+                    f"created {record.token_id} ({record.name}): {_describe(record)}. Store it now: it "
+                    "cannot be shown again.",
+                    file=sys.stderr,
+                )
+        elif args.action == "list":
+            records = await list_tokens(connection)
+            if args.json:
+                print(json.dumps([_token_fields(record) for record in records]))
+            for record in [] if args.json else records:
+                state = f"revoked {record.revoked_at:%Y-%m-%d %H:%M}" if record.revoked_at else "active"
+                print(f"{record.token_id}\t{record.name}\t{_describe(record)}\t{state}")
+        else:
+            token_id = await revoke_token(connection, args.token)
+            print(json.dumps({"revoked": token_id}) if args.json else f"revoked {token_id}")
+
+
+def _describe(record: TokenRecord) -> str:
+    licences = ", ".join(record.licences) if record.licences else "every licence"
+    return f"roles {', '.join(record.roles)}; {licences}"
+
+
+def _token_fields(record: TokenRecord) -> dict[str, Any]:
+    return {
+        "token_id": record.token_id,
+        "name": record.name,
+        "roles": list(record.roles),
+        "licences": list(record.licences),
+        "created_at": record.created_at.isoformat() if record.created_at else None,
+        "revoked_at": record.revoked_at.isoformat() if record.revoked_at else None,
+    }
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
 # Attributes every LogRecord has; anything else was passed through `extra=` and becomes a field.
 _RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
@@ -28,9 +28,9 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
-def configure(level: str) -> None:
-    """Send every log record to standard output as JSON lines."""
-    handler = logging.StreamHandler(sys.stdout)
+def configure(level: str, stream: TextIO = sys.stdout) -> None:
+    """Send every log record to standard output (or `stream`) as JSON lines."""
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

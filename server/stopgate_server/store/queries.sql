@@ -303,6 +303,9 @@ INSERT INTO api_tokens (token_id, name, token_hash, roles, licences) VALUES ($1,
 -- name: active_tokens
 SELECT token_id, name, token_hash, roles, licences FROM api_tokens WHERE revoked_at IS NULL;
 
+-- name: token_by_hash
+SELECT token_id, name, token_hash, roles, licences FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL;
+
 -- name: list_tokens
 SELECT token_id, name, roles, licences, created_at, revoked_at FROM api_tokens ORDER BY created_at, token_id;
 

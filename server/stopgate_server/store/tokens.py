@@ -106,6 +106,11 @@ async def active_tokens(connection: DbConnection) -> dict[str, TokenRecord]:
     }
 
 
+async def find_active_token(connection: DbConnection, token_hash: str) -> TokenRecord | None:
+    row = await connection.fetchrow(QUERIES["token_by_hash"], token_hash)
+    return _record(row) if row else None
+
+
 async def any_token(connection: DbConnection) -> bool:
     return bool(await connection.fetchval(QUERIES["any_token"]))
 
