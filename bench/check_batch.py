@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from harness import closed_loop, percentile, private_database, stopgate_server
+from harness import authorised_channel, closed_loop, percentile, private_database, stopgate_server
 
 HERE = Path(__file__).resolve()
 DIRECT_QUERY = "SELECT phone FROM quarantine WHERE licence_id = $1 AND phone = ANY($2::text[])"
@@ -73,12 +73,11 @@ async def drive(args: argparse.Namespace) -> dict[str, Any]:
             await pool.fetch(DIRECT_QUERY, lic, phones)
 
     else:
-        import grpc
         from stopgate.v1 import common_pb2, quarantine_check_pb2, quarantine_check_pb2_grpc
 
         # One connection per channel; with several server workers the kernel spreads connections over them.
         stubs = [
-            quarantine_check_pb2_grpc.QuarantineCheckStub(grpc.aio.insecure_channel(args.address))
+            quarantine_check_pb2_grpc.QuarantineCheckStub(authorised_channel(args.address))
             for _ in range(args.channels)
         ]
         campaign = f"bench-{os.getpid()}" if args.mode == "record" else ""
@@ -107,12 +106,11 @@ async def drive(args: argparse.Namespace) -> dict[str, Any]:
 
 async def propagation(dsn: str, address: str, samples: int) -> list[float]:
     """Seconds from a quarantine committed by another process (a direct INSERT) to CheckBatch blocking it."""
-    import grpc
     from stopgate.v1 import common_pb2, quarantine_check_pb2, quarantine_check_pb2_grpc
 
     delays = []
     connection = await asyncpg.connect(dsn)
-    async with grpc.aio.insecure_channel(address) as channel:
+    async with authorised_channel(address) as channel:
         stub = quarantine_check_pb2_grpc.QuarantineCheckStub(channel)
         for sample in range(samples):
             number = f"+339{sample:08d}"

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness import closed_loop, private_database, stopgate_server
+from harness import authorised_channel, closed_loop, private_database, stopgate_server
 
 HERE = Path(__file__).resolve()
 OPENINGS = ["Bonjour {name}", "{name}, ce week-end", "Chère {name}", "Hello {name}"]
@@ -45,7 +45,6 @@ def texts(count: int, rng: random.Random) -> list[str]:
 
 
 async def drive(address: str, args: argparse.Namespace) -> dict[str, Any]:
-    import grpc
     from stopgate.v1 import common_pb2, message_compliance_pb2, message_compliance_pb2_grpc
 
     rng = random.Random(7)
@@ -63,7 +62,7 @@ async def drive(address: str, args: argparse.Namespace) -> dict[str, Any]:
         sum(1 + len(t.encode("utf-16-le")) // 2 // 134 for t in request.texts) / len(request.texts)
         for request in requests
     ]
-    async with grpc.aio.insecure_channel(address) as channel:
+    async with authorised_channel(address) as channel:
         stub = message_compliance_pb2_grpc.MessageComplianceStub(channel)
 
         async def one(i: int) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -15,6 +16,9 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
+from stopgate.interceptors import bearer_token
+
 ROOT = Path(__file__).resolve().parent.parent
 STOPGATE = str(Path(sys.executable).with_name("stopgate"))
 sys.path.insert(0, str(ROOT / "server"))
@@ -22,7 +26,9 @@ sys.path.insert(0, str(ROOT / "server"))
 
 @contextlib.contextmanager
 def private_database() -> Iterator[tuple[str, Path]]:
-    """A migrated database in a throwaway embedded cluster: (DSN, working directory). Removed afterwards."""
+    """A migrated database in a throwaway embedded cluster: (DSN, working directory). Removed afterwards.
+    It holds a token with every role, exported as STOPGATE_TOKEN for this process and its children:
+    benchmarks measure with authentication on, as in production."""
     from stopgate_server.store.embedded import EmbeddedPostgres
 
     workdir = Path(tempfile.mkdtemp(prefix="stopgate-bench-"))
@@ -31,6 +37,16 @@ def private_database() -> Iterator[tuple[str, Path]]:
     try:
         dsn = cluster.start()
         subprocess.run([STOPGATE, "migrate", "--database-url", dsn], check=True, capture_output=True)
+        roles = [
+            argument for role in ("sender", "ingest", "reporting", "admin") for argument in ("--role", role)
+        ]
+        created = subprocess.run(
+            [STOPGATE, "token", "create", "bench", *roles, "--database-url", dsn],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        os.environ["STOPGATE_TOKEN"] = created.stdout.strip()
         yield dsn, workdir
     finally:
         cluster.stop()
@@ -74,6 +90,11 @@ def stopgate_server(dsn: str, ready_message: str = "serving", workers: int = 1) 
             server.wait(timeout=60)
         except subprocess.TimeoutExpired:
             server.kill()
+
+
+def authorised_channel(address: str) -> grpc.aio.Channel:
+    """A channel to a stopgate server whose calls carry the STOPGATE_TOKEN of `private_database`."""
+    return grpc.aio.insecure_channel(address, interceptors=bearer_token(os.environ["STOPGATE_TOKEN"]))
 
 
 def rss_kib(pid: int) -> tuple[int, int]:

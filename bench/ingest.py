@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from harness import percentile, private_database, stopgate_server
+from harness import authorised_channel, percentile, private_database, stopgate_server
 
 HERE = Path(__file__).resolve()
 SHORTCODE = "36180"
@@ -50,7 +50,6 @@ def events(start: int, count: int, run: str) -> list[Any]:
 
 
 async def stream_load(address: str, args: argparse.Namespace) -> dict[str, float]:
-    import grpc
     from stopgate.v1 import stop_ingest_pb2, stop_ingest_pb2_grpc
 
     per_stream = args.events // args.streams
@@ -61,7 +60,7 @@ async def stream_load(address: str, args: argparse.Namespace) -> dict[str, float
         ]
         for s in range(args.streams)
     ]
-    async with grpc.aio.insecure_channel(address) as channel:
+    async with authorised_channel(address) as channel:
         stub = stop_ingest_pb2_grpc.StopIngestStub(channel)
 
         async def one_stream(batches: list[Any]) -> int:
@@ -77,13 +76,12 @@ async def stream_load(address: str, args: argparse.Namespace) -> dict[str, float
 
 
 async def unary_latency(address: str, args: argparse.Namespace) -> dict[str, float]:
-    import grpc
     from stopgate.v1 import stop_ingest_pb2, stop_ingest_pb2_grpc
 
     count = int(args.rate * args.seconds)
     singles = events(args.events, count, "single")
     latencies: list[float] = []
-    async with grpc.aio.insecure_channel(address) as channel:
+    async with authorised_channel(address) as channel:
         stub = stop_ingest_pb2_grpc.StopIngestStub(channel)
 
         async def one(raw: Any) -> None:

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
-from harness import percentile, private_database, rss_kib, stopgate_server
+from harness import authorised_channel, percentile, private_database, rss_kib, stopgate_server
 
 HERE = Path(__file__).resolve()
 STOP_FIELDS = ("SMS_REPLY", "STOP", "OPT_OUT", "QUARANTINED", "acme")  # source ... licence_id
@@ -71,11 +71,10 @@ async def load(dsn: str, campaign: str, sends: int, offset: int) -> None:
 
 
 async def drive(address: str, calls: int) -> dict[str, float]:
-    import grpc
     from stopgate.v1 import reporting_pb2, reporting_pb2_grpc
 
     figures: dict[str, float] = {}
-    async with grpc.aio.insecure_channel(address) as channel:
+    async with authorised_channel(address) as channel:
         stub = reporting_pb2_grpc.ReportingStub(channel)
         for campaign in ("small", "big"):
             request = reporting_pb2.GetCampaignReportRequest(licence_id="acme", campaign_id=campaign)

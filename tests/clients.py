@@ -11,7 +11,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
-import grpc
 from stopgate import AsyncClient, Client
 from stopgate_server.store.tokens import ROLES, create_token
 
@@ -51,46 +50,6 @@ async def open_client(kind: str, target: str, **options: Any) -> EitherClient:
     if kind == "AsyncClient":
         return EitherClient(AsyncClient(target, **options))
     return EitherClient(await asyncio.to_thread(Client, target, **options))
-
-
-class _WithToken:
-    def __init__(self, token: str) -> None:
-        self.header = ("authorization", f"Bearer {token}")
-
-    def details(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
-        return grpc.aio.ClientCallDetails(
-            details.method,
-            details.timeout,
-            grpc.aio.Metadata(*(details.metadata or ()), self.header),
-            details.credentials,
-            details.wait_for_ready,
-        )
-
-
-class _UnaryUnary(_WithToken, grpc.aio.UnaryUnaryClientInterceptor):
-    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
-        return await continuation(self.details(details), request)
-
-
-class _UnaryStream(_WithToken, grpc.aio.UnaryStreamClientInterceptor):
-    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
-        return await continuation(self.details(details), request)
-
-
-class _StreamUnary(_WithToken, grpc.aio.StreamUnaryClientInterceptor):
-    async def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
-        return await continuation(self.details(details), requests)
-
-
-class _StreamStream(_WithToken, grpc.aio.StreamStreamClientInterceptor):
-    async def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
-        return await continuation(self.details(details), requests)
-
-
-def bearer_token(token: str) -> list[grpc.aio.ClientInterceptor]:
-    """Interceptors adding `authorization: Bearer <token>` to every call of a raw grpc.aio channel (one
-    per call type: a channel files each interceptor under the first type it matches)."""
-    return [kind(token) for kind in (_UnaryUnary, _UnaryStream, _StreamUnary, _StreamStream)]
 
 
 async def new_token(database_url: str) -> str:

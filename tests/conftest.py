@@ -14,8 +14,9 @@ import asyncpg
 import grpc
 import pytest
 from certificates import Certificates, make_certificates
-from clients import Connect, EitherClient, bearer_token, new_token, open_client
+from clients import Connect, EitherClient, new_token, open_client
 from processes import ServerProcess, SpawnServer
+from stopgate.interceptors import bearer_token
 from stopgate_server.app import Application
 from stopgate_server.config import Settings
 from stopgate_server.store.embedded import EmbeddedPostgres

@@ -35,7 +35,7 @@ from stopgate.v1 import (
 )
 
 DEFAULT_TARGET = "127.0.0.1:50051"
-TOKEN_VARIABLE = "STOPGATE_TOKEN"
+TOKEN_VARIABLE = "STOPGATE_TOKEN"  # noqa: S105 - the name of the variable holding the token
 CHECK_BATCH_LIMIT = 10_000  # numbers per CheckBatch request, the server's limit
 
 Metadata = Iterable[tuple[str, str]]

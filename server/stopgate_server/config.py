@@ -40,6 +40,10 @@ class Settings:
     tls_key_file: Path | None = None
     tls_client_ca_file: Path | None = None
     insecure_no_auth: bool = False
+    default_deadline_s: float = 30.0
+    max_deadline_s: float = 120.0
+    max_concurrent_rpcs: int = 1000
+    max_streams_per_connection: int = 100
 
     def __post_init__(self) -> None:
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
@@ -151,6 +155,22 @@ SETTINGS = (
         "tls_client_ca_file",
         _readable_file,
         "PEM CA certificates client certificates must chain to; requires them (mutual TLS)",
+    ),
+    Option(
+        "default_deadline_s",
+        _positive(float),
+        "deadline of unary calls that set none (streams have none unless the caller sets one)",
+    ),
+    Option("max_deadline_s", _positive(float), "longest a unary call may run, whatever its deadline"),
+    Option(
+        "max_concurrent_rpcs",
+        _positive(int),
+        "calls a process runs at once; more are refused with RESOURCE_EXHAUSTED",
+    ),
+    Option(
+        "max_streams_per_connection",
+        _positive(int),
+        "concurrent calls on one HTTP/2 connection (more wait for a free stream)",
     ),
     Option(
         "insecure_no_auth",

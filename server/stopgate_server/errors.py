@@ -86,6 +86,13 @@ class PermissionDenied(ServiceError):
     reason = "PERMISSION_DENIED"
 
 
+class DeadlineExceeded(ServiceError):
+    """The call ran out of time (the caller's deadline or the server's limit); the message says which."""
+
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+    reason = "DEADLINE_EXCEEDED"
+
+
 class ResourceExhausted(ServiceError):
     """A limit was reached; the message names it."""
 

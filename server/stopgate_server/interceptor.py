@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
 from grpc_status import rpc_status
 
 from stopgate_server.auth import Authoriser
-from stopgate_server.errors import status_for
+from stopgate_server.errors import DeadlineExceeded, status_for
 from stopgate_server.obs import metrics
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Deadlines:
+    """How long unary-response calls may run: `default_s` when the caller set no deadline, at most `max_s`."""
+
+    default_s: float
+    max_s: float
+
 
 Continuation = Callable[[grpc.HandlerCallDetails], Awaitable["grpc.RpcMethodHandler[Any, Any] | None"]]
 
@@ -25,8 +36,9 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
     """Counts and times every RPC (go-grpc-prometheus names), authorises it before the servicer runs, and
     maps exceptions with errors.status_for."""
 
-    def __init__(self, authoriser: Authoriser) -> None:
+    def __init__(self, authoriser: Authoriser, deadlines: Deadlines) -> None:
         self.authoriser = authoriser
+        self.deadlines = deadlines
 
     async def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
@@ -40,16 +52,42 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             service,
             method,
         )
-        return _wrap(handler, _Call(labels, handler_call_details.method, self.authoriser))
+        return _wrap(handler, _Call(labels, handler_call_details.method, self.authoriser, self.deadlines))
 
 
 class _Call:
     """Bookkeeping of one method's calls: metrics labels and status translation."""
 
-    def __init__(self, labels: tuple[str, str, str], method: str, authoriser: Authoriser) -> None:
+    def __init__(
+        self, labels: tuple[str, str, str], method: str, authoriser: Authoriser, deadlines: Deadlines
+    ) -> None:
         self.labels = labels
         self.method = method
         self.authoriser = authoriser
+        self.deadlines = deadlines
+
+    @contextlib.asynccontextmanager
+    async def bounded(self, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
+        """Run a unary-response call within its deadline, the server's default when it set none, and
+        never longer than the server's maximum."""
+        remaining: float | None = context.time_remaining()
+        if remaining is None:
+            limit, origin = (
+                self.deadlines.default_s,
+                f"the server's default deadline ({self.deadlines.default_s} s)",
+            )
+        elif remaining > self.deadlines.max_s:
+            limit, origin = self.deadlines.max_s, f"the server's maximum deadline ({self.deadlines.max_s} s)"
+        else:
+            limit, origin = remaining, "the call's deadline"
+        timeout = asyncio.timeout(limit)
+        try:
+            async with timeout:
+                yield
+        except TimeoutError:
+            if timeout.expired():
+                raise DeadlineExceeded(f"the call ran past {origin}") from None
+            raise
 
     async def authorise(self, context: grpc.aio.ServicerContext[Any, Any], request: Any) -> None:
         await self.authoriser.check(self.method, context.invocation_metadata(), request)
@@ -132,7 +170,7 @@ def _wrap(handler: grpc.RpcMethodHandler[Any, Any], call: _Call) -> grpc.RpcMeth
     async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         if handler.request_streaming:
             request = call.count_received(request)
-        async with call.observed(context):
+        async with call.observed(context), call.bounded(context):
             await call.authorise(context, None if handler.request_streaming else request)
             return await behaviour(request, context)
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import asyncpg
 import grpc
-from clients import bearer_token
 from processes import SpawnServer
+from stopgate.interceptors import bearer_token
 from stopgate.v1 import (
     common_pb2,
     quarantine_check_pb2,

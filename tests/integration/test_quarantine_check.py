@@ -11,9 +11,10 @@ from typing import Any
 import asyncpg
 import grpc
 import pytest
-from clients import bearer_token, new_token
+from clients import new_token
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
+from stopgate.interceptors import bearer_token
 from stopgate.v1 import common_pb2, quarantine_check_pb2, quarantine_check_pb2_grpc
 from stopgate_server.app import Application
 from stopgate_server.config import Settings

@@ -10,11 +10,11 @@ from typing import Any
 
 import grpc
 import pytest
-from clients import bearer_token
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_status import rpc_status
+from stopgate.interceptors import bearer_token
 from stopgate.v1 import (
     common_pb2,
     quarantine_check_pb2,
