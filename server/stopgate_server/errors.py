@@ -110,6 +110,8 @@ _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.TooManyConnectionsError,
     asyncpg.AdminShutdownError,
     asyncpg.CrashShutdownError,
+    # A connection whose protocol state was broken by a call cancelled while PostgreSQL went away.
+    asyncpg.InternalClientError,
 )
 
 

@@ -71,13 +71,14 @@ class _Call:
         """Run a unary-response call within its deadline, the server's default when it set none, and
         never longer than the server's maximum."""
         remaining: float | None = context.time_remaining()
+        default, maximum = self.deadlines.default_s, self.deadlines.max_s
         if remaining is None:
             limit, origin = (
-                self.deadlines.default_s,
-                f"the server's default deadline ({self.deadlines.default_s} s)",
+                default,
+                f"the server's default deadline ({default} s, STOPGATE_DEFAULT_DEADLINE_S)",
             )
-        elif remaining > self.deadlines.max_s:
-            limit, origin = self.deadlines.max_s, f"the server's maximum deadline ({self.deadlines.max_s} s)"
+        elif remaining > maximum:
+            limit, origin = maximum, f"the server's maximum deadline ({maximum} s, STOPGATE_MAX_DEADLINE_S)"
         else:
             limit, origin = remaining, "the call's deadline"
         timeout = asyncio.timeout(limit)

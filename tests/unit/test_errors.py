@@ -48,6 +48,10 @@ def test_service_error_keeps_its_reason() -> None:
             grpc.StatusCode.DEADLINE_EXCEEDED,
         ),
         (asyncpg.SerializationError("could not serialize"), grpc.StatusCode.ABORTED),
+        (
+            asyncpg.InternalClientError("cannot switch to state 12; another operation (2) is in progress"),
+            grpc.StatusCode.UNAVAILABLE,
+        ),
         (asyncpg.DeadlockDetectedError("deadlock"), grpc.StatusCode.ABORTED),
         (
             asyncpg.UniqueViolationError("duplicate key value violates unique constraint"),
