@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 from grpc_status import rpc_status
 
 from stopgate_server.auth import Authoriser
-from stopgate_server.errors import DeadlineExceeded, status_for
+from stopgate_server.errors import DeadlineExceeded, FieldViolation, InvalidArgument, status_for
 from stopgate_server.obs import metrics
 
 log = logging.getLogger(__name__)
@@ -121,7 +122,39 @@ class _Call:
         received = metrics.MSG_RECEIVED.labels(*self.labels)
         async for request in requests:
             received.inc()
-            yield request
+            yield accepted(request)
+
+
+@dataclass(frozen=True)
+class Undecodable:
+    """A request message that did not parse (bad wire format, bad UTF-8 in a string field)."""
+
+    type_name: str
+    reason: str
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    """A deserializer that returns `Undecodable` instead of raising: grpc would answer UNKNOWN with the
+    parser's exception text; the servicer wrapper answers INVALID_ARGUMENT naming the message instead."""
+    if deserializer is None:
+        return None
+
+    def deserialize(raw: bytes) -> Any:
+        try:
+            return deserializer(raw)
+        except DecodeError as exc:
+            type_name = str(exc).partition("type '")[2].partition("'")[0] or "request"
+            return Undecodable(type_name, str(exc).rpartition(": ")[2] or "malformed")
+
+    return deserialize
+
+
+def accepted(request: Any) -> Any:
+    """The request, unless it did not parse: then INVALID_ARGUMENT."""
+    if isinstance(request, Undecodable):
+        reason = f"not a valid {request.type_name} message ({request.reason})"
+        raise InvalidArgument([FieldViolation("request", reason)])
+    return request
 
 
 def _final_code(context: grpc.aio.ServicerContext[Any, Any], cancelled: bool) -> grpc.StatusCode:
@@ -146,7 +179,7 @@ def _wrap(handler: grpc.RpcMethodHandler[Any, Any], call: _Call) -> grpc.RpcMeth
                 request = call.count_received(request)
             sent = metrics.MSG_SENT.labels(*call.labels)
             async with call.observed(context):
-                await call.authorise(context, None if handler.request_streaming else request)
+                await call.authorise(context, None if handler.request_streaming else accepted(request))
                 result = behaviour(request, context)
                 if inspect.isasyncgen(result):
                     async for response in result:
@@ -157,7 +190,7 @@ def _wrap(handler: grpc.RpcMethodHandler[Any, Any], call: _Call) -> grpc.RpcMeth
 
         return factory(
             streaming,
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=_tolerant(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
 
@@ -172,11 +205,11 @@ def _wrap(handler: grpc.RpcMethodHandler[Any, Any], call: _Call) -> grpc.RpcMeth
         if handler.request_streaming:
             request = call.count_received(request)
         async with call.observed(context), call.bounded(context):
-            await call.authorise(context, None if handler.request_streaming else request)
+            await call.authorise(context, None if handler.request_streaming else accepted(request))
             return await behaviour(request, context)
 
     return factory(
         unary,
-        request_deserializer=handler.request_deserializer,
+        request_deserializer=_tolerant(handler.request_deserializer),
         response_serializer=handler.response_serializer,
     )

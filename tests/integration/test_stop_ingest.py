@@ -210,6 +210,15 @@ async def test_a_mixed_batch_rejects_bad_events_and_keeps_the_stream_open(ingest
     )
 
 
+async def test_nul_characters_are_rejected_and_the_raw_event_still_stored(ingest: Any, db: Any) -> None:
+    """PostgreSQL cannot store U+0000: such an event is REJECTED (not INTERNAL) and kept, NUL replaced."""
+    ack = await one(ingest, event("nul\x00id", text="ST\x00OP"))
+    assert ack.outcome == pb.INGEST_OUTCOME_REJECTED
+    assert "NUL" in ack.error.message
+    stored = await db.fetchrow("SELECT event_id, raw_event->>'text' AS text FROM rejected_events")
+    assert (stored["event_id"], stored["text"]) == ("nul\ufffdid", "ST\ufffdOP")
+
+
 async def test_opt_in_releases_what_the_stop_blocked(ingest: Any, checks: Any, db: Any) -> None:
     await send(checks, "acme", "c1", "36180", [ALICE], timedelta(hours=1))
     await one(ingest, event("stop-1"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -10,7 +11,7 @@ from google.protobuf import json_format
 from google.rpc import status_pb2
 from stopgate.v1 import common_pb2, stop_ingest_pb2, stop_ingest_pb2_grpc
 
-from stopgate_server.api.validation import MAX_REASON, Violations
+from stopgate_server.api.validation import MAX_REASON, NUL, Violations
 from stopgate_server.domain import ingest, keywords, phones
 from stopgate_server.errors import FieldViolation, InvalidArgument, status_for
 from stopgate_server.obs import metrics
@@ -20,6 +21,7 @@ pb = stop_ingest_pb2
 MAX_TEXT = 1600  # ten concatenated parts
 MAX_EVENTS = 1000
 MAX_EVENT_ID = 128
+REPLACEMENT = "\ufffd"  # stands for NUL, which PostgreSQL text and jsonb cannot hold, in stored raw input
 ACCEPTED_LATE = timedelta(days=31)  # replays after an outage
 ACCEPTED_EARLY = timedelta(minutes=5)  # clock skew of ingress
 _INTENTS = {i: common_pb2.Intent.Value(f"INTENT_{i.value}") for i in keywords.Intent}
@@ -48,6 +50,7 @@ class _Read:
             violations.add("event_id", "required")
         elif len(raw.event_id) > MAX_EVENT_ID:
             violations.add("event_id", f"at most {MAX_EVENT_ID} characters")
+        violations.no_nul("event_id", raw.event_id)
         if raw.source == common_pb2.EVENT_SOURCE_MANUAL:
             violations.add("source", "MANUAL is for QuarantineNumbers and ReleaseNumbers")
         elif raw.source not in _INBOUND_SOURCES:
@@ -99,9 +102,9 @@ class _Read:
     def rejected(self) -> Rejected:
         assert self.error is not None
         return Rejected(
-            event_id=self.raw.event_id[:MAX_EVENT_ID],
+            event_id=self.raw.event_id[:MAX_EVENT_ID].replace(NUL, REPLACEMENT),
             received_at=self.received_at,
-            raw_json=json_format.MessageToJson(self.raw, indent=None),
+            raw_json=json.dumps(_storable(json_format.MessageToDict(self.raw))),
             error=self.error.message,
         )
 
@@ -179,3 +182,14 @@ class StopIngestServicer(stop_ingest_pb2_grpc.StopIngestServicer):
             match_kind=_MATCH_KINDS[result.kind],
             language=result.language,
         )
+
+
+def _storable(value: Any) -> Any:
+    """The raw input of a rejected event as PostgreSQL can store it: NUL characters become U+FFFD."""
+    if isinstance(value, str):
+        return value.replace(NUL, REPLACEMENT)
+    if isinstance(value, dict):
+        return {key: _storable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_storable(item) for item in value]
+    return value

@@ -13,6 +13,7 @@ from stopgate_server.domain.senders import SenderKind, infer_kind
 from stopgate_server.errors import FieldViolation, InvalidArgument
 
 MAX_BATCH = 10_000
+NUL = "\x00"
 MAX_PHONE_INPUT = 64
 MAX_ACTOR = 128
 MAX_REASON = 500
@@ -51,6 +52,13 @@ class Violations:
                 self.add(field, "required")
         elif len(value) > limit:
             self.add(field, f"at most {limit} characters")
+        else:
+            self.no_nul(field, value)
+
+    def no_nul(self, field: str, value: str) -> None:
+        """PostgreSQL text cannot hold U+0000: a value with it could never be stored."""
+        if NUL in value:
+            self.add(field, "must not contain the NUL character")
 
     def enum(self, field: str, value: int, enum_type: Any) -> None:
         """A required enum: set, and one of the values this server knows."""
