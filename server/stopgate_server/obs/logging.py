@@ -4,9 +4,23 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
+
+# Personal data and secrets never reach the log: phone numbers (runs of 8 to 15 digits, with or without
+# "+", wherever they appear, tracebacks and database messages included) keep their last 3 digits only;
+# API tokens are replaced whole.
+_PHONE = re.compile(r"(?<!\d)(\+?)(\d{5,12})(\d{3})(?!\d)")
+_TOKEN = re.compile(r"sg_[A-Za-z0-9_-]{16,}")
+
+
+def redact(text: str) -> str:
+    """`text` without phone numbers (all but the last 3 digits masked) and without API tokens."""
+    masked = _PHONE.sub(lambda m: m.group(1) + "*" * len(m.group(2)) + m.group(3), text)
+    return _TOKEN.sub("sg_[redacted]", masked)
+
 
 # Attributes every LogRecord has; anything else was passed through `extra=` and becomes a field.
 _RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
@@ -25,7 +39,7 @@ class JsonFormatter(logging.Formatter):
         entry.update((k, v) for k, v in vars(record).items() if k not in _RECORD_ATTRIBUTES)
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str, ensure_ascii=False)
+        return redact(json.dumps(entry, default=str, ensure_ascii=False))
 
 
 def configure(level: str, stream: TextIO = sys.stdout) -> None:

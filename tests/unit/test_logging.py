@@ -1,0 +1,41 @@
+"""Log lines: one JSON object each, and never a full phone number or a token."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+import pytest
+from stopgate_server.obs.logging import JsonFormatter, redact
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("number +33612345678 opted out", "number +********678 opted out"),
+        ("Key (phone, licence_id)=(447700900123, acme)", "Key (phone, licence_id)=(*********123, acme)"),
+        ("token sg_Bu4sEynIUZrdOA90taedRksWC7nJfZV-g6sEOSLdlZ8 used", "token sg_[redacted] used"),
+        (
+            "port 50051, pid 1234567, 2026-11-22T12:10:04.213+00:00",
+            "port 50051, pid 1234567, 2026-11-22T12:10:04.213+00:00",
+        ),
+    ],
+)
+def test_redact(text: str, expected: str) -> None:
+    assert redact(text) == expected
+
+
+def test_log_lines_hold_no_phone_number_or_token_even_in_tracebacks() -> None:
+    try:
+        raise ValueError("duplicate key: phone=+33612345678")
+    except ValueError:
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "check of %s", ("+447700900123",), None)
+        record.exc_info = sys.exc_info()
+    record.caller = "sg_Bu4sEynIUZrdOA90taedRksWC7nJfZV-g6sEOSLdlZ8"
+    line = JsonFormatter().format(record)
+    entry = json.loads(line)
+    assert entry["msg"] == "check of +*********123"
+    assert entry["caller"] == "sg_[redacted]"
+    assert "+33612345678" not in line
+    assert "phone=+********678" in entry["exc"]
