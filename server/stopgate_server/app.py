@@ -128,6 +128,7 @@ class Application:
             ],
         )
         self.index = BlocklistIndex(dsn, self.pool)
+        self.index.on_round_trip = metrics.PROPAGATION_SECONDS.observe
         await self.index.start()
         servicers = (
             QuarantineCheckServicer(QuarantineStore(self.pool, self.index)),

@@ -139,8 +139,8 @@ async def test_business_metrics(app: Application, channel: grpc.aio.Channel) -> 
     await ingest.IngestEvent(stop_ingest_pb2.IngestEventRequest(event=event), timeout=5)
     after = await asyncio.to_thread(_scrape, app)
     for name, labels in [
-        ("stopgate_checked_numbers_total", {"verdict": "ALLOW"}),
-        ("stopgate_checked_numbers_total", {"verdict": "INVALID"}),
+        ("stopgate_checked_numbers_total", {"verdict": "ALLOW", "reason": "NONE"}),
+        ("stopgate_checked_numbers_total", {"verdict": "INVALID", "reason": "INVALID_NUMBER"}),
         (
             "stopgate_ingested_events_total",
             {"source": "SMS_REPLY", "intent": "OPT_OUT", "outcome": "QUARANTINED"},
@@ -148,6 +148,9 @@ async def test_business_metrics(app: Application, channel: grpc.aio.Channel) -> 
         ("stopgate_ingest_batch_seconds_count", {}),
     ]:
         assert _sample(after, name, **labels) == _sample(before, name, **labels) + 1, name
+    assert _sample(after, "stopgate_blocklist_index_entries", list="stop_list") == 1  # the STOP to 36180
+    assert _sample(after, "stopgate_blocklist_propagation_seconds_count") > 0  # heartbeats came back
+    assert _sample(after, "stopgate_ingest_oldest_unacked_batch_seconds") == 0  # nothing in flight
 
 
 async def test_health_follows_the_database(

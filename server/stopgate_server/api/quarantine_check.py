@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -67,6 +68,7 @@ class QuarantineCheckServicer(quarantine_check_pb2_grpc.QuarantineCheckServicer)
         add_result = response.results.add
         allowed: list[str] = []
         blocked = invalid = 0
+        tally: Counter[tuple[Verdict, Reason]] = Counter()
         # The loop runs once per number (up to 10,000 per call): plain ALLOW, the common case, skips
         # the mapping tables; decide() gives every other verdict.
         quarantined, stop_listed = blocks.quarantined, blocks.stop_listed
@@ -89,6 +91,7 @@ class QuarantineCheckServicer(quarantine_check_pb2_grpc.QuarantineCheckServicer)
             )
             if decision.since is not None:
                 result.since.FromDatetime(decision.since)
+            tally[decision.verdict, decision.reason] += 1
             if decision.verdict is Verdict.ALLOW and e164 is not None:
                 allowed.append(e164)
             elif decision.verdict is Verdict.BLOCK:
@@ -98,9 +101,11 @@ class QuarantineCheckServicer(quarantine_check_pb2_grpc.QuarantineCheckServicer)
         response.allowed_count = len(allowed)
         response.blocked_count = blocked
         response.invalid_count = invalid
-        metrics.CHECKED_NUMBERS.labels("ALLOW").inc(len(allowed))
-        metrics.CHECKED_NUMBERS.labels("BLOCK").inc(blocked)
-        metrics.CHECKED_NUMBERS.labels("INVALID").inc(invalid)
+        decided_allows = sum(count for (verdict, _), count in tally.items() if verdict is Verdict.ALLOW)
+        tally[Verdict.ALLOW, Reason.NONE] += len(allowed) - decided_allows  # the plain ALLOWs above
+        for (verdict, reason), count in tally.items():
+            if count:
+                metrics.CHECKED_NUMBERS.labels(verdict.value, reason.value).inc(count)
         if request.campaign_id:
             response.recorded_sends = await self.store.record_sends(
                 request.licence_id, request.campaign_id, request.sender.address, datetime.now(UTC), allowed

@@ -141,7 +141,7 @@ class StopIngestServicer(stop_ingest_pb2_grpc.StopIngestServicer):
         now = datetime.now(UTC)
         reads = [_Read(raw, now) for raw in raw_events]
         valid = [r for r in reads if r.event is not None]
-        with metrics.INGEST_BATCH_SECONDS.time():
+        with metrics.INGEST_IN_FLIGHT.track(), metrics.INGEST_BATCH_SECONDS.time():
             outcomes = await self.store.ingest(
                 [r.event for r in valid if r.event is not None],
                 [r.rejected() for r in reads if r.event is None],

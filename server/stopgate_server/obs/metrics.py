@@ -6,8 +6,11 @@ number or licence ever becomes a label.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
 from wsgiref.simple_server import WSGIServer
 
 import asyncpg
@@ -37,7 +40,9 @@ HANDLING_SECONDS = Histogram(
 )
 DATABASE_UP = Gauge("stopgate_database_up", "1 while the last database health probe succeeded, else 0.")
 CHECKED_NUMBERS = Counter(
-    "stopgate_checked_numbers_total", "Numbers answered by CheckBatch, by verdict.", ("verdict",)
+    "stopgate_checked_numbers_total",
+    "Numbers answered by CheckBatch, by verdict and reason (reason NONE for a plain ALLOW).",
+    ("verdict", "reason"),
 )
 INGESTED_EVENTS = Counter(
     "stopgate_ingested_events_total",
@@ -49,6 +54,41 @@ INGEST_BATCH_SECONDS = Histogram(
     "Time to apply and commit one batch of inbound events (one StreamEvents request or one IngestEvent).",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+
+
+PROPAGATION_SECONDS = Histogram(
+    "stopgate_blocklist_propagation_seconds",
+    "Round trip of a heartbeat through LISTEN/NOTIFY: the longest a committed block-list change can take to "
+    "reach this process's index.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+
+
+class InFlightBatches:
+    """Ingest batches received and not yet acked, for the age of the oldest one."""
+
+    def __init__(self) -> None:
+        self._started: dict[int, float] = {}
+        self._keys = itertools.count()
+
+    @contextlib.contextmanager
+    def track(self) -> Iterator[None]:
+        key = next(self._keys)
+        self._started[key] = time.monotonic()
+        try:
+            yield
+        finally:
+            del self._started[key]
+
+    def oldest_age_s(self) -> float:
+        return time.monotonic() - min(self._started.values()) if self._started else 0.0
+
+
+INGEST_IN_FLIGHT = InFlightBatches()
+Gauge(
+    "stopgate_ingest_oldest_unacked_batch_seconds",
+    "Age of the oldest ingest batch received and not yet acked (0 when none): grows while ingest is stuck.",
+).set_function(INGEST_IN_FLIGHT.oldest_age_s)
 
 
 def grpc_type(request_streaming: bool, response_streaming: bool) -> str:
@@ -102,11 +142,15 @@ class IndexCollector(Collector):
         self._index = index
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
-        yield GaugeMetricFamily(
+        entries = GaugeMetricFamily(
             "stopgate_blocklist_index_entries",
-            "Entries of the in-memory block-list index.",
-            value=self._index.size,
+            "Entries of the in-memory block-list index: (number, licence) quarantines, (number, shortcode) "
+            "stop-list entries.",
+            labels=["list"],
         )
+        entries.add_metric(["quarantine"], self._index.quarantine_size)
+        entries.add_metric(["stop_list"], self._index.stop_list_size)
+        yield entries
         yield GaugeMetricFamily(
             "stopgate_blocklist_index_current",
             "1 while the index can prove it is current (checks use it), 0 while checks go to PostgreSQL.",

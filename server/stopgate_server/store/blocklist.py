@@ -24,7 +24,7 @@ import itertools
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import asyncpg
 
@@ -58,10 +58,19 @@ class BlocklistIndex:
         self._required_seq = 0
         self._confirmations: dict[int, asyncio.Future[None]] = {}
         self._task: asyncio.Task[None] | None = None
+        self.on_round_trip: Callable[[float], None] | None = None  # heartbeat round trips, in seconds
+
+    @property
+    def quarantine_size(self) -> int:
+        return sum(map(len, self._quarantine.values()))
+
+    @property
+    def stop_list_size(self) -> int:
+        return sum(map(len, self._stop_lists.values()))
 
     @property
     def size(self) -> int:
-        return sum(map(len, self._quarantine.values())) + sum(map(len, self._stop_lists.values()))
+        return self.quarantine_size + self.stop_list_size
 
     def is_current(self) -> bool:
         return (
@@ -171,6 +180,8 @@ class BlocklistIndex:
         sent_at = self._sent_at.pop(seq, None)
         if sent_at is None:  # sent on a connection that has been replaced since
             return
+        if self.on_round_trip is not None:
+            self.on_round_trip(time.monotonic() - sent_at)
         if seq > self._confirmed_seq:
             self._confirmed_seq, self._confirmed_sent_at = seq, sent_at
         for waiting in [s for s in self._confirmations if s <= seq]:
