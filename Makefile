@@ -29,6 +29,11 @@ lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	@if command -v promtool >/dev/null; then \
+		promtool check rules ops/prometheus/alerts.yml && promtool test rules ops/prometheus/alerts_test.yml; \
+	else \
+		echo "promtool not found (apt-get install prometheus): alert rule tests skipped"; \
+	fi
 
 test: lint
 	$(BIN)/pytest
