@@ -57,7 +57,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
 
 
 class _Call:
-    """Bookkeeping of one method's calls: metrics labels and status translation."""
+    """What every call of one method goes through: metrics, authorisation, deadlines, status mapping."""
 
     def __init__(
         self, labels: tuple[str, str, str], method: str, authoriser: Authoriser, deadlines: Deadlines
