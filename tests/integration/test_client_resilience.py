@@ -246,3 +246,27 @@ def test_backoffs_grow_with_full_jitter_and_stay_under_the_cap() -> None:
 def test_retry_config_refuses_nonsense(options: dict[str, Any]) -> None:
     with pytest.raises(ValueError):  # noqa: PT011 - each option has its own message
         RetryConfig(**options)
+
+
+async def test_round_robin_spreads_calls_over_every_address(connect: Connect) -> None:
+    """`load_balancing="round_robin"` with a multi-address target: each replica gets calls."""
+    replicas = [Flaky(failures=0), Flaky(failures=0)]
+    servers: list[grpc.aio.Server] = []
+    ports: list[int] = []
+    for flaky in replicas:
+        server = grpc.aio.server()
+        stop_ingest_pb2_grpc.add_StopIngestServicer_to_server(FlakyIngest(flaky), server)
+        ports.append(server.add_insecure_port("127.0.0.1:0"))
+        await server.start()
+        servers.append(server)
+    try:
+        target = "ipv4:" + ",".join(f"127.0.0.1:{port}" for port in ports)
+        client = await connect(target, load_balancing="round_robin")
+        for _ in range(20):
+            await client.call("classify_text", "STOP")
+        calls = [flaky.attempts.get("ClassifyText", 0) for flaky in replicas]
+        assert sum(calls) == 20
+        assert min(calls) >= 5  # both replicas serve (round robin; one may be ready a moment later)
+    finally:
+        for server in servers:
+            await server.stop(None)
