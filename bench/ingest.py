@@ -173,6 +173,8 @@ def main() -> int:
     parser.add_argument("--client", choices=["stream", "unary", "raw"], help=argparse.SUPPRESS)
     parser.add_argument("--target", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.events % (args.streams * args.batch):
+        parser.error("--events must be a multiple of --streams x --batch (each stream sends whole batches)")
     if args.client:
         run = {"stream": stream_load, "unary": unary_latency, "raw": raw_insert}[args.client]
         print(json.dumps(asyncio.run(run(args.target, args))))
