@@ -20,7 +20,7 @@ from stopgate.v1 import (
     stop_ingest_pb2,
 )
 from stopgate_server.app import Application
-from stopgate_server.auth import role_for
+from stopgate_server.auth import METHOD_ROLES, role_for
 from stopgate_server.store.tokens import ROLES, create_token
 
 SERVICES = [
@@ -77,6 +77,12 @@ async def call(
 async def raw_channel(app: Application) -> AsyncIterator[grpc.aio.Channel]:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{app.grpc_port}") as channel:
         yield channel
+
+
+def test_every_rpc_has_a_decided_role() -> None:
+    assert set(METHOD_ROLES) == {path for path, _ in METHODS}
+    assert role_for("/stopgate.v1.QuarantineCheck/SomethingNew") == "admin"  # closed until decided
+    assert role_for("/grpc.health.v1.Health/Check") is None
 
 
 @pytest.mark.parametrize(("path", "method"), METHODS, ids=[path for path, _ in METHODS])
