@@ -6,7 +6,8 @@ server's memory, file descriptors and connections sampled every 10 s. Stable mea
 The load (AsyncClient, 8 loops): CheckBatch of 100 numbers (some recording sends of a campaign),
 StreamEvents batches of new STOPs, IngestEvent, GetNumberStatus, CheckMessage, GetCampaignReport, an
 ExportQuarantine now and then, and a fresh connection every 200 calls (connection churn). Not part of
-`make test`; figures go to BENCHMARKS.md.
+`make test`; figures go to BENCHMARKS.md. The block-list entries (quarantine + stop lists) are sampled too: the
+server holds them in memory, so memory legitimately grows with the STOPs the load sends.
 """
 
 from __future__ import annotations
@@ -97,26 +98,32 @@ async def load(address: str, seconds: float) -> dict[str, Any]:
 
 
 def sample(pid: int, dsn: str) -> dict[str, float]:
-    """Resident memory (MiB), open file descriptors, sockets of the server, PostgreSQL backends."""
+    """Resident memory (MiB), open file descriptors, sockets of the server, PostgreSQL backends, and the
+    block-list entries the server holds in memory (they grow with the STOPs of the load, legitimately)."""
     fds = list(Path(f"/proc/{pid}/fd").iterdir())
     sockets = sum(1 for fd in fds if os.readlink(fd).startswith("socket:"))
 
-    async def backends() -> int:
+    async def database() -> tuple[int, int]:
         connection = await asyncpg.connect(dsn)
         try:
-            return int(
-                await connection.fetchval(
-                    "SELECT count(*) - 1 FROM pg_stat_activity WHERE datname IS NOT NULL"
-                )
+            backends = await connection.fetchval(
+                "SELECT count(*) - 1 FROM pg_stat_activity WHERE datname IS NOT NULL"
             )
+            entries = await connection.fetchval(
+                "SELECT (SELECT count(*) FROM quarantine) + (SELECT count(*) FROM shortcode_stop_list)"
+            )
+            return int(backends), int(entries)
         finally:
             await connection.close()
+
+    backends, entries = asyncio.run(database())
 
     return {
         "rss_mib": rss_kib(pid)[0] / 1024,
         "fds": len(fds),
         "sockets": sockets,
-        "pg_backends": asyncio.run(backends()),
+        "pg_backends": backends,
+        "blocklist_entries": entries,
     }
 
 
@@ -145,12 +152,19 @@ def main() -> int:
         )
         started = time.monotonic()
         samples: list[dict[str, float]] = []
-        print(f"{'t (s)':>6} {'RSS MiB':>8} {'fds':>5} {'sockets':>8} {'PG backends':>12}")
+        print(
+            f"{'t (s)':>6} {'RSS MiB':>8} {'fds':>5} {'sockets':>8} {'PG backends':>12} {'block lists':>12}"
+        )
         while client.poll() is None:
             figures = {"t": time.monotonic() - started, **sample(server.pid, dsn)}
             samples.append(figures)
             t, rss, fds = figures["t"], figures["rss_mib"], figures["fds"]
-            print(f"{t:6.0f} {rss:8.1f} {fds:5.0f} {figures['sockets']:8.0f} {figures['pg_backends']:12.0f}")
+            sockets, backends, entries = (
+                figures["sockets"],
+                figures["pg_backends"],
+                figures["blocklist_entries"],
+            )
+            print(f"{t:6.0f} {rss:8.1f} {fds:5.0f} {sockets:8.0f} {backends:12.0f} {entries:12.0f}")
             time.sleep(args.interval)
         outcome = json.loads(client.communicate()[0] or "{}")
 
@@ -167,7 +181,7 @@ def main() -> int:
         },
         "second_half_growth_per_minute": {
             key: slope_per_minute(times, [s[key] for s in half])
-            for key in ("rss_mib", "fds", "sockets", "pg_backends")
+            for key in ("rss_mib", "fds", "sockets", "pg_backends", "blocklist_entries")
         },
     }
     print(json.dumps(summary, indent=2))

@@ -43,7 +43,7 @@ class Settings:
     default_deadline_s: float = 30.0
     max_deadline_s: float = 120.0
     max_concurrent_rpcs: int = 1000
-    max_streams_per_connection: int = 100
+    max_streams_per_connection: int = 1000
 
     def __post_init__(self) -> None:
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
