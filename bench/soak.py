@@ -6,8 +6,8 @@ server's memory, file descriptors and connections sampled every 10 s. Stable mea
 The load (AsyncClient, 8 loops): CheckBatch of 100 numbers (some recording sends of a campaign),
 StreamEvents batches of new STOPs, IngestEvent, GetNumberStatus, CheckMessage, GetCampaignReport, an
 ExportQuarantine now and then, and a fresh connection every 200 calls (connection churn). Not part of
-`make test`; figures go to BENCHMARKS.md. The block-list entries (quarantine + stop lists) are sampled too: the
-server holds them in memory, so memory legitimately grows with the STOPs the load sends.
+`make test`; figures go to BENCHMARKS.md. The block-list entries (quarantine + stop lists) are sampled
+too: the server holds them in memory, so its memory legitimately grows with the STOPs the load sends.
 """
 
 from __future__ import annotations
