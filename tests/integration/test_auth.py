@@ -9,11 +9,11 @@ from typing import Any
 import asyncpg
 import grpc
 import pytest
+from contracts import METHOD_IDS, METHODS
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from processes import STOPGATE, run
 from stopgate.v1 import (
     common_pb2,
-    message_compliance_pb2,
     quarantine_check_pb2,
     quarantine_check_pb2_grpc,
     reporting_pb2,
@@ -23,16 +23,6 @@ from stopgate_server.app import Application
 from stopgate_server.auth import METHOD_ROLES, role_for
 from stopgate_server.store.tokens import ROLES, create_token
 
-SERVICES = [
-    module.DESCRIPTOR.services_by_name[name]
-    for module, name in [
-        (quarantine_check_pb2, "QuarantineCheck"),
-        (stop_ingest_pb2, "StopIngest"),
-        (message_compliance_pb2, "MessageCompliance"),
-        (reporting_pb2, "Reporting"),
-    ]
-]
-METHODS = [(f"/{s.full_name}/{m.name}", m) for s in SERVICES for m in s.methods]
 AUTH_CODES = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
 
 
@@ -85,7 +75,7 @@ def test_every_rpc_has_a_decided_role() -> None:
     assert role_for("/grpc.health.v1.Health/Check") is None
 
 
-@pytest.mark.parametrize(("path", "method"), METHODS, ids=[path for path, _ in METHODS])
+@pytest.mark.parametrize(("path", "method"), METHODS, ids=METHOD_IDS)
 async def test_every_rpc_needs_a_token_with_its_role(
     raw_channel: grpc.aio.Channel, tokens: Any, path: str, method: Any
 ) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 import grpc
 import pytest
+from contracts import METHOD_IDS, METHODS
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
@@ -17,24 +18,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from stopgate.v1 import (
     common_pb2,
-    message_compliance_pb2,
-    quarantine_check_pb2,
-    reporting_pb2,
     stop_ingest_pb2,
     stop_ingest_pb2_grpc,
 )
 from stopgate_server.app import Application
 
-SERVICES = [
-    module.DESCRIPTOR.services_by_name[name]
-    for module, name in [
-        (quarantine_check_pb2, "QuarantineCheck"),
-        (stop_ingest_pb2, "StopIngest"),
-        (message_compliance_pb2, "MessageCompliance"),
-        (reporting_pb2, "Reporting"),
-    ]
-]
-METHODS = [(f"/{s.full_name}/{m.name}", m) for s in SERVICES for m in s.methods]
 LEAKS = (
     "Traceback",
     'File "',
@@ -147,7 +135,7 @@ async def send(
     assert not [leak for leak in LEAKS if leak in details], (path, details)
 
 
-@pytest.mark.parametrize(("path", "method"), METHODS, ids=[path for path, _ in METHODS])
+@pytest.mark.parametrize(("path", "method"), METHODS, ids=METHOD_IDS)
 @FUZZ
 @given(payloads=st.lists(st.binary(max_size=300), min_size=1, max_size=3))
 async def test_random_bytes(raw_channel: Any, path: str, method: Any, payloads: list[bytes]) -> None:
@@ -156,7 +144,7 @@ async def test_random_bytes(raw_channel: Any, path: str, method: Any, payloads: 
     assert await alive(channel, metadata)
 
 
-@pytest.mark.parametrize(("path", "method"), METHODS, ids=[path for path, _ in METHODS])
+@pytest.mark.parametrize(("path", "method"), METHODS, ids=METHOD_IDS)
 @FUZZ
 @given(data=st.data(), bad_utf8=st.booleans())
 async def test_odd_messages_and_bad_utf8(

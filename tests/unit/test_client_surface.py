@@ -9,22 +9,14 @@ from datetime import UTC, datetime
 
 import grpc
 import pytest
+from contracts import METHODS
 from google.protobuf.any_pb2 import Any as AnyMessage
 from google.rpc import error_details_pb2, status_pb2
 from stopgate import AsyncClient, Client, write_csv
 from stopgate.errors import InternalError, InvalidArgumentError, StopgateError, UnavailableError, from_status
-from stopgate.v1 import message_compliance_pb2, quarantine_check_pb2, reporting_pb2, stop_ingest_pb2
+from stopgate.v1 import reporting_pb2
 
-SERVICES = [
-    module.DESCRIPTOR.services_by_name[name]
-    for module, name in [
-        (quarantine_check_pb2, "QuarantineCheck"),
-        (stop_ingest_pb2, "StopIngest"),
-        (message_compliance_pb2, "MessageCompliance"),
-        (reporting_pb2, "Reporting"),
-    ]
-]
-RPCS = [(service.name, method.name) for service in SERVICES for method in service.methods]
+RPCS = [(method.containing_service.name, method.name) for _, method in METHODS]
 
 
 def snake(name: str) -> str:
