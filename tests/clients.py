@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+import grpc
 from stopgate import AsyncClient, Client
+from stopgate_server.store.embedded import EmbeddedPostgres
 from stopgate_server.store.tokens import ROLES, create_token
 
 
@@ -60,3 +63,12 @@ async def new_token(database_url: str) -> str:
     finally:
         await connection.close()
     return token
+
+
+@dataclass
+class OwnServer:
+    """An in-process server on a PostgreSQL cluster of its own, which the test may stop and start again,
+    and a channel to it carrying a token."""
+
+    cluster: EmbeddedPostgres
+    channel: grpc.aio.Channel

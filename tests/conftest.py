@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import shutil
 import tempfile
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ import asyncpg
 import grpc
 import pytest
 from certificates import Certificates, make_certificates
-from clients import Connect, EitherClient, new_token, open_client
+from clients import Connect, EitherClient, OwnServer, new_token, open_client
 from processes import ServerProcess, SpawnServer
 from stopgate.interceptors import bearer_token
 from stopgate_server.app import Application
@@ -161,3 +163,19 @@ def certificates(reachable_tmp: Path) -> Certificates:
     directory = reachable_tmp / "certificates"
     directory.mkdir()
     return make_certificates(directory)
+
+
+@pytest.fixture
+async def own_server(reachable_tmp: Path) -> AsyncIterator[OwnServer]:
+    cluster = EmbeddedPostgres(reachable_tmp / f"own-{uuid.uuid4().hex[:6]}")
+    dsn = await asyncio.to_thread(cluster.start)
+    application = Application(settings_for(dsn))
+    try:
+        await application.start()
+        token = await new_token(dsn)
+        target = f"127.0.0.1:{application.grpc_port}"
+        async with grpc.aio.insecure_channel(target, interceptors=bearer_token(token)) as channel:
+            yield OwnServer(cluster, channel)
+    finally:
+        await application.stop()
+        await asyncio.to_thread(cluster.stop)

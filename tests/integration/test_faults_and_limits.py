@@ -6,15 +6,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 import grpc
 import pytest
-from clients import new_token
+from clients import OwnServer
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from stopgate.interceptors import bearer_token
 from stopgate.v1 import (
@@ -26,7 +24,6 @@ from stopgate.v1 import (
 )
 from stopgate_server.app import Application
 from stopgate_server.config import Settings
-from stopgate_server.store.embedded import EmbeddedPostgres
 
 ALICE = "+33612345678"
 MARKETING = common_pb2.MESSAGE_CATEGORY_MARKETING
@@ -180,94 +177,77 @@ async def test_a_client_leaving_mid_stream_leaves_only_whole_batches(
     assert quarantined == stored  # every stored STOP took effect, nothing more
 
 
-async def test_postgresql_stopped_under_a_mixed_load(
-    reachable_tmp: Path, server_settings: Callable[[str], Settings]
-) -> None:
+async def test_postgresql_stopped_under_a_mixed_load(own_server: OwnServer) -> None:
     """Invariant 4 under load: while PostgreSQL is down, checks fail with UNAVAILABLE (or
     DEADLINE_EXCEEDED), never ALLOW for a quarantined number, never INTERNAL; health says NOT_SERVING;
     everything works again by itself once PostgreSQL is back."""
-    cluster = EmbeddedPostgres(reachable_tmp / f"load-{uuid.uuid4().hex[:6]}")
-    dsn = await asyncio.to_thread(cluster.start)
-    application = Application(server_settings(dsn))
-    try:
-        await application.start()
-        token = await new_token(dsn)
-        target = f"127.0.0.1:{application.grpc_port}"
-        async with grpc.aio.insecure_channel(target, interceptors=bearer_token(token)) as channel:
-            checks = quarantine_check_pb2_grpc.QuarantineCheckStub(channel)
-            ingest = stop_ingest_pb2_grpc.StopIngestStub(channel)
-            health = health_pb2_grpc.HealthStub(channel)
-            await checks.QuarantineNumbers(
-                quarantine_check_pb2.QuarantineNumbersRequest(
-                    licence_id="acme", phone_numbers=[ALICE], actor="ops", reason="test"
+    checks = quarantine_check_pb2_grpc.QuarantineCheckStub(own_server.channel)
+    ingest = stop_ingest_pb2_grpc.StopIngestStub(own_server.channel)
+    health = health_pb2_grpc.HealthStub(own_server.channel)
+    await checks.QuarantineNumbers(
+        quarantine_check_pb2.QuarantineNumbersRequest(
+            licence_id="acme", phone_numbers=[ALICE], actor="ops", reason="test"
+        ),
+        timeout=10,
+    )
+    codes: dict[str, set[grpc.StatusCode]] = {"check": set(), "ingest": set(), "status": set()}
+    verdicts_of_alice: set[int] = set()
+    health_seen: set[int] = set()
+    running = True
+
+    async def load(kind: str) -> None:
+        n = 0
+        while running:
+            n += 1
+            try:
+                if kind == "check":
+                    reply = await checks.CheckBatch(check_request(ALICE, f"+3361{n:07d}"), timeout=2)
+                    verdicts_of_alice.add(reply.results[0].verdict)
+                elif kind == "ingest":
+                    event = stop_ingest_pb2.InboundEvent(
+                        event_id=f"load-{n}",
+                        source=common_pb2.EVENT_SOURCE_SMS_REPLY,
+                        phone_number=f"+3369{n:07d}",
+                        text="STOP",
+                    )
+                    await ingest.IngestEvent(stop_ingest_pb2.IngestEventRequest(event=event), timeout=2)
+                else:
+                    await checks.GetNumberStatus(status_request(), timeout=2)
+                codes[kind].add(grpc.StatusCode.OK)
+            except grpc.aio.AioRpcError as error:
+                codes[kind].add(error.code())
+                await asyncio.sleep(0.05)
+
+    async def watch_health() -> None:
+        while running:
+            reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=2)
+            health_seen.add(reply.status)
+            await asyncio.sleep(0.05)
+
+    tasks = [asyncio.create_task(load(kind)) for kind in codes] + [asyncio.create_task(watch_health())]
+    await asyncio.sleep(1)
+    await asyncio.to_thread(own_server.cluster.stop)
+    await asyncio.sleep(2)
+    await asyncio.to_thread(own_server.cluster.start)
+    recovered = False
+    for _ in range(100):
+        try:
+            reply = await checks.CheckBatch(check_request(ALICE), timeout=2)
+            await ingest.IngestEvent(
+                stop_ingest_pb2.IngestEventRequest(
+                    event=stop_ingest_pb2.InboundEvent(
+                        event_id="after", source=common_pb2.EVENT_SOURCE_SMS_REPLY,
+                        phone_number="+33699999999", text="STOP",
+                    )
                 ),
-                timeout=10,
-            )
-            codes: dict[str, set[grpc.StatusCode]] = {"check": set(), "ingest": set(), "status": set()}
-            verdicts_of_alice: set[int] = set()
-            health_seen: set[int] = set()
-            running = True
-
-            async def load(kind: str) -> None:
-                n = 0
-                while running:
-                    n += 1
-                    try:
-                        if kind == "check":
-                            reply = await checks.CheckBatch(check_request(ALICE, f"+3361{n:07d}"), timeout=2)
-                            verdicts_of_alice.add(reply.results[0].verdict)
-                        elif kind == "ingest":
-                            event = stop_ingest_pb2.InboundEvent(
-                                event_id=f"load-{n}",
-                                source=common_pb2.EVENT_SOURCE_SMS_REPLY,
-                                phone_number=f"+3369{n:07d}",
-                                text="STOP",
-                            )
-                            await ingest.IngestEvent(
-                                stop_ingest_pb2.IngestEventRequest(event=event), timeout=2
-                            )
-                        else:
-                            await checks.GetNumberStatus(status_request(), timeout=2)
-                        codes[kind].add(grpc.StatusCode.OK)
-                    except grpc.aio.AioRpcError as error:
-                        codes[kind].add(error.code())
-                        await asyncio.sleep(0.05)
-
-            async def watch_health() -> None:
-                while running:
-                    reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=2)
-                    health_seen.add(reply.status)
-                    await asyncio.sleep(0.05)
-
-            tasks = [asyncio.create_task(load(kind)) for kind in codes] + [
-                asyncio.create_task(watch_health())
-            ]
-            await asyncio.sleep(1)
-            await asyncio.to_thread(cluster.stop)
-            await asyncio.sleep(2)
-            await asyncio.to_thread(cluster.start)
-            recovered = False
-            for _ in range(100):
-                try:
-                    reply = await checks.CheckBatch(check_request(ALICE), timeout=2)
-                    await ingest.IngestEvent(
-                        stop_ingest_pb2.IngestEventRequest(
-                            event=stop_ingest_pb2.InboundEvent(
-                                event_id="after", source=common_pb2.EVENT_SOURCE_SMS_REPLY,
-                                phone_number="+33699999999", text="STOP",
-                            )
-                        ),
-                        timeout=2,
-                    )  # fmt: skip
-                    recovered = reply.results[0].verdict == quarantine_check_pb2.VERDICT_BLOCK
-                    break
-                except grpc.aio.AioRpcError:
-                    await asyncio.sleep(0.1)
-            running = False
-            await asyncio.gather(*tasks)
-    finally:
-        await application.stop()
-        await asyncio.to_thread(cluster.stop)
+                timeout=2,
+            )  # fmt: skip
+            recovered = reply.results[0].verdict == quarantine_check_pb2.VERDICT_BLOCK
+            break
+        except grpc.aio.AioRpcError:
+            await asyncio.sleep(0.1)
+    running = False
+    await asyncio.gather(*tasks)
 
     assert recovered
     assert verdicts_of_alice == {quarantine_check_pb2.VERDICT_BLOCK}

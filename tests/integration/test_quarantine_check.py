@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 import grpc
 import pytest
-from clients import new_token
+from clients import OwnServer
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
-from stopgate.interceptors import bearer_token
 from stopgate.v1 import common_pb2, quarantine_check_pb2, quarantine_check_pb2_grpc
 from stopgate_server.app import Application
-from stopgate_server.config import Settings
 
 pb = quarantine_check_pb2
 ACME = common_pb2.Sender(address="ACME")
@@ -334,39 +330,24 @@ async def _wait_until_index_current(app: Application) -> None:
     pytest.fail("the block list index never became current")
 
 
-async def test_check_fails_closed_while_the_database_is_down(
-    reachable_tmp: Any, server_settings: Callable[[str], Settings]
-) -> None:
+async def test_check_fails_closed_while_the_database_is_down(own_server: OwnServer) -> None:
     """Invariant 4: with PostgreSQL stopped, CheckBatch answers UNAVAILABLE, never ALLOW."""
-    from stopgate_server.store.embedded import EmbeddedPostgres
-
-    cluster = EmbeddedPostgres(reachable_tmp / f"down-{uuid.uuid4().hex[:6]}")
-    dsn = await asyncio.to_thread(cluster.start)
-    application = Application(server_settings(dsn))
-    try:
-        await application.start()
-        token = await new_token(dsn)
-        target = f"127.0.0.1:{application.grpc_port}"
-        async with grpc.aio.insecure_channel(target, interceptors=bearer_token(token)) as channel:
-            stub = quarantine_check_pb2_grpc.QuarantineCheckStub(channel)
-            await quarantine(stub, [ALICE])
-            assert verdicts(await check(stub, [ALICE, BOB]))[0][0] == "VERDICT_BLOCK"
-            await asyncio.to_thread(cluster.stop)
-            for _ in range(20):
-                with pytest.raises(grpc.aio.AioRpcError) as caught:
-                    await check(stub, [ALICE, BOB])
-                assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
-            await asyncio.to_thread(cluster.start)
-            for _ in range(100):
-                try:
-                    response = await check(stub, [ALICE, BOB])
-                    break
-                except grpc.aio.AioRpcError:
-                    await asyncio.sleep(0.1)
-            assert verdicts(response)[0][0] == "VERDICT_BLOCK"
-    finally:
-        await application.stop()
-        await asyncio.to_thread(cluster.stop)
+    stub = quarantine_check_pb2_grpc.QuarantineCheckStub(own_server.channel)
+    await quarantine(stub, [ALICE])
+    assert verdicts(await check(stub, [ALICE, BOB]))[0][0] == "VERDICT_BLOCK"
+    await asyncio.to_thread(own_server.cluster.stop)
+    for _ in range(20):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await check(stub, [ALICE, BOB])
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    await asyncio.to_thread(own_server.cluster.start)
+    for _ in range(100):
+        try:
+            response = await check(stub, [ALICE, BOB])
+            break
+        except grpc.aio.AioRpcError:
+            await asyncio.sleep(0.1)
+    assert verdicts(response)[0][0] == "VERDICT_BLOCK"
 
 
 async def test_writes_answer_while_the_index_is_not_listening(app: Application, stub: Any) -> None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import urllib.request
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
+from clients import OwnServer
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
@@ -26,7 +26,6 @@ from stopgate.v1 import (
 )
 from stopgate_server.app import SERVICE_NAMES, Application
 from stopgate_server.config import Settings
-from stopgate_server.store.embedded import EmbeddedPostgres
 
 FOUR_SERVICES = {
     "stopgate.v1.MessageCompliance",
@@ -153,37 +152,26 @@ async def test_business_metrics(app: Application, channel: grpc.aio.Channel) -> 
     assert _sample(after, "stopgate_ingest_oldest_unacked_batch_seconds") == 0  # nothing in flight
 
 
-async def test_health_follows_the_database(
-    reachable_tmp: Path, server_settings: Callable[[str], Settings]
-) -> None:
+async def test_health_follows_the_database(own_server: OwnServer) -> None:
     """NOT_SERVING while PostgreSQL is stopped, SERVING again once it is back, without a restart."""
-    cluster = EmbeddedPostgres(reachable_tmp / "health-pg")
-    dsn = await asyncio.to_thread(cluster.start)
-    application = Application(server_settings(dsn))
-    try:
-        await application.start()
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{application.grpc_port}") as channel:
-            health = health_pb2_grpc.HealthStub(channel)
+    health = health_pb2_grpc.HealthStub(own_server.channel)
 
-            async def status(service: str = "") -> int:
-                reply = await health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
-                return int(reply.status)
+    async def status(service: str = "") -> int:
+        reply = await health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+        return int(reply.status)
 
-            async def wait_for(expected: int) -> None:
-                for _ in range(100):
-                    if all([await status(name) == expected for name in ("", *SERVICE_NAMES)]):
-                        return
-                    await asyncio.sleep(0.1)
-                pytest.fail(f"health never became {expected}")
+    async def wait_for(expected: int) -> None:
+        for _ in range(100):
+            if all([await status(name) == expected for name in ("", *SERVICE_NAMES)]):
+                return
+            await asyncio.sleep(0.1)
+        pytest.fail(f"health never became {expected}")
 
-            assert await status() == health_pb2.HealthCheckResponse.SERVING
-            await asyncio.to_thread(cluster.stop)
-            await wait_for(health_pb2.HealthCheckResponse.NOT_SERVING)
-            await asyncio.to_thread(cluster.start)
-            await wait_for(health_pb2.HealthCheckResponse.SERVING)
-    finally:
-        await application.stop()
-        await asyncio.to_thread(cluster.stop)
+    assert await status() == health_pb2.HealthCheckResponse.SERVING
+    await asyncio.to_thread(own_server.cluster.stop)
+    await wait_for(health_pb2.HealthCheckResponse.NOT_SERVING)
+    await asyncio.to_thread(own_server.cluster.start)
+    await wait_for(health_pb2.HealthCheckResponse.SERVING)
 
 
 async def test_stop_drains_calls_in_flight(
