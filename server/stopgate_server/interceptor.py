@@ -149,6 +149,17 @@ def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], 
     return deserialize
 
 
+def _encoded_as_returned(serializer: Callable[[Any], bytes] | None) -> Callable[[Any], bytes] | None:
+    """A serializer that passes on responses a servicer encoded itself (CheckBatch does, see api/wire.py)."""
+    if serializer is None:
+        return None
+
+    def serialize(response: Any) -> bytes:
+        return response if isinstance(response, bytes) else serializer(response)
+
+    return serialize
+
+
 def accepted(request: Any) -> Any:
     """The request, unless it did not parse: then INVALID_ARGUMENT."""
     if isinstance(request, Undecodable):
@@ -191,7 +202,7 @@ def _wrap(handler: grpc.RpcMethodHandler[Any, Any], call: _Call) -> grpc.RpcMeth
         return factory(
             streaming,
             request_deserializer=_tolerant(handler.request_deserializer),
-            response_serializer=handler.response_serializer,
+            response_serializer=_encoded_as_returned(handler.response_serializer),
         )
 
     behaviour = handler.stream_unary if handler.request_streaming else handler.unary_unary
@@ -211,5 +222,5 @@ def _wrap(handler: grpc.RpcMethodHandler[Any, Any], call: _Call) -> grpc.RpcMeth
     return factory(
         unary,
         request_deserializer=_tolerant(handler.request_deserializer),
-        response_serializer=handler.response_serializer,
+        response_serializer=_encoded_as_returned(handler.response_serializer),
     )

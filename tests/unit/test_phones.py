@@ -6,7 +6,14 @@ import phonenumbers
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from stopgate_server.domain.phones import _fast_e164, is_region, region_of, to_e164, to_e164_many
+from stopgate_server.domain.phones import (
+    _ALL_E164,
+    _fast_e164,
+    is_region,
+    region_of,
+    to_e164,
+    to_e164_many,
+)
 
 
 @pytest.mark.parametrize(
@@ -74,6 +81,31 @@ def test_is_region(code: str, known: bool) -> None:
 )
 def test_batch_conversion_equals_one_by_one(raw_numbers: list[str]) -> None:
     assert to_e164_many(raw_numbers, "FR") == [to_e164(raw, "FR") for raw in raw_numbers]
+
+
+@given(st.from_regex(r"\+[0-9]{1,18}", fullmatch=True))
+def test_batch_pattern_accepts_what_the_fast_path_keeps(text: str) -> None:
+    """The one-expression check of a whole batch accepts exactly the numbers the fast path keeps as they
+    are; the rest go number by number."""
+    assert bool(_ALL_E164.fullmatch(text)) == (_fast_e164(text) == text)
+
+
+@given(st.lists(st.from_regex(r"\+(33[67]|447|1[2-9])[0-9]{6,10}", fullmatch=True), min_size=1, max_size=50))
+def test_e164_batches_equal_one_by_one(raw_numbers: list[str]) -> None:
+    assert to_e164_many(raw_numbers) == [to_e164(raw) for raw in raw_numbers]
+
+
+@pytest.mark.parametrize(
+    "raw_numbers",
+    [
+        ["+33612345678\n+33612345679"],  # one input that would pass for two numbers once joined
+        ["+33612345678", "+33612345679\n"],  # valid once stripped, like any input
+        ["+33612345678", ""],
+        [],
+    ],
+)
+def test_batches_with_newlines_or_empty_inputs(raw_numbers: list[str]) -> None:
+    assert to_e164_many(raw_numbers) == [to_e164(raw) for raw in raw_numbers]
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ None is never allowed to be messaged.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import phonenumbers
@@ -45,7 +46,33 @@ def _by_prefix(
     return prefixes
 
 
-_BY_PREFIX = _by_prefix(_possible_lengths())
+_POSSIBLE_LENGTHS = _possible_lengths()
+_BY_PREFIX = _by_prefix(_POSSIBLE_LENGTHS)
+
+
+def _e164_pattern(table: dict[str, tuple[frozenset[int], str]]) -> str:
+    """A regular expression matching exactly the numbers `_fast_e164` accepts as they are: "+", a country
+    code, a national number not starting with 0, of a possible length. Country codes are nested by digit
+    (a trie), so the engine never tries more than ten branches at a time."""
+
+    def branches(codes: dict[str, frozenset[int]]) -> str:
+        by_first_digit: dict[str, dict[str, frozenset[int]]] = {}
+        for code, lengths in codes.items():
+            by_first_digit.setdefault(code[:1], {})[code[1:]] = lengths
+        alternatives = []
+        for digit, rest in sorted(by_first_digit.items()):
+            if "" in rest:  # the code ends here (codes are prefix-free: nothing else shares this digit)
+                national = "|".join(f"[0-9]{{{length - 1}}}" for length in sorted(rest[""], reverse=True))
+                alternatives.append(f"{digit}[1-9](?:{national})")
+            else:
+                alternatives.append(digit + branches(rest))
+        return "(?:" + "|".join(alternatives) + ")"
+
+    return r"\+" + branches({code: lengths for code, (lengths, _) in table.items()})
+
+
+_E164 = _e164_pattern(_POSSIBLE_LENGTHS)
+_ALL_E164 = re.compile(f"(?:{_E164}\n)*{_E164}")
 
 
 def _fast_e164(text: str) -> str | None:
@@ -87,6 +114,11 @@ def is_region(code: str) -> bool:
 
 def to_e164_many(raw_numbers: Sequence[str], default_region: str = "") -> list[str | None]:
     """`to_e164` of each input, in order: the batch form, for the thousands of numbers of one check."""
+    # Batches written in E.164 already (nearly all of them) are decided by one regular expression, in C.
+    # The newline count rules out an input that itself holds a newline and would pass for two numbers.
+    joined = "\n".join(raw_numbers)
+    if _ALL_E164.fullmatch(joined) and joined.count("\n") == len(raw_numbers) - 1:
+        return list(raw_numbers)
     fast = _fast_e164
     converted: list[str | None] = []
     append = converted.append
