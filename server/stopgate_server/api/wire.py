@@ -38,7 +38,11 @@ _PLAIN_ALLOW_PARTS = {
     for raw_length in range(MAX_PHONE_INPUT + 1)
     for e164_length in range(MAX_INPUT_LENGTH + 1)
 }
-_PLAIN_ALLOW = {lengths: "%s".join(parts) for lengths, parts in _PLAIN_ALLOW_PARTS.items()}
+# The same as %-templates; a length can be the character "%" (37), hence the escaping.
+_PLAIN_ALLOW = {
+    lengths: "%s".join(part.replace("%", "%%") for part in parts)
+    for lengths, parts in _PLAIN_ALLOW_PARTS.items()
+}
 
 
 def check_batch_response(
