@@ -39,6 +39,7 @@ test: lint
 	$(BIN)/pytest
 
 bench: $(INSTALLED)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
 	$(BIN)/python bench/check_batch.py
 	$(BIN)/python bench/check_messages.py
 	$(BIN)/python bench/ingest.py

@@ -4,8 +4,8 @@ Loads N quarantined numbers over L licences into a private PostgreSQL, starts `s
 process, then drives it from another process with batches of B numbers (1% of them quarantined), K calls in
 flight, and measures numbers/s and per-batch p50/p99. In the same run, the baseline: a direct asyncpg client
 running `phone = ANY($2)` on the same database with a pool of 4, K queries in flight, from its own process.
-For scale, a ceiling: a bare grpc.aio server in its own process that builds the same per-number results
-(phone_number, e164, ALLOW) with no validation, no look-up and no database. Scenarios alternate for R
+For scale, a ceiling: a bare grpc.aio server in its own process that answers each number ALLOW or BLOCK
+from an in-memory set, with no validation, no authentication and no database. Scenarios alternate for R
 rounds; medians are reported. Everything runs on loopback and stops by itself.
 
     .venv/bin/python bench/check_batch.py                  # the issue's sizes: 1M numbers, 100 licences
@@ -69,7 +69,7 @@ async def drive(args: argparse.Namespace) -> dict[str, Any]:
     if args.mode == "direct":
         pool = await asyncpg.create_pool(args.dsn, min_size=4, max_size=4)
 
-        async def call(lic: str, phones: list[str]) -> None:
+        async def call(i: int, lic: str, phones: list[str]) -> None:
             await pool.fetch(DIRECT_QUERY, lic, phones)
 
     else:
@@ -92,12 +92,12 @@ async def drive(args: argparse.Namespace) -> dict[str, Any]:
             for lic, phones in batches
         }
 
-        async def call(lic: str, phones: list[str]) -> None:
-            await stubs[hash(lic) % len(stubs)].CheckBatch(requests[id(phones)], timeout=10)
+        async def call(i: int, lic: str, phones: list[str]) -> None:
+            await stubs[i % len(stubs)].CheckBatch(requests[id(phones)], timeout=10)
 
     async def one(i: int) -> int:
         lic, phones = batches[i % len(batches)]
-        await call(lic, phones)
+        await call(i, lic, phones)
         return len(phones)
 
     figures = await closed_loop(one, args.in_flight, args.warmup, args.seconds)
@@ -137,17 +137,27 @@ async def propagation(dsn: str, address: str, samples: int) -> list[float]:
     return sorted(delays)
 
 
-async def serve_ceiling() -> None:
-    """The ceiling server: answers CheckBatch with one ALLOW result per number and nothing else."""
+async def serve_ceiling(args: argparse.Namespace) -> None:
+    """The ceiling: a bare grpc.aio CheckBatch answering ALLOW or BLOCK per number from an in-memory set of
+    every licence's quarantined numbers; no validation, no database, no authentication."""
     import grpc
-    from stopgate.v1 import quarantine_check_pb2, quarantine_check_pb2_grpc
+    from stopgate.v1 import quarantine_check_pb2 as pb
+    from stopgate.v1 import quarantine_check_pb2_grpc
+
+    per_licence = args.quarantined // args.licences
+    quarantined = {
+        licence(lic): {quarantined_number(lic * per_licence + i) for i in range(per_licence)}
+        for lic in range(args.licences)
+    }
 
     class Ceiling(quarantine_check_pb2_grpc.QuarantineCheckServicer):
         async def CheckBatch(self, request: Any, context: Any) -> Any:
-            response = quarantine_check_pb2.CheckBatchResponse()
+            blocked = quarantined.get(request.licence_id, set())
+            response = pb.CheckBatchResponse()
             add = response.results.add
             for number in request.phone_numbers:
-                add(phone_number=number, e164=number, verdict=quarantine_check_pb2.VERDICT_ALLOW)
+                verdict = pb.VERDICT_BLOCK if number in blocked else pb.VERDICT_ALLOW
+                add(phone_number=number, e164=number, verdict=verdict)
             return response
 
     server = grpc.aio.server()
@@ -255,7 +265,7 @@ def main() -> int:
     args = parser.parse_args()
 
     if args.serve_ceiling:
-        asyncio.run(serve_ceiling())
+        asyncio.run(serve_ceiling(args))
         return 0
 
     if args.client:
@@ -272,7 +282,9 @@ def main() -> int:
             print(f"server index: {ready['entries']:,} entries in {ready['seconds']}s", flush=True)
             try:
                 ceiling = subprocess.Popen(
-                    [sys.executable, str(HERE), "--serve-ceiling"], stdout=subprocess.PIPE, text=True
+                    [sys.executable, str(HERE), "--serve-ceiling", "--quarantined", str(args.quarantined)],
+                    stdout=subprocess.PIPE,
+                    text=True,
                 )
                 assert ceiling.stdout is not None
                 report(args, dsn, address, f"127.0.0.1:{ceiling.stdout.readline().strip()}")

@@ -55,11 +55,13 @@ def private_database() -> Iterator[tuple[str, Path]]:
 
 @dataclass(frozen=True)
 class Server:
-    """A running `stopgate serve`: its gRPC address, the log line that said it was ready, its PID."""
+    """A running `stopgate serve`: its gRPC address, the log line that said it was ready, its PID, and the
+    metrics address of each worker."""
 
     address: str
     ready: dict[str, object]
     pid: int
+    metrics_addresses: list[str]
 
 
 @contextlib.contextmanager
@@ -71,19 +73,20 @@ def stopgate_server(dsn: str, ready_message: str = "serving", workers: int = 1) 
     server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         assert server.stdout is not None
-        address, deadline, seen = "", time.monotonic() + 300, 0
+        address, deadline, seen, metrics = "", time.monotonic() + 300, 0, []
         for line in server.stdout:
             entry = json.loads(line) if line.startswith("{") else {"msg": line}
             if entry["msg"] == "serving":
                 address = str(entry["grpc_addr"])
+                metrics.append(str(entry["metrics_addr"]))
             seen += entry["msg"] == ready_message
-            if seen == workers:
+            if seen == workers and len(metrics) == workers:
                 break
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the server did not log {ready_message!r} in time")
         else:
             raise RuntimeError("the server exited before it was ready")
-        yield Server(address, entry, server.pid)
+        yield Server(address, entry, server.pid, metrics)
     finally:
         server.send_signal(signal.SIGTERM)
         try:
@@ -93,8 +96,14 @@ def stopgate_server(dsn: str, ready_message: str = "serving", workers: int = 1) 
 
 
 def authorised_channel(address: str) -> grpc.aio.Channel:
-    """A channel to a stopgate server whose calls carry the STOPGATE_TOKEN of `private_database`."""
-    return grpc.aio.insecure_channel(address, interceptors=bearer_token(os.environ["STOPGATE_TOKEN"]))
+    """A channel to a stopgate server whose calls carry the STOPGATE_TOKEN of `private_database`. It has a
+    connection of its own: by default, channels of one process to one target share a single connection,
+    so several channels would not spread the load over several server workers."""
+    return grpc.aio.insecure_channel(
+        address,
+        options=[("grpc.use_local_subchannel_pool", 1)],
+        interceptors=bearer_token(os.environ["STOPGATE_TOKEN"]),
+    )
 
 
 def rss_kib(pid: int) -> tuple[int, int]:

@@ -49,7 +49,7 @@ def test_encoding_equals_the_generated_serializer(
         if e164 is None or listed
     }
     results = [
-        decided.get(position) or pb.CheckResult(phone_number=raw, e164=e164, verdict=pb.VERDICT_ALLOW)
+        decided.get(position) or pb.CheckResult(phone_number=raw, e164=e164 or "", verdict=pb.VERDICT_ALLOW)
         for position, (raw, e164) in enumerate(zip(raw_numbers, e164_forms, strict=True))
     ]
     totals = pb.CheckBatchResponse(allowed_count=len(numbers), blocked_count=1, recorded_sends=recorded)
