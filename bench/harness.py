@@ -88,11 +88,16 @@ def stopgate_server(dsn: str, ready_message: str = "serving", workers: int = 1) 
             raise RuntimeError("the server exited before it was ready")
         yield Server(address, entry, server.pid, metrics)
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        terminate(server)
+
+
+def terminate(process: subprocess.Popen[str]) -> None:
+    """Stop a server process we started: SIGTERM (it drains), then SIGKILL after 60 s."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
 
 
 def authorised_channel(address: str) -> grpc.aio.Channel:

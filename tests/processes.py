@@ -28,8 +28,19 @@ class ServerProcess:
     """`stopgate serve` in a child process, its JSON log lines read as they come."""
 
     def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        # One process unless a test asks for workers: the default (one per core) depends on the machine.
+        workers = () if "--workers" in args else ("--workers", "1")
         self.process = subprocess.Popen(
-            [STOPGATE, "serve", "--grpc-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", *args],
+            [
+                STOPGATE,
+                "serve",
+                "--grpc-addr",
+                "127.0.0.1:0",
+                "--metrics-addr",
+                "127.0.0.1:0",
+                *workers,
+                *args,
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

@@ -35,7 +35,7 @@ class Settings:
     health_interval_s: float = 1.0
     shutdown_grace_s: float = 10.0
     max_message_parts: int = 10
-    workers: int = 1
+    workers: int = dataclasses.field(default_factory=lambda: os.cpu_count() or 1)  # one per core
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
     tls_client_ca_file: Path | None = None
@@ -147,7 +147,8 @@ SETTINGS = (
     Option(
         "workers",
         _positive(int),
-        "server processes sharing the gRPC port; worker i serves metrics on METRICS_ADDR's port + i",
+        "server processes sharing the gRPC port (default: one per core); worker i serves metrics on"
+        " METRICS_ADDR's port + i",
     ),
     Option("tls_cert_file", _readable_file, "PEM certificate chain of the server; serves TLS when set"),
     Option("tls_key_file", _readable_file, "PEM private key of that certificate"),

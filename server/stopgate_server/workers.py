@@ -66,7 +66,13 @@ async def serve_workers(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    embedded = EmbeddedPostgres(settings.data_dir / "pg") if settings.database_url is None else None
+    # Each worker may open its whole pool, plus its block-list listener and a spare.
+    connections = max(100, settings.workers * (settings.db_pool_size + 2) + 10)
+    embedded = (
+        EmbeddedPostgres(settings.data_dir / "pg", max_connections=connections)
+        if settings.database_url is None
+        else None
+    )
     workers: list[asyncio.subprocess.Process] = []
     relays: list[asyncio.Task[None]] = []
     try:

@@ -77,8 +77,9 @@ def _version_key(path: str) -> int:
 class EmbeddedPostgres:
     """Initialises (first time), starts and stops a private cluster under `base_dir`."""
 
-    def __init__(self, base_dir: Path) -> None:
+    def __init__(self, base_dir: Path, max_connections: int = 100) -> None:
         self.requested_dir = base_dir.absolute()
+        self.max_connections = max_connections
         self.bindir = find_bindir()
         self.as_root = os.geteuid() == 0
         self.base_dir = self._reachable_base_dir()
@@ -114,7 +115,8 @@ class EmbeddedPostgres:
                 "-l",
                 str(self.log_file),
                 "-o",
-                f"-k {shlex.quote(str(self.socket_dir))} -p {PORT} -c listen_addresses=''",
+                f"-k {shlex.quote(str(self.socket_dir))} -p {PORT} -c listen_addresses=''"
+                f" -c max_connections={self.max_connections}",
             )
             self.started_here = True
             log.info("embedded PostgreSQL started", extra={"data_dir": str(self.data_dir)})

@@ -1,0 +1,150 @@
+"""The figures for sizing: memory and start-up time per quarantined number, disk per number and per send.
+
+For each size N (default 1,000,000 and 10,000,000 quarantined numbers over 100 licences), loads N rows
+into a private PostgreSQL, starts `stopgate serve` (one process) and reads from its log when it serves
+(checks then go to PostgreSQL) and when its in-memory index is loaded (checks answered from memory). The
+server's resident memory once loaded, minus that of a server over an empty quarantine, divided by N, is
+the index's memory per quarantined number; the quarantine table's size with its indexes, divided by N, is
+its disk per number. Then it records S sends (default 1,000,000: batches of 1,000 distinct numbers, 10
+campaigns) with the statement CheckBatch and RecordSends use, and reports the disk per send (the `sends`
+partitions, `campaign_recipients` and their indexes).
+
+    .venv/bin/python bench/sizing.py
+    .venv/bin/python bench/sizing.py --sizes 100000 1000000 --sends 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+from harness import STOPGATE, private_database, rss_kib, terminate
+from stopgate_server.store.queries import QUERIES
+
+LICENCES = 100
+
+
+async def fill(dsn: str, size: int) -> float:
+    """Replace the quarantine with `size` numbers; return the seconds it took."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        started = time.perf_counter()
+        await connection.execute("TRUNCATE quarantine")
+        since = datetime.now(UTC)
+        rows = ((f"+336{i:08d}", f"licence-{i % LICENCES:03d}", since, "IMPORT") for i in range(size))
+        await connection.execute("ALTER TABLE quarantine DISABLE TRIGGER quarantine_insert_notify")
+        await connection.copy_records_to_table(
+            "quarantine", records=rows, columns=["phone", "licence_id", "since", "source"]
+        )
+        await connection.execute("ALTER TABLE quarantine ENABLE TRIGGER quarantine_insert_notify")
+        await connection.execute("VACUUM ANALYZE quarantine")
+        return time.perf_counter() - started
+    finally:
+        await connection.close()
+
+
+async def table_bytes(dsn: str, *tables: str) -> int:
+    """Size on disk of the tables (their partitions, indexes and TOAST included)."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute("CHECKPOINT")
+        total = await connection.fetchval(
+            "SELECT sum(pg_total_relation_size(oid)) FROM pg_class WHERE relkind = 'r' AND"
+            " (oid = ANY($1::regclass[]) OR oid IN (SELECT relid FROM unnest($1::regclass[]) AS t(root),"
+            " LATERAL pg_partition_tree(root)))",
+            list(tables),
+        )
+        return int(total)
+    finally:
+        await connection.close()
+
+
+async def record_sends(dsn: str, sends: int) -> float:
+    """Record `sends` sends as CheckBatch does; return the seconds it took."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        started, now = time.perf_counter(), datetime.now(UTC)
+        for batch in range(0, sends, 1000):
+            phones = [f"+337{n:08d}" for n in range(batch, min(batch + 1000, sends))]
+            campaign = f"campaign-{batch // 1000 % 10}"
+            await connection.fetchval(QUERIES["record_sends"], "licence-000", campaign, "ACME", now, phones)
+        return time.perf_counter() - started
+    finally:
+        await connection.close()
+
+
+def start_and_measure(dsn: str) -> dict[str, Any]:
+    """Start a server, wait for its index, and return when it served, when the index was loaded, and its
+    resident memory then (after a second to settle)."""
+    command = [STOPGATE, "serve", "--database-url", dsn, "--workers", "1"]
+    command += ["--grpc-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"]
+    started = time.perf_counter()
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    figures: dict[str, Any] = {}
+    try:
+        assert server.stdout is not None
+        for line in server.stdout:
+            try:
+                entry = json.loads(line)
+            except ValueError:  # not a log line (a warning printed by a library)
+                continue
+            if entry["msg"] == "serving":
+                figures["serving_s"] = time.perf_counter() - started
+            if entry["msg"] == "block list index loaded":
+                figures["index_loaded_s"] = time.perf_counter() - started
+                figures["entries"] = entry["entries"]
+                break
+        else:
+            raise RuntimeError("the server exited before its index was loaded")
+        time.sleep(1.0)
+        figures["rss_kib"], figures["peak_kib"] = rss_kib(server.pid)
+        return figures
+    finally:
+        terminate(server)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--sends", type=int, default=1_000_000)
+    args = parser.parse_args()
+    with private_database() as (dsn, _):
+        asyncio.run(fill(dsn, 0))
+        empty = start_and_measure(dsn)
+        print(f"empty quarantine: RSS {empty['rss_kib'] / 1024:.1f} MiB", flush=True)
+        print(
+            "| quarantined | load into PostgreSQL s | serving after s | index loaded after s |"
+            " RSS MiB | peak MiB | memory bytes per number | disk bytes per number |"
+        )
+        print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for size in args.sizes:
+            loaded_s = asyncio.run(fill(dsn, size))
+            figures = start_and_measure(dsn)
+            per_number = (figures["rss_kib"] - empty["rss_kib"]) * 1024 / size
+            disk = asyncio.run(table_bytes(dsn, "quarantine")) / size
+            serving, loaded = figures["serving_s"], figures["index_loaded_s"]
+            rss, peak = figures["rss_kib"] / 1024, figures["peak_kib"] / 1024
+            print(
+                f"| {size:,} | {loaded_s:.1f} | {serving:.2f} | {loaded:.1f} | {rss:,.0f} | {peak:,.0f} |"
+                f" {per_number:.0f} | {disk:.0f} |",
+                flush=True,
+            )
+        if args.sends:
+            seconds = asyncio.run(record_sends(dsn, args.sends))
+            disk = asyncio.run(table_bytes(dsn, "sends", "campaign_recipients")) / args.sends
+            print(
+                f"\n{args.sends:,} sends recorded in {seconds:.1f}s by one connection"
+                f" ({args.sends / seconds:,.0f}/s); disk per send: {disk:.0f} bytes"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
