@@ -199,29 +199,28 @@ async def load(dsn: str, args: argparse.Namespace) -> None:
         await connection.close()
 
 
-def run_client(args: argparse.Namespace, mode: str, target: str) -> dict[str, Any]:
-    command = [sys.executable, str(HERE), "--client", mode, "--target", target]
+def run_client(args: argparse.Namespace, mode: str, target: str, script: Path = HERE) -> dict[str, Any]:
+    """Run one load scenario in a client process of its own (`script --client mode`); its figures."""
+    command = [sys.executable, str(script), "--client", mode, "--target", target]
     for name in ("quarantined", "licences", "batch", "in_flight", "seconds", "warmup", "channels"):
         command += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
     result = subprocess.run(command, capture_output=True, text=True, check=True, timeout=600)
     return dict(json.loads(result.stdout.strip().splitlines()[-1]))
 
 
-def report(args: argparse.Namespace, dsn: str, address: str, ceiling_address: str) -> None:
-    """Run the scenarios round after round, then print medians, ratios and the propagation delay."""
-    scenarios = (
-        ("stopgate", "grpc", address),
-        ("direct", "direct", dsn),
-        ("stopgate+record", "record", address),
-        ("ceiling", "grpc", ceiling_address),
-    )
-    results: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in scenarios}
+def compare(
+    args: argparse.Namespace, scenarios: dict[str, tuple[str, str, Path]]
+) -> dict[str, dict[str, float]]:
+    """Run the scenarios {name: (mode, target, script)} one after the other for `args.rounds` rounds,
+    printing each run; return the median figures of each, in a table printed at the end."""
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name in scenarios}
+    width = max(map(len, scenarios))
     for round_number in range(1, args.rounds + 1):
-        for name, mode, target in scenarios:
-            figures = run_client(args, mode, target)
+        for name, (mode, target, script) in scenarios.items():
+            figures = run_client(args, mode, target, script)
             results[name].append(figures)
             print(
-                f"round {round_number} {name:16s} {figures['numbers_per_s']:>11,.0f} numbers/s"
+                f"round {round_number} {name:{width}s} {figures['numbers_per_s']:>11,.0f} numbers/s"
                 f"  p50 {figures['p50_ms']:6.2f} ms  p99 {figures['p99_ms']:6.2f} ms",
                 flush=True,
             )
@@ -237,6 +236,20 @@ def report(args: argparse.Namespace, dsn: str, address: str, ceiling_address: st
     for name, figures in median.items():
         rate, p50, p99 = figures["numbers_per_s"], figures["p50_ms"], figures["p99_ms"]
         print(f"| {name} | {rate:,.0f} | {p50:.2f} | {p99:.2f} |")
+    return median
+
+
+def report(args: argparse.Namespace, dsn: str, address: str, ceiling_address: str) -> None:
+    """Run the scenarios round after round, then print medians, ratios and the propagation delay."""
+    median = compare(
+        args,
+        {
+            "stopgate": ("grpc", address, HERE),
+            "direct": ("direct", dsn, HERE),
+            "stopgate+record": ("record", address, HERE),
+            "ceiling": ("grpc", ceiling_address, HERE),
+        },
+    )
     delays = asyncio.run(propagation(dsn, address, samples=200))
     print(
         f"\npropagation, committed elsewhere -> blocked by CheckBatch ({len(delays)} samples):"
@@ -248,8 +261,8 @@ def report(args: argparse.Namespace, dsn: str, address: str, ceiling_address: st
     print(f"ratio stopgate / ceiling: {rate['stopgate'] / rate['ceiling']:.2f}x")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_load_arguments(parser: argparse.ArgumentParser) -> None:
+    """The data and load shared with bench/peers.py (the issue's sizes by default)."""
     parser.add_argument("--quarantined", type=int, default=1_000_000)
     parser.add_argument("--licences", type=int, default=100)
     parser.add_argument("--batch", type=int, default=1000)
@@ -257,6 +270,11 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--rounds", type=int, default=3)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_load_arguments(parser)
     parser.add_argument("--workers", type=int, default=1, help="stopgate server processes")
     parser.add_argument("--channels", type=int, default=1, help="gRPC connections of the client")
     parser.add_argument("--client", choices=["grpc", "record", "direct"], help=argparse.SUPPRESS)

@@ -27,7 +27,6 @@ import json
 import os
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import time
@@ -39,7 +38,6 @@ import check_batch
 from harness import authorised_channel, closed_loop, percentile, private_database, stopgate_server
 
 HERE = Path(__file__).resolve()
-FIGURES = ("numbers_per_s", "p50_ms", "p99_ms")
 
 
 # ---- (c) Redis ------------------------------------------------------------------------------------
@@ -162,42 +160,9 @@ def checks_served(metrics_address: str) -> float:
 # ---- orchestration -------------------------------------------------------------------------------
 
 
-def run_client(args: argparse.Namespace, script: Path, mode: str, target: str) -> dict[str, Any]:
-    command = [sys.executable, str(script), "--client", mode, "--target", target]
-    for name in ("quarantined", "licences", "batch", "in_flight", "seconds", "warmup", "channels"):
-        command += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
-    result = subprocess.run(command, capture_output=True, text=True, check=True, timeout=600)
-    return dict(json.loads(result.stdout.strip().splitlines()[-1]))
-
-
-def compare(
-    args: argparse.Namespace, targets: dict[str, tuple[Path, str, str]]
-) -> dict[str, dict[str, float]]:
-    results: dict[str, list[dict[str, Any]]] = {name: [] for name in targets}
-    for round_number in range(1, args.rounds + 1):
-        for name, (script, mode, target) in targets.items():
-            figures = run_client(args, script, mode, target)
-            results[name].append(figures)
-            print(
-                f"round {round_number} {name:9s} {figures['numbers_per_s']:>11,.0f} numbers/s"
-                f"  p50 {figures['p50_ms']:6.2f} ms  p99 {figures['p99_ms']:6.2f} ms",
-                flush=True,
-            )
-    return {
-        name: {key: statistics.median(run[key] for run in runs) for key in FIGURES}
-        for name, runs in results.items()
-    }
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quarantined", type=int, default=1_000_000)
-    parser.add_argument("--licences", type=int, default=100)
-    parser.add_argument("--batch", type=int, default=1000)
-    parser.add_argument("--in-flight", type=int, default=16)
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--warmup", type=float, default=2.0)
-    parser.add_argument("--rounds", type=int, default=3)
+    check_batch.add_load_arguments(parser)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="stopgate server processes")
     parser.add_argument("--samples", type=int, default=200, help="STOPs timed for invariant 3")
     parser.add_argument("--client", choices=["redis"], help=argparse.SUPPRESS)
@@ -231,13 +196,13 @@ def main() -> int:
             ceiling_address = f"127.0.0.1:{ceiling.stdout.readline().strip()}"
             with stopgate_server(dsn, "block list index loaded", args.workers) as server:
                 batch_script = Path(check_batch.__file__)
-                median = compare(
+                median = check_batch.compare(
                     args,
                     {
-                        "stopgate": (batch_script, "grpc", server.address),
-                        "direct": (batch_script, "direct", dsn),
-                        "redis": (HERE, "redis", str(redis_port)),
-                        "ceiling": (batch_script, "grpc", ceiling_address),
+                        "stopgate": ("grpc", server.address, batch_script),
+                        "direct": ("direct", dsn, batch_script),
+                        "redis": ("redis", str(redis_port), HERE),
+                        "ceiling": ("grpc", ceiling_address, batch_script),
                     },
                 )
                 delays = asyncio.run(propagation_to_every_worker(server.address, args.channels, args.samples))
@@ -248,15 +213,7 @@ def main() -> int:
                     process.terminate()
                     process.wait(timeout=30)
 
-    print(
-        f"\nmedians over {args.rounds} rounds ({args.quarantined:,} quarantined, {args.licences} licences,"
-        f" batches of {args.batch}, {args.in_flight} in flight; stopgate: {args.workers} workers,"
-        f" {args.channels} connections):"
-    )
-    print("| peer | numbers/s | p50 ms | p99 ms |\n|---|---:|---:|---:|")
-    for name, figures in median.items():
-        speed, p50, p99 = figures["numbers_per_s"], figures["p50_ms"], figures["p99_ms"]
-        print(f"| {name} | {speed:,.0f} | {p50:.2f} | {p99:.2f} |")
+    print(f"(stopgate: {args.workers} workers, {args.channels} connections)")
     rate = {name: figures["numbers_per_s"] for name, figures in median.items()}
     for peer, goal in (("direct", 1.5), ("redis", 1.0), ("ceiling", 0.5)):
         ratio = rate["stopgate"] / rate[peer]
