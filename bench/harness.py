@@ -91,6 +91,38 @@ def stopgate_server(dsn: str, ready_message: str = "serving", workers: int = 1) 
         terminate(server)
 
 
+@contextlib.contextmanager
+def profiled(pid: int, output: Path | None) -> Iterator[None]:
+    """Samples process `pid` and its children with py-spy (the `bench` extra) while the block runs, into
+    `output` as collapsed stacks (one line per stack with its sample count: grep-able, and the input of any
+    flame-graph tool). Does nothing when `output` is None."""
+    if output is None:
+        yield
+        return
+    spy = str(Path(sys.executable).with_name("py-spy"))
+    command = [spy, "record", "--pid", str(pid), "--subprocesses", "--rate", "250", "--nonblocking"]
+    recorder = subprocess.Popen([*command, "--format", "raw", "--output", str(output)], text=True)
+    time.sleep(1)  # py-spy attaches before the load starts
+    try:
+        yield
+    finally:
+        recorder.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+        recorder.wait(timeout=60)
+        print(f"profile: {output} ({summary(output)})", flush=True)
+
+
+def summary(collapsed: Path, top: int = 8) -> str:
+    """The functions with the most samples anywhere on the stack, as shares of all samples."""
+    total, inclusive = 0, {}  # type: ignore[var-annotated]
+    for line in collapsed.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        total += int(count)
+        for frame in set(stack.split(";")):
+            inclusive[frame] = inclusive.get(frame, 0) + int(count)
+    ranked = sorted(inclusive.items(), key=lambda item: -item[1])
+    return "; ".join(f"{frame} {100 * n / max(total, 1):.0f}%" for frame, n in ranked[:top])
+
+
 def terminate(process: subprocess.Popen[str]) -> None:
     """Stop a server process we started: SIGTERM (it drains), then SIGKILL after 60 s."""
     process.send_signal(signal.SIGTERM)
@@ -117,6 +149,34 @@ def rss_kib(pid: int) -> tuple[int, int]:
         line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line
     )
     return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
+
+
+def cpu_seconds(root_pid: int) -> float:
+    """CPU time (user + system) used so far by a process and every live descendant: for `stopgate serve`
+    with its workers, or for a PostgreSQL postmaster with its backends."""
+    parents, used = {}, {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue  # the process has ended
+        pid = int(stat.parent.name)
+        parents[pid] = int(fields[1])
+        used[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def descends(pid: int) -> bool:
+        while pid > 1:
+            if pid == root_pid:
+                return True
+            pid = parents.get(pid, 0)
+        return False
+
+    return sum(seconds for pid, seconds in used.items() if descends(pid))
+
+
+def postmaster_pid(workdir: Path) -> int:
+    """The PID of the cluster `private_database` started in `workdir`."""
+    return int(next(workdir.rglob("postmaster.pid")).read_text().splitlines()[0])
 
 
 def percentile(sorted_values: Sequence[float], fraction: float) -> float:

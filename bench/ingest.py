@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -24,10 +26,27 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from harness import authorised_channel, percentile, private_database, stopgate_server
+from harness import (
+    authorised_channel,
+    cpu_seconds,
+    percentile,
+    postmaster_pid,
+    private_database,
+    profiled,
+    stopgate_server,
+)
 
 HERE = Path(__file__).resolve()
 SHORTCODE = "36180"
+RAW_INSERT = """
+INSERT INTO inbound_events_raw (
+    phone, event_id, received_at, source, recipient, network, raw_text, country_prefix, reason, licence_hint,
+    intent_hint, intent, matched_keyword, match_kind, outcome, licence_id, campaign_id, attributed_sent_at)
+SELECT * FROM unnest(
+    $1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+    $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[],
+    $17::text[], $18::timestamptz[])
+"""
 
 
 def phone(i: int) -> str:
@@ -60,18 +79,21 @@ async def stream_load(address: str, args: argparse.Namespace) -> dict[str, float
         ]
         for s in range(args.streams)
     ]
-    async with authorised_channel(address) as channel:
-        stub = stop_ingest_pb2_grpc.StopIngestStub(channel)
 
-        async def one_stream(batches: list[Any]) -> int:
-            acked = 0
-            async for response in stub.StreamEvents(iter(batches)):
-                acked += len(response.acks)
-            return acked
+    async def one_stream(stub: Any, batches: list[Any]) -> int:
+        acked = 0
+        async for response in stub.StreamEvents(iter(batches)):
+            acked += len(response.acks)
+        return acked
 
-        started = time.perf_counter()
-        acked = sum(await asyncio.gather(*(one_stream(b) for b in requests)))
-        elapsed = time.perf_counter() - started
+    async with contextlib.AsyncExitStack() as stack:
+        # A connection per stream, as separate ingress processes would have: spread over the workers.
+        channels = [await stack.enter_async_context(authorised_channel(address)) for _ in requests]
+        await asyncio.gather(*(channel.channel_ready() for channel in channels))
+        stubs = [stop_ingest_pb2_grpc.StopIngestStub(channel) for channel in channels]
+        began = time.perf_counter()
+        acked = sum(await asyncio.gather(*map(one_stream, stubs, requests)))
+        elapsed = time.perf_counter() - began
     return {"events_per_s": acked / elapsed, "events": acked}
 
 
@@ -110,7 +132,7 @@ async def raw_insert(dsn: str, args: argparse.Namespace) -> dict[str, float]:
     per_stream = args.events // args.streams
 
     def columns(start: int) -> list[list[Any]]:
-        """The 18 columns of ingest_events for B rows, as stopgate writes them for these STOPs."""
+        """The 18 columns of RAW_INSERT for B rows, as stopgate stores these STOPs."""
         rows = range(start, start + args.batch)
         constant = [now, "SMS_REPLY", SHORTCODE, "", "STOP", "", "", "", "", "OPT_OUT", "STOP", "EXACT"]
         constant += ["QUARANTINED", "acme", "spring", now]
@@ -120,16 +142,10 @@ async def raw_insert(dsn: str, args: argparse.Namespace) -> dict[str, float]:
             *([value] * args.batch for value in constant),
         ]
 
-    from stopgate_server.store.queries import QUERIES
-
-    statement = QUERIES["ingest_events"].replace(
-        "INSERT INTO inbound_events ", "INSERT INTO inbound_events_raw "
-    )
-
     async def one_stream(s: int) -> None:
         async with pool.acquire() as connection:
             for k in range(0, per_stream, args.batch):
-                await connection.execute(statement, *columns(s * per_stream + k))
+                await connection.execute(RAW_INSERT, *columns(s * per_stream + k))
 
     started = time.perf_counter()
     await asyncio.gather(*(one_stream(s) for s in range(args.streams)))
@@ -170,6 +186,10 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=100.0, help="IngestEvent calls per second")
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of the IngestEvent run")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="stopgate server processes")
+    parser.add_argument(
+        "--profile", type=Path, help="py-spy the server during the streamed rounds into this file"
+    )
     parser.add_argument("--client", choices=["stream", "unary", "raw"], help=argparse.SUPPRESS)
     parser.add_argument("--target", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -181,18 +201,26 @@ def main() -> int:
         return 0
 
     streamed, raw = [], []
-    with private_database() as (dsn, _):
+    with private_database() as (dsn, workdir):
         asyncio.run(load_sends(dsn, args.events + int(args.rate * args.seconds)))
-        with stopgate_server(dsn) as server:
+        database = postmaster_pid(workdir)
+        with stopgate_server(dsn, workers=args.workers) as server:
             address = server.address
             for round_number in range(1, args.rounds + 1):
                 reset = asyncio.run(_reset(dsn))
                 assert reset is None
-                streamed.append(client("stream", address, args)["events_per_s"])
+                cpu_before = cpu_seconds(server.pid), cpu_seconds(database)
+                with profiled(server.pid, args.profile if round_number == 1 else None):
+                    streamed.append(client("stream", address, args)["events_per_s"])
+                server_ms, database_ms = (
+                    1000 * (cpu_seconds(pid) - before) / (args.events / 1000)
+                    for pid, before in zip((server.pid, database), cpu_before, strict=True)
+                )
                 raw.append(client("raw", dsn, args)["events_per_s"])
                 print(
                     f"round {round_number}: stopgate {streamed[-1]:,.0f} durable events/s,"
-                    f" raw insert {raw[-1]:,.0f} rows/s, ratio {streamed[-1] / raw[-1]:.2f}",
+                    f" raw insert {raw[-1]:,.0f} rows/s, ratio {streamed[-1] / raw[-1]:.2f};"
+                    f" CPU per 1,000 events: server {server_ms:.0f} ms, PostgreSQL {database_ms:.0f} ms",
                     flush=True,
                 )
             latency = client("unary", address, args)

@@ -48,8 +48,11 @@ async def quarantine(stub: Any, numbers: list[str], licence: str = "acme") -> pb
     return response
 
 
-async def stop_list(db: asyncpg.Connection, shortcode: str, phone: str, stopped_ago: timedelta) -> None:
-    """A shortcode stop list entry as StopIngest writes it (ingest is another service)."""
+async def stop_list(
+    db: asyncpg.Connection, shortcode: str, phone: str, stopped_ago: timedelta, seen_by: Application | None
+) -> None:
+    """A shortcode stop list entry as StopIngest writes it (ingest is another service), then `seen_by`'s
+    index waits until it has heard of it (another process's write may take up to a second: invariant 3)."""
     await db.execute(
         "INSERT INTO shortcode_stop_list (phone, shortcode, since, event_id, last_stop_at)"
         " VALUES ($1, $2, now() - $3::interval, 'evt-1', now() - $3::interval)",
@@ -57,10 +60,13 @@ async def stop_list(db: asyncpg.Connection, shortcode: str, phone: str, stopped_
         shortcode,
         stopped_ago,
     )
+    await _heard_of_it(seen_by)
 
 
-async def stop_quarantine(db: asyncpg.Connection, licence: str, phone: str, stopped_ago: timedelta) -> None:
-    """A licence quarantine entry from a STOP event, as StopIngest writes it."""
+async def stop_quarantine(
+    db: asyncpg.Connection, licence: str, phone: str, stopped_ago: timedelta, seen_by: Application | None
+) -> None:
+    """A licence quarantine entry from a STOP event, as StopIngest writes it; then as `stop_list`."""
     await db.execute(
         "INSERT INTO quarantine (phone, licence_id, since, source, event_id, last_stop_at)"
         " VALUES ($1, $2, now() - $3::interval, 'SMS_REPLY', 'evt-2', now() - $3::interval)",
@@ -68,6 +74,13 @@ async def stop_quarantine(db: asyncpg.Connection, licence: str, phone: str, stop
         licence,
         stopped_ago,
     )
+    await _heard_of_it(seen_by)
+
+
+async def _heard_of_it(app: Application | None) -> None:
+    if app is not None:
+        assert app.index is not None
+        await app.index.sync()
 
 
 def field_violations(error: grpc.aio.AioRpcError) -> list[str]:
@@ -137,9 +150,9 @@ async def test_release_needs_consent_and_unblocks(stub: Any) -> None:
 
 
 async def test_shortcode_stop_list_blocks_every_licence_sending_from_it(
-    stub: Any, db: asyncpg.Connection
+    app: Application, stub: Any, db: asyncpg.Connection
 ) -> None:
-    await stop_list(db, "36180", ALICE, timedelta(days=2))
+    await stop_list(db, "36180", ALICE, timedelta(days=2), app)
     for licence in ("acme", "globex"):
         response = await check(stub, [ALICE, BOB], licence=licence, sender=SHORTCODE)
         assert verdicts(response) == [
@@ -155,9 +168,11 @@ async def test_shortcode_stop_list_blocks_every_licence_sending_from_it(
     assert verdicts(await check(stub, [ALICE], sender=declared))[0][0] == "VERDICT_BLOCK"
 
 
-async def test_one_free_confirmation_within_five_minutes_of_a_stop(stub: Any, db: asyncpg.Connection) -> None:
-    await stop_quarantine(db, "acme", ALICE, timedelta(seconds=30))
-    await stop_quarantine(db, "acme", BOB, timedelta(minutes=6))
+async def test_one_free_confirmation_within_five_minutes_of_a_stop(
+    app: Application, stub: Any, db: asyncpg.Connection
+) -> None:
+    await stop_quarantine(db, "acme", ALICE, timedelta(seconds=30), app)
+    await stop_quarantine(db, "acme", BOB, timedelta(minutes=6), app)
     await quarantine(stub, [CAROL])  # manual: no STOP, so no confirmation
 
     marketing = await check(stub, [ALICE], category=MARKETING)
@@ -172,9 +187,11 @@ async def test_one_free_confirmation_within_five_minutes_of_a_stop(stub: Any, db
     assert verdicts(second) == [("VERDICT_BLOCK", "CHECK_REASON_QUARANTINED")]
 
 
-async def test_concurrent_confirmation_checks_grant_it_once(stub: Any, db: asyncpg.Connection) -> None:
-    await stop_quarantine(db, "acme", ALICE, timedelta(seconds=10))
-    await stop_list(db, "36180", ALICE, timedelta(seconds=10))
+async def test_concurrent_confirmation_checks_grant_it_once(
+    app: Application, stub: Any, db: asyncpg.Connection
+) -> None:
+    await stop_quarantine(db, "acme", ALICE, timedelta(seconds=10), app)
+    await stop_list(db, "36180", ALICE, timedelta(seconds=10), app)
     responses = await asyncio.gather(
         *(check(stub, [ALICE], category=CONFIRMATION, sender=SHORTCODE) for _ in range(8))
     )
@@ -222,7 +239,9 @@ async def test_record_sends_all_or_nothing(stub: Any, db: asyncpg.Connection) ->
     assert field_violations(caught.value) == ["sent_at"]
 
 
-async def test_number_status_tells_the_whole_story(stub: Any, db: asyncpg.Connection) -> None:
+async def test_number_status_tells_the_whole_story(
+    app: Application, stub: Any, db: asyncpg.Connection
+) -> None:
     record = pb.RecordSendsRequest(
         licence_id="acme", campaign_id="winter", sender=SHORTCODE, phone_numbers=[ALICE]
     )
@@ -233,7 +252,7 @@ async def test_number_status_tells_the_whole_story(stub: Any, db: asyncpg.Connec
     )
     await stub.ReleaseNumbers(release, timeout=10)
     await quarantine(stub, [ALICE])
-    await stop_list(db, "36180", ALICE, timedelta(hours=1))
+    await stop_list(db, "36180", ALICE, timedelta(hours=1), app)
 
     status = await stub.GetNumberStatus(
         pb.GetNumberStatusRequest(licence_id="acme", phone_number="0612345678", default_region="FR")
@@ -306,7 +325,7 @@ async def test_a_stop_written_by_another_process_blocks_within_a_second(
 ) -> None:
     """Invariant 3 through the index: a write this process did not make reaches it by NOTIFY."""
     await _wait_until_index_current(app)
-    await stop_quarantine(db, "acme", ALICE, timedelta(0))
+    await stop_quarantine(db, "acme", ALICE, timedelta(0), seen_by=None)
     started = asyncio.get_running_loop().time()
     while verdicts(await check(stub, [ALICE]))[0][0] != "VERDICT_BLOCK":
         assert asyncio.get_running_loop().time() - started < 1.0

@@ -149,95 +149,147 @@ SELECT 's', shortcode, phone FROM shortcode_stop_list;
 -- before it has been applied.
 SELECT pg_notify('stopgate_blocklist', $1);
 
--- name: ingest_existing_events
--- Events of the batch stored before (idempotency on event_id, per phone).
-SELECT phone, event_id, outcome, intent, matched_keyword, match_kind, licence_id, campaign_id
-FROM inbound_events
-WHERE (phone, event_id) IN (SELECT * FROM unnest($1::text[], $2::text[]));
-
--- name: ingest_latest_sends
--- For each (phone $1[i], shortcode $2[i]): the most recent send to the phone, through that shortcode when
--- it is not '' (whatever the licence: a shared shortcode attributes across licences).
-SELECT i.idx, s.licence_id, s.campaign_id, s.sent_at
-FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS i(phone, shortcode, idx)
-JOIN LATERAL (
-    SELECT licence_id, campaign_id, sent_at FROM sends
-    WHERE sends.phone = i.phone AND (i.shortcode = '' OR sends.sender = i.shortcode)
-    ORDER BY sent_at DESC
-    LIMIT 1
-) s ON true;
-
--- name: ingest_quarantine
--- Opt-outs into licence quarantines; a new STOP of a quarantined number renews its confirmation.
-INSERT INTO quarantine AS q (phone, licence_id, since, source, campaign_id, event_id, last_stop_at)
-SELECT phone, licence_id, at, source, campaign_id, event_id, at
-FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[])
-    AS e(phone, licence_id, at, source, campaign_id, event_id)
-ORDER BY phone, licence_id
-ON CONFLICT (phone, licence_id) DO UPDATE SET
-    last_stop_at = greatest(q.last_stop_at, excluded.last_stop_at),
-    confirmation_used = q.confirmation_used AND q.last_stop_at >= excluded.last_stop_at
-RETURNING phone, licence_id, (xmax = 0) AS inserted;
-
--- name: ingest_stop_list
--- Opt-outs sent to a shortcode onto its stop list.
-INSERT INTO shortcode_stop_list AS s (phone, shortcode, since, event_id, last_stop_at)
-SELECT phone, shortcode, at, event_id, at
-FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[]) AS e(phone, shortcode, at, event_id)
-ORDER BY phone, shortcode
-ON CONFLICT (phone, shortcode) DO UPDATE SET
-    last_stop_at = greatest(s.last_stop_at, excluded.last_stop_at),
-    confirmation_used = s.confirmation_used AND s.last_stop_at >= excluded.last_stop_at
-RETURNING phone, shortcode, (xmax = 0) AS inserted;
-
--- name: ingest_release_quarantine
-DELETE FROM quarantine q USING unnest($1::text[], $2::text[]) AS r(phone, licence_id)
-WHERE q.phone = r.phone AND q.licence_id = r.licence_id
-RETURNING q.phone, q.licence_id;
-
--- name: ingest_release_stop_list
-DELETE FROM shortcode_stop_list s USING unnest($1::text[], $2::text[]) AS r(phone, shortcode)
-WHERE s.phone = r.phone AND s.shortcode = r.shortcode
-RETURNING s.phone, s.shortcode;
-
--- name: ingest_history
-INSERT INTO number_history (phone, occurred_at, action, source, licence_id, campaign_id, shortcode, event_id,
-                            reason)
-SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[],
-                     $7::text[], $8::text[], $9::text[]);
-
--- name: ingest_campaign_stops
--- New unsubscribes attributed to campaigns, counted by source, in the campaigns' counters.
-UPDATE campaign_counters c SET
-    unsubscribe_count = c.unsubscribe_count + d.total,
-    unsubscribes_sms_reply = c.unsubscribes_sms_reply + d.sms_reply,
-    unsubscribes_operator = c.unsubscribes_operator + d.operator,
-    unsubscribes_web = c.unsubscribes_web + d.web,
-    unsubscribes_gateway = c.unsubscribes_gateway + d.gateway,
-    unsubscribes_import = c.unsubscribes_import + d.import,
-    first_stop_at = least(c.first_stop_at, d.first_stop),
-    last_stop_at = greatest(c.last_stop_at, d.last_stop)
-FROM (
-    SELECT licence_id, campaign_id, count(*) AS total,
-           count(*) FILTER (WHERE source = 'SMS_REPLY') AS sms_reply,
-           count(*) FILTER (WHERE source = 'OPERATOR_NOTIFICATION') AS operator,
-           count(*) FILTER (WHERE source = 'WEB_UNSUBSCRIBE') AS web,
-           count(*) FILTER (WHERE source = 'GATEWAY') AS gateway,
-           count(*) FILTER (WHERE source = 'IMPORT') AS import,
-           min(at) AS first_stop, max(at) AS last_stop
-    FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[]) AS e(licence_id, campaign_id, source, at)
-    GROUP BY licence_id, campaign_id
-    ORDER BY licence_id, campaign_id
-) d
-WHERE c.licence_id = d.licence_id AND c.campaign_id = d.campaign_id;
-
--- name: ingest_events
-INSERT INTO inbound_events (phone, event_id, received_at, source, recipient, network, raw_text, country_prefix,
-                            reason, licence_hint, intent_hint, intent, matched_keyword, match_kind, outcome,
-                            licence_id, campaign_id, attributed_sent_at)
-SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[],
-                     $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[],
-                     $15::text[], $16::text[], $17::text[], $18::timestamptz[]);
+-- name: ingest_round
+-- Applies inbound events of distinct phones (one round of a batch) in one statement: one row per event,
+-- `idx` its 1-based position. An event stored before (same phone and event_id) is a DUPLICATE answered with
+-- what was done the first time. For the others: an opt-out or opt-in is attributed to the most recent send
+-- to the phone, through the event's shortcode when it has one (whatever the licence: a shared shortcode
+-- attributes across licences), else to the licence hint; an opt-out quarantines the number in that licence
+-- (a new STOP of a quarantined number renews its confirmation) and puts it on the shortcode's stop list; an
+-- opt-in releases both; both go to the number's history; every event is stored with its outcome; and the
+-- STOPs that blocked anew count as unsubscribes of their campaign. One event per phone is what makes the
+-- sub-statements, which share one snapshot, touch each row at most once.
+WITH batch AS (
+    SELECT *
+    FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[],
+                $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[],
+                $15::text[])
+        WITH ORDINALITY AS b(phone, event_id, received_at, source, recipient, shortcode, network, raw_text,
+                             country_prefix, reason, licence_hint, intent_hint, intent, matched_keyword,
+                             match_kind, idx)
+),
+stored AS (
+    -- LIMIT 1: a parameterised primary-key probe per event, whatever the table's statistics say.
+    SELECT b.idx, e.*
+    FROM batch b
+    JOIN LATERAL (
+        SELECT outcome, intent, matched_keyword, match_kind, licence_id, campaign_id FROM inbound_events
+        WHERE inbound_events.phone = b.phone AND inbound_events.event_id = b.event_id
+        LIMIT 1
+    ) e ON true
+),
+attributed AS (
+    SELECT b.*, s.sent_at,
+           CASE WHEN b.intent IN ('OPT_OUT', 'OPT_IN') THEN coalesce(s.licence_id, b.licence_hint) ELSE '' END
+               AS licence_id,
+           coalesce(s.campaign_id, '') AS campaign_id
+    FROM batch b
+    LEFT JOIN LATERAL (
+        SELECT licence_id, campaign_id, sent_at FROM sends
+        WHERE b.intent IN ('OPT_OUT', 'OPT_IN')
+          AND sends.phone = b.phone AND (b.shortcode = '' OR sends.sender = b.shortcode)
+        ORDER BY sent_at DESC
+        LIMIT 1
+    ) s ON true
+    WHERE b.idx NOT IN (SELECT idx FROM stored)
+),
+quarantined AS (
+    INSERT INTO quarantine AS q (phone, licence_id, since, source, campaign_id, event_id, last_stop_at)
+    SELECT phone, licence_id, received_at, source, nullif(campaign_id, ''), event_id, received_at
+    FROM attributed
+    WHERE intent = 'OPT_OUT' AND licence_id <> ''
+    ORDER BY phone, licence_id
+    ON CONFLICT (phone, licence_id) DO UPDATE SET
+        last_stop_at = greatest(q.last_stop_at, excluded.last_stop_at),
+        confirmation_used = q.confirmation_used AND q.last_stop_at >= excluded.last_stop_at
+    RETURNING phone, (xmax = 0) AS inserted
+),
+listed AS (
+    INSERT INTO shortcode_stop_list AS s (phone, shortcode, since, event_id, last_stop_at)
+    SELECT phone, shortcode, received_at, event_id, received_at
+    FROM attributed
+    WHERE intent = 'OPT_OUT' AND shortcode <> ''
+    ORDER BY phone, shortcode
+    ON CONFLICT (phone, shortcode) DO UPDATE SET
+        last_stop_at = greatest(s.last_stop_at, excluded.last_stop_at),
+        confirmation_used = s.confirmation_used AND s.last_stop_at >= excluded.last_stop_at
+    RETURNING phone, (xmax = 0) AS inserted
+),
+released AS (
+    DELETE FROM quarantine q USING attributed a
+    WHERE a.intent = 'OPT_IN' AND q.phone = a.phone AND q.licence_id = a.licence_id
+    RETURNING q.phone
+),
+unlisted AS (
+    DELETE FROM shortcode_stop_list s USING attributed a
+    WHERE a.intent = 'OPT_IN' AND s.phone = a.phone AND s.shortcode = a.shortcode
+    RETURNING s.phone
+),
+decided AS (
+    SELECT a.*,
+           CASE
+               WHEN a.intent = 'OPT_OUT' AND (q.inserted OR l.inserted) THEN 'QUARANTINED'
+               WHEN a.intent = 'OPT_OUT' AND (q.phone IS NOT NULL OR l.phone IS NOT NULL) THEN 'ALREADY_QUARANTINED'
+               WHEN a.intent = 'OPT_IN' AND (r.phone IS NOT NULL OR u.phone IS NOT NULL) THEN 'RELEASED'
+               ELSE 'NO_ACTION'
+           END AS outcome,
+           a.intent = 'OPT_OUT' AND (q.phone IS NOT NULL OR l.phone IS NOT NULL) AS blocked,
+           -- a campaign's unsubscribes: the STOPs attributed to it that blocked anew
+           a.intent = 'OPT_OUT' AND a.campaign_id <> '' AND (q.inserted OR l.inserted) IS TRUE AS unsubscribed
+    FROM attributed a
+    LEFT JOIN quarantined q USING (phone)
+    LEFT JOIN listed l USING (phone)
+    LEFT JOIN released r USING (phone)
+    LEFT JOIN unlisted u USING (phone)
+),
+history AS (
+    INSERT INTO number_history (phone, occurred_at, action, source, licence_id, campaign_id, shortcode,
+                                event_id, reason)
+    SELECT phone, received_at, intent, source, nullif(licence_id, ''), nullif(campaign_id, ''),
+           nullif(shortcode, ''), event_id, nullif(reason, '')
+    FROM attributed
+    WHERE intent IN ('OPT_OUT', 'OPT_IN')
+    ORDER BY idx
+),
+events AS (
+    INSERT INTO inbound_events (phone, event_id, received_at, source, recipient, network, raw_text,
+                                country_prefix, reason, licence_hint, intent_hint, intent, matched_keyword,
+                                match_kind, outcome, licence_id, campaign_id, attributed_sent_at)
+    SELECT phone, event_id, received_at, source, recipient, network, raw_text, country_prefix, reason,
+           licence_hint, intent_hint, intent, matched_keyword, match_kind, outcome, nullif(licence_id, ''),
+           nullif(campaign_id, ''), sent_at
+    FROM decided
+),
+counted AS (
+    UPDATE campaign_counters c SET
+        unsubscribe_count = c.unsubscribe_count + d.total,
+        unsubscribes_sms_reply = c.unsubscribes_sms_reply + d.sms_reply,
+        unsubscribes_operator = c.unsubscribes_operator + d.operator,
+        unsubscribes_web = c.unsubscribes_web + d.web,
+        unsubscribes_gateway = c.unsubscribes_gateway + d.gateway,
+        unsubscribes_import = c.unsubscribes_import + d.import,
+        first_stop_at = least(c.first_stop_at, d.first_stop),
+        last_stop_at = greatest(c.last_stop_at, d.last_stop)
+    FROM (
+        SELECT licence_id, campaign_id, count(*) AS total,
+               count(*) FILTER (WHERE source = 'SMS_REPLY') AS sms_reply,
+               count(*) FILTER (WHERE source = 'OPERATOR_NOTIFICATION') AS operator,
+               count(*) FILTER (WHERE source = 'WEB_UNSUBSCRIBE') AS web,
+               count(*) FILTER (WHERE source = 'GATEWAY') AS gateway,
+               count(*) FILTER (WHERE source = 'IMPORT') AS import,
+               min(received_at) AS first_stop, max(received_at) AS last_stop
+        FROM decided
+        WHERE unsubscribed
+        GROUP BY licence_id, campaign_id
+        ORDER BY licence_id, campaign_id
+    ) d
+    WHERE c.licence_id = d.licence_id AND c.campaign_id = d.campaign_id
+)
+SELECT idx, outcome, intent, matched_keyword, match_kind, licence_id, campaign_id, blocked FROM decided
+UNION ALL
+SELECT idx, 'DUPLICATE', intent, matched_keyword, match_kind, coalesce(licence_id, ''), coalesce(campaign_id, ''),
+       false
+FROM stored;
 
 -- name: ingest_rejected
 INSERT INTO rejected_events (event_id, received_at, raw_event, error)

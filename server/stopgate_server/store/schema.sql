@@ -34,34 +34,40 @@ CREATE TABLE shortcode_stop_list (
 -- channel `stopgate_blocklist` when it commits, so that every server process keeps its in-memory index
 -- current. A payload holds up to 100 lines "<q|s>|<+|->|<licence_id or shortcode>|<phone>" (statement-level
 -- triggers: one notification per 100 changed rows, not one per row). Rows are never updated in their keys.
--- Trigger arguments: the list's letter, the operation's sign, the column naming the list.
-CREATE FUNCTION stopgate_notify_blocklist() RETURNS trigger
+-- One function per list, reading its key column directly; trigger argument: the operation's sign.
+CREATE FUNCTION stopgate_notify_quarantine() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pg_notify('stopgate_blocklist', chunk)
-    FROM (
-        SELECT string_agg(concat_ws('|', TG_ARGV[0], TG_ARGV[1], to_jsonb(c) ->> TG_ARGV[2], c.phone), E'\n')
-            AS chunk
-        FROM (SELECT *, (row_number() OVER () - 1) / 100 AS part FROM changed) c
-        GROUP BY c.part
-    ) chunks;
+    PERFORM pg_notify('stopgate_blocklist',
+                      string_agg(concat_ws('|', 'q', TG_ARGV[0], licence_id, phone), E'\n'))
+    FROM (SELECT licence_id, phone, (row_number() OVER () - 1) / 100 AS part FROM changed) c
+    GROUP BY part;
     RETURN NULL;
 END
 $$;
+
+CREATE FUNCTION stopgate_notify_shortcode_stop_list() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('stopgate_blocklist',
+                      string_agg(concat_ws('|', 's', TG_ARGV[0], shortcode, phone), E'\n'))
+    FROM (SELECT shortcode, phone, (row_number() OVER () - 1) / 100 AS part FROM changed) c
+    GROUP BY part;
+    RETURN NULL;
+END
+$$;
+
 CREATE TRIGGER quarantine_insert_notify AFTER INSERT ON quarantine REFERENCING NEW TABLE AS changed
-    FOR EACH STATEMENT EXECUTE FUNCTION stopgate_notify_blocklist('q', '+', 'licence_id');
+    FOR EACH STATEMENT EXECUTE FUNCTION stopgate_notify_quarantine('+');
 CREATE TRIGGER quarantine_delete_notify AFTER DELETE ON quarantine REFERENCING OLD TABLE AS changed
-    FOR EACH STATEMENT EXECUTE FUNCTION stopgate_notify_blocklist('q', '-', 'licence_id');
+    FOR EACH STATEMENT EXECUTE FUNCTION stopgate_notify_quarantine('-');
 CREATE TRIGGER shortcode_stop_list_insert_notify AFTER INSERT ON shortcode_stop_list
     REFERENCING NEW TABLE AS changed
-    FOR EACH STATEMENT EXECUTE FUNCTION stopgate_notify_blocklist('s', '+', 'shortcode');
+    FOR EACH STATEMENT EXECUTE FUNCTION stopgate_notify_shortcode_stop_list('+');
 CREATE TRIGGER shortcode_stop_list_delete_notify AFTER DELETE ON shortcode_stop_list
     REFERENCING OLD TABLE AS changed
-    FOR EACH STATEMENT EXECUTE FUNCTION stopgate_notify_blocklist('s', '-', 'shortcode');
+    FOR EACH STATEMENT EXECUTE FUNCTION stopgate_notify_shortcode_stop_list('-');
 
--- Every send, append-only: the attribution log (which campaign reached a number last) and the source of
--- the interactions export. Partitioned by month of sent_at; stopgate_ensure_sends_partitions creates
--- partitions ahead, and retention drops old ones.
 CREATE TABLE sends (
     phone       text        NOT NULL,
     sent_at     timestamptz NOT NULL,
