@@ -123,6 +123,24 @@ class EmbeddedPostgres:
         self._create_database()
         return self.dsn
 
+    def make_standby_of(self, primary: EmbeddedPostgres, name: str) -> None:
+        """Make this cluster, not yet initialised, a streaming standby of the running `primary`: a base backup
+        and the replication connection, named `name` (what `synchronous_standby_names` lists). `start` then
+        runs it as a read-only hot standby; `pg_ctl promote` makes it a primary. For failover drills."""
+        if (self.data_dir / "PG_VERSION").exists():
+            raise EmbeddedPostgresError(f"{self.data_dir} already holds a cluster")
+        self._prepare_directories()
+        source = f"host={primary.socket_dir} port={PORT} user={CLUSTER_USER} application_name={name}"
+        self._run(
+            str(self.bindir / "pg_basebackup"),
+            *("-d", source, "-D", str(self.data_dir)),
+            *("--write-recovery-conf", "--wal-method=stream", "--checkpoint=fast"),
+        )
+
+    def promote(self) -> None:
+        """Turn this running standby into a primary; returns once it accepts writes."""
+        self._pg_ctl("promote", "-w", "-t", "60")
+
     def stop(self) -> None:
         """Stop the cluster if this object started it (fast shutdown: sessions are ended, data is safe)."""
         if self.started_here and self.is_running():
