@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,11 +27,15 @@ ACCEPTED_LATE = timedelta(days=31)  # replays after an outage
 ACCEPTED_EARLY = timedelta(minutes=5)  # clock skew of ingress
 _INTENTS = {i: common_pb2.Intent.Value(f"INTENT_{i.value}") for i in keywords.Intent}
 _INTENT_NAMES = {value: intent for intent, value in _INTENTS.items()}
+_STORED_INTENTS = {i.value: i for i in keywords.Intent}  # as store.ingest's outcomes name them
 _MATCH_KINDS = {
     keywords.MatchKind.EXACT: common_pb2.MATCH_KIND_EXACT,
     keywords.MatchKind.INFERRED: common_pb2.MATCH_KIND_INFERRED,
     keywords.MatchKind.NONE: common_pb2.MATCH_KIND_UNSPECIFIED,
 }
+_STORED_MATCH_KINDS = {kind.value: _MATCH_KINDS[kind] for kind in keywords.MatchKind}
+_OUTCOMES = {name.removeprefix("INGEST_OUTCOME_"): value for name, value in pb.IngestOutcome.items()}
+_SOURCE_NAMES = {value: name.removeprefix("EVENT_SOURCE_") for name, value in common_pb2.EventSource.items()}
 _INBOUND_SOURCES = frozenset(common_pb2.EventSource.values()) - {
     common_pb2.EVENT_SOURCE_UNSPECIFIED,
     common_pb2.EVENT_SOURCE_MANUAL,
@@ -76,7 +81,7 @@ class _Read:
             self.error, _ = status_for(InvalidArgument(violations.items))
             return
         assert phone is not None
-        source = common_pb2.EventSource.Name(raw.source).removeprefix("EVENT_SOURCE_")
+        source = _SOURCE_NAMES[raw.source]
         hint = _INTENT_NAMES.get(raw.intent_hint)
         country = phones.region_of(phone)
         classification = ingest.intent_of(source, raw.text, hint, country)
@@ -115,15 +120,15 @@ class _Read:
                 event_id=self.raw.event_id, outcome=pb.INGEST_OUTCOME_REJECTED, error=self.error
             )
         assert self.event is not None
-        intent = keywords.Intent(outcome.intent)
+        intent = _STORED_INTENTS[outcome.intent]
         fresh = outcome.outcome != "DUPLICATE"
         reply = ingest.reply_for(intent, self.language, outcome.blocked and fresh, self.received_at, now)
         return pb.EventAck(
             event_id=self.event.event_id,
-            outcome=pb.IngestOutcome.Value(f"INGEST_OUTCOME_{outcome.outcome}"),
+            outcome=_OUTCOMES[outcome.outcome],
             intent=_INTENTS[intent],
             matched_keyword=outcome.keyword,
-            match_kind=_MATCH_KINDS[keywords.MatchKind(outcome.match_kind)],
+            match_kind=_STORED_MATCH_KINDS[outcome.match_kind],
             attributed_licence_id=outcome.licence_id,
             attributed_campaign_id=outcome.campaign_id,
             confirmation_allowed=reply.confirmation_allowed,
@@ -141,18 +146,19 @@ class StopIngestServicer(stop_ingest_pb2_grpc.StopIngestServicer):
         now = datetime.now(UTC)
         reads = [_Read(raw, now) for raw in raw_events]
         valid = [r for r in reads if r.event is not None]
+        events = [r.event for r in valid if r.event is not None]
         with metrics.INGEST_IN_FLIGHT.track(), metrics.INGEST_BATCH_SECONDS.time():
-            outcomes = await self.store.ingest(
-                [r.event for r in valid if r.event is not None],
-                [r.rejected() for r in reads if r.event is None],
-            )
+            outcomes = await self.store.ingest(events, [r.rejected() for r in reads if r.event is None])
         by_read = dict(zip(map(id, valid), outcomes, strict=True))
         acks = [read.ack(by_read.get(id(read)), now) for read in reads]
-        for read, ack in zip(reads, acks, strict=True):
-            source = read.event.source if read.event else "UNKNOWN"
-            intent = common_pb2.Intent.Name(ack.intent).removeprefix("INTENT_")
-            outcome = pb.IngestOutcome.Name(ack.outcome).removeprefix("INGEST_OUTCOME_")
-            metrics.INGESTED_EVENTS.labels(source, intent, outcome).inc()
+        counted = Counter(
+            (event.source, outcome.intent, outcome.outcome)
+            for event, outcome in zip(events, outcomes, strict=True)
+        )
+        if len(valid) < len(reads):
+            counted["UNKNOWN", "UNSPECIFIED", "REJECTED"] = len(reads) - len(valid)
+        for labels, count in counted.items():  # one increment per label set: they cost ~1 µs each
+            metrics.INGESTED_EVENTS.labels(*labels).inc(count)
         return acks
 
     async def StreamEvents(

@@ -12,6 +12,7 @@ Rules 1-2 are exact matches, 3-4 inferred.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -129,8 +130,10 @@ def _keyword(normalised: str, country: str) -> Classification | None:
     return Classification(intent, keyword, MatchKind.EXACT, _language(language, country))
 
 
+@functools.lru_cache(maxsize=4096)
 def classify(text: str, country: str = "") -> Classification:
-    """The intent of an inbound text (see the module documentation for the rules, in order)."""
+    """The intent of an inbound text (see the module documentation for the rules, in order). Cached:
+    inbound texts repeat ("STOP", "Stop", "ARRET") and a classification is immutable."""
     normalised = normalise(text)
     if not normalised:
         return NOTHING

@@ -102,7 +102,6 @@ CREATE TABLE inbound_events (
     attributed_sent_at timestamptz,
     PRIMARY KEY (phone, event_id)
 );
-CREATE INDEX inbound_events_by_licence ON inbound_events (licence_id, received_at);
 CREATE INDEX inbound_events_by_campaign ON inbound_events (licence_id, campaign_id) WHERE intent = 'OPT_OUT';
 
 -- Inbound events rejected before a phone number could be read: kept with the raw input, never dropped.
