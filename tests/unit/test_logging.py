@@ -39,3 +39,14 @@ def test_log_lines_hold_no_phone_number_or_token_even_in_tracebacks() -> None:
     assert entry["caller"] == "sg_[redacted]"
     assert "+33612345678" not in line
     assert "phone=+********678" in entry["exc"]
+
+
+def test_log_lines_stay_json_with_large_counts_and_mask_phones_in_nested_fields() -> None:
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "block list index loaded", (), None)
+    record.entries = 10_000_000
+    record.seconds = 56.762
+    record.numbers = ["+33612345678", {"to": "447700900123"}]
+    entry = json.loads(JsonFormatter().format(record))
+    assert entry["entries"] == 10_000_000
+    assert entry["seconds"] == 56.762
+    assert entry["numbers"] == ["+********678", {"to": "*********123"}]

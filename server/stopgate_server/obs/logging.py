@@ -10,8 +10,9 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 # Personal data and secrets never reach the log: phone numbers (runs of 8 to 15 digits, with or without
-# "+", wherever they appear, tracebacks and database messages included) keep their last 3 digits only;
-# API tokens are replaced whole.
+# "+", wherever they appear in text, tracebacks and database messages included) keep their last 3 digits
+# only; API tokens are replaced whole. JSON numbers are left alone: stopgate handles phone numbers as text
+# only, and a count such as 10000000 must stay a number (masked, it would no longer be valid JSON).
 _PHONE = re.compile(r"(?<!\d)(\+?)(\d{5,12})(\d{3})(?!\d)")
 _TOKEN = re.compile(r"sg_[A-Za-z0-9_-]{16,}")
 
@@ -39,7 +40,18 @@ class JsonFormatter(logging.Formatter):
         entry.update((k, v) for k, v in vars(record).items() if k not in _RECORD_ATTRIBUTES)
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return redact(json.dumps(entry, default=str, ensure_ascii=False))
+        return json.dumps(_redacted(entry), ensure_ascii=False)
+
+
+def _redacted(value: Any) -> Any:
+    """`value` for the log: its text redacted, its numbers kept, anything else as redacted text."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, dict):
+        return {redact(str(key)): _redacted(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redacted(item) for item in value]
+    return redact(value if isinstance(value, str) else str(value))
 
 
 def configure(level: str, stream: TextIO = sys.stdout) -> None:
