@@ -1,12 +1,13 @@
 """Applying a batch of inbound events in one transaction: duplicates, attribution, block lists, history,
-campaign counters and the events themselves, all set-based (a few statements per batch, not per event)."""
+campaign counters and the events themselves, set-based: one statement (queries.sql, ingest_round) applies
+a whole batch unless a phone appears in it more than once."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import NamedTuple
 
@@ -119,15 +120,10 @@ async def _apply(connection: DbConnection, events: Sequence[Event]) -> list[Outc
         applied = [events[i] for i in indexes]
         for row in await connection.fetch(QUERIES["ingest_round"], *_columns(applied)):
             outcomes[indexes[row["idx"] - 1]] = Outcome(*row[1:])
-    repeats = {
-        i: first_seen[(event.phone, event.event_id)] for i, event in enumerate(events) if i not in outcomes
-    }
-    for i, first in repeats.items():
-        original = outcomes[first]
-        outcomes[i] = Outcome(
-            "DUPLICATE", original.intent, original.keyword, original.match_kind,
-            original.licence_id, original.campaign_id,
-        )  # fmt: skip
+    for i, event in enumerate(events):
+        if i not in outcomes:  # a repeat inside the batch
+            first = outcomes[first_seen[(event.phone, event.event_id)]]
+            outcomes[i] = replace(first, outcome="DUPLICATE", blocked=False)
     return [outcomes[i] for i in range(len(events))]
 
 
