@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from harness import authorised_channel, closed_loop, percentile, private_database, stopgate_server
+from harness import authorised_channel, closed_loop, percentile, private_database, profiled, stopgate_server
 
 HERE = Path(__file__).resolve()
 DIRECT_QUERY = "SELECT phone FROM quarantine WHERE licence_id = $1 AND phone = ANY($2::text[])"
@@ -277,6 +277,9 @@ def main() -> int:
     add_load_arguments(parser)
     parser.add_argument("--workers", type=int, default=1, help="stopgate server processes")
     parser.add_argument("--channels", type=int, default=1, help="gRPC connections of the client")
+    parser.add_argument(
+        "--profile", type=Path, help="first py-spy the server under one recording run, into this file"
+    )
     parser.add_argument("--client", choices=["grpc", "record", "direct"], help=argparse.SUPPRESS)
     parser.add_argument("--target", help=argparse.SUPPRESS)
     parser.add_argument("--serve-ceiling", action="store_true", help=argparse.SUPPRESS)
@@ -298,6 +301,9 @@ def main() -> int:
         with stopgate_server(dsn, "block list index loaded", args.workers) as server:
             address, ready = server.address, server.ready
             print(f"server index: {ready['entries']:,} entries in {ready['seconds']}s", flush=True)
+            if args.profile:
+                with profiled(server.pid, args.profile):
+                    run_client(args, "record", address, HERE)
             try:
                 ceiling = subprocess.Popen(
                     [sys.executable, str(HERE), "--serve-ceiling", "--quarantined", str(args.quarantined)],

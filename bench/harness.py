@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,16 +112,15 @@ def profiled(pid: int, output: Path | None) -> Iterator[None]:
         print(f"profile: {output} ({summary(output)})", flush=True)
 
 
-def summary(collapsed: Path, top: int = 8) -> str:
-    """The functions with the most samples anywhere on the stack, as shares of all samples."""
-    total, inclusive = 0, {}  # type: ignore[var-annotated]
+def summary(collapsed: Path, top: int = 6) -> str:
+    """The stopgate functions with the most samples anywhere on their stack, as shares of all samples."""
+    total, inclusive = 0, Counter[str]()
     for line in collapsed.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         total += int(count)
-        for frame in set(stack.split(";")):
-            inclusive[frame] = inclusive.get(frame, 0) + int(count)
-    ranked = sorted(inclusive.items(), key=lambda item: -item[1])
-    return "; ".join(f"{frame} {100 * n / max(total, 1):.0f}%" for frame, n in ranked[:top])
+        inclusive.update(dict.fromkeys({f for f in stack.split(";") if "stopgate_server/" in f}, int(count)))
+    ranked = [(frame, n) for frame, n in inclusive.most_common() if "cli.py" not in frame][:top]
+    return "; ".join(f"{frame} {100 * n / max(total, 1):.0f}%" for frame, n in ranked)
 
 
 def terminate(process: subprocess.Popen[str]) -> None:
