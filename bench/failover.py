@@ -24,8 +24,8 @@ from typing import Any
 
 import asyncpg
 import grpc
-from harness import authorised_channel, private_database, stopgate_server
-from ingest import SHORTCODE, load_sends, phone
+from harness import authorised_channel, descendants, private_database, stopgate_server
+from ingest import SHORTCODE, events, load_sends, phone
 
 STANDBY = "stopgate_standby"
 BATCH = 50
@@ -55,25 +55,14 @@ async def make_synchronous(dsn: str, synchronous: bool) -> str:
 async def stream_until_broken(address: str, seconds: float, crash: asyncio.Event) -> tuple[list[str], float]:
     """Streams batches of STOPs; `crash` is set after `seconds`. Returns the acked event ids (in order) once
     the stream breaks, and the acked events per second before the crash."""
-    from stopgate.v1 import common_pb2, stop_ingest_pb2, stop_ingest_pb2_grpc
+    from stopgate.v1 import stop_ingest_pb2, stop_ingest_pb2_grpc
 
     acked: list[str] = []
     rate = 0.0
 
     def requests() -> Any:
         for start in range(0, 10_000_000, BATCH):
-            yield stop_ingest_pb2.StreamEventsRequest(
-                events=[
-                    stop_ingest_pb2.InboundEvent(
-                        event_id=f"drill-{i}",
-                        source=common_pb2.EVENT_SOURCE_SMS_REPLY,
-                        phone_number=phone(i),
-                        recipient=SHORTCODE,
-                        text="STOP",
-                    )
-                    for i in range(start, start + BATCH)
-                ]
-            )
+            yield stop_ingest_pb2.StreamEventsRequest(events=events(start, BATCH, "drill"))
 
     async with authorised_channel(address) as channel:
         stub = stop_ingest_pb2_grpc.StopIngestStub(channel)
@@ -92,20 +81,10 @@ async def stream_until_broken(address: str, seconds: float, crash: asyncio.Event
 
 def kill_cluster(data_dir: Path) -> int:
     """SIGKILL the postmaster of `data_dir` and all its processes at once (a crash, not a shutdown)."""
-    postmaster = int((data_dir / "postmaster.pid").read_text().splitlines()[0])
-    children = [
-        int(stat.parent.name) for stat in Path("/proc").glob("[0-9]*/stat") if _parent_of(stat) == postmaster
-    ]
-    for pid in (postmaster, *children):
+    doomed = descendants(int((data_dir / "postmaster.pid").read_text().splitlines()[0]))
+    for pid in doomed:
         os.kill(pid, signal.SIGKILL)
-    return 1 + len(children)
-
-
-def _parent_of(stat: Path) -> int:
-    try:
-        return int(stat.read_text().rpartition(")")[2].split()[1])
-    except (OSError, IndexError, ValueError):
-        return 0
+    return len(doomed)
 
 
 async def verify(dsn: str, acked: list[str]) -> dict[str, int]:

@@ -151,27 +151,38 @@ def rss_kib(pid: int) -> tuple[int, int]:
     return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
 
 
-def cpu_seconds(root_pid: int) -> float:
-    """CPU time (user + system) used so far by a process and every live descendant: for `stopgate serve`
-    with its workers, or for a PostgreSQL postmaster with its backends."""
-    parents, used = {}, {}
+def processes() -> dict[int, tuple[int, float]]:
+    """{pid: (parent pid, CPU seconds used: user + system)} of every live process."""
+    table = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rpartition(")")[2].split()
         except OSError:
             continue  # the process has ended
-        pid = int(stat.parent.name)
-        parents[pid] = int(fields[1])
-        used[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        used = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        table[int(stat.parent.name)] = (int(fields[1]), used)
+    return table
 
-    def descends(pid: int) -> bool:
+
+def descendants(root_pid: int, table: dict[int, tuple[int, float]] | None = None) -> list[int]:
+    """`root_pid` and every live process below it (a `stopgate serve` and its workers, a postmaster and
+    its backends)."""
+    table = processes() if table is None else table
+
+    def below_root(pid: int) -> bool:
         while pid > 1:
             if pid == root_pid:
                 return True
-            pid = parents.get(pid, 0)
+            pid = table[pid][0] if pid in table else 0
         return False
 
-    return sum(seconds for pid, seconds in used.items() if descends(pid))
+    return [pid for pid in table if below_root(pid)]
+
+
+def cpu_seconds(root_pid: int) -> float:
+    """CPU time used so far by a process and every live descendant."""
+    table = processes()
+    return sum(table[pid][1] for pid in descendants(root_pid, table))
 
 
 def postmaster_pid(workdir: Path) -> int:
