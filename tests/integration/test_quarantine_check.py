@@ -369,6 +369,21 @@ async def test_check_fails_closed_while_the_database_is_down(own_server: OwnServ
     assert verdicts(response)[0][0] == "VERDICT_BLOCK"
 
 
+async def test_the_longest_licence_ids_reach_the_index_in_full_notifications(
+    app: Application, stub: Any
+) -> None:
+    """A notification holds at most 8,000 bytes: a chunk of 64-character licence ids must fit in it."""
+    await _wait_until_index_current(app)
+    licence = "l" * 64
+    numbers = [f"+336{i:08d}" for i in range(250)]
+    outcomes = (await quarantine(stub, numbers, licence=licence)).results
+    assert {r.outcome for r in outcomes} == {pb.MANUAL_OUTCOME_QUARANTINED}
+    assert app.index is not None
+    assert app.index.is_current()
+    response = await check(stub, numbers, licence=licence)
+    assert response.blocked_count == 250
+
+
 async def test_writes_answer_while_the_index_is_not_listening(app: Application, stub: Any) -> None:
     """A manual action commits and answers even when the index has no connection (checks then read
     PostgreSQL, which holds the change)."""

@@ -176,6 +176,46 @@ async def test_duplicates_repeat_the_first_attribution(ingest: Any, checks: Any,
     assert await db.fetchval("SELECT count(*) FROM number_history") == 2
 
 
+async def test_one_phone_several_times_in_a_batch_is_applied_in_order(
+    ingest: Any, checks: Any, db: Any
+) -> None:
+    await send(checks, "acme", "c1", "36180", [ALICE], timedelta(hours=1))
+    batch = [
+        event("e1"),
+        event("e2", text="START"),
+        event("e3"),
+        event("e4", phone=BOB),  # no send: on the shortcode's stop list only
+        event("e1"),
+    ]
+    response = await ingest.StreamEvents(iter([pb.StreamEventsRequest(events=batch)])).read()
+    assert [a.outcome for a in response.acks] == [
+        pb.INGEST_OUTCOME_QUARANTINED,
+        pb.INGEST_OUTCOME_RELEASED,
+        pb.INGEST_OUTCOME_QUARANTINED,
+        pb.INGEST_OUTCOME_QUARANTINED,
+        pb.INGEST_OUTCOME_DUPLICATE,
+    ]
+    assert [a.attributed_campaign_id for a in response.acks] == ["c1", "c1", "c1", "", "c1"]
+    assert await verdict(checks, "acme", "ACME", ALICE) == "CHECK_REASON_QUARANTINED"
+    history = await db.fetch(
+        "SELECT action, event_id FROM number_history WHERE phone = $1 ORDER BY id", ALICE
+    )
+    assert [(r["action"], r["event_id"]) for r in history] == [
+        ("OPT_OUT", "e1"),
+        ("OPT_IN", "e2"),
+        ("OPT_OUT", "e3"),
+    ]
+    assert await db.fetchval("SELECT unsubscribe_count FROM campaign_counters WHERE campaign_id = 'c1'") == 2
+
+    # An event stored before, next to a new one of the same phone: the new one is applied after it.
+    response = await ingest.StreamEvents(
+        iter([pb.StreamEventsRequest(events=[event("e3"), event("e5", text="START")])])
+    ).read()
+    assert [a.outcome for a in response.acks] == [pb.INGEST_OUTCOME_DUPLICATE, pb.INGEST_OUTCOME_RELEASED]
+    assert await verdict(checks, "acme", "ACME", ALICE) == "CHECK_REASON_UNSPECIFIED"
+    assert await db.fetchval("SELECT count(*) FROM inbound_events") == 5
+
+
 async def test_a_mixed_batch_rejects_bad_events_and_keeps_the_stream_open(ingest: Any, db: Any) -> None:
     batch = [
         event("ok-1"),

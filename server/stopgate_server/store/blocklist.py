@@ -1,7 +1,7 @@
 """An in-memory index of the block lists, derived from PostgreSQL and kept current by LISTEN/NOTIFY.
 
 Every insert into or delete from `quarantine` and `shortcode_stop_list` is announced by a trigger on the
-channel `stopgate_blocklist` when it commits (up to 100 changed rows per notification, one per line). The
+channel `stopgate_blocklist` when it commits (up to 80 changed rows per notification, one per line). The
 index listens on a connection of its own, loads a snapshot after LISTEN took effect, and applies the
 announcements in commit order.
 
@@ -190,6 +190,8 @@ class BlocklistIndex:
                 future.set_result(None)
 
     def _apply(self, payload: str) -> None:
+        if payload.startswith("#"):
+            return  # the nonce that keeps PostgreSQL from dropping a notification identical to an earlier one
         kind, operation, rest = payload.split("|", 2)
         list_key, phone = rest.rsplit("|", 1)
         lists = self._quarantine if kind == "q" else self._stop_lists

@@ -32,15 +32,20 @@ CREATE TABLE shortcode_stop_list (
 
 -- Every insert into or delete from the block lists (quarantine, shortcode_stop_list) is announced on the
 -- channel `stopgate_blocklist` when it commits, so that every server process keeps its in-memory index
--- current. A payload holds up to 100 lines "<q|s>|<+|->|<licence_id or shortcode>|<phone>" (statement-level
--- triggers: one notification per 100 changed rows, not one per row). Rows are never updated in their keys.
+-- current. A payload holds a line "#<random uuid>" (PostgreSQL would drop a notification identical to one
+-- already sent in the same transaction: of "+", "-", "+" for one number, the second "+" would be lost), then up
+-- to 80 lines "<q|s>|<+|->|<licence_id or shortcode>|<phone>" (statement-level triggers: one notification
+-- per 80 changed rows, not one per row; 80 lines of 64-character licence ids stay within the 8,000-byte
+-- payload limit). Rows are never updated in their keys.
 -- One function per list, reading its key column directly; trigger argument: the operation's sign.
 CREATE FUNCTION stopgate_notify_quarantine() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+    nonce text := '#' || gen_random_uuid();
 BEGIN
     PERFORM pg_notify('stopgate_blocklist',
-                      string_agg(concat_ws('|', 'q', TG_ARGV[0], licence_id, phone), E'\n'))
-    FROM (SELECT licence_id, phone, (row_number() OVER () - 1) / 100 AS part FROM changed) c
+                      nonce || E'\n' || string_agg(concat_ws('|', 'q', TG_ARGV[0], licence_id, phone), E'\n'))
+    FROM (SELECT licence_id, phone, (row_number() OVER () - 1) / 80 AS part FROM changed) c
     GROUP BY part;
     RETURN NULL;
 END
@@ -48,10 +53,12 @@ $$;
 
 CREATE FUNCTION stopgate_notify_shortcode_stop_list() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+    nonce text := '#' || gen_random_uuid();
 BEGIN
     PERFORM pg_notify('stopgate_blocklist',
-                      string_agg(concat_ws('|', 's', TG_ARGV[0], shortcode, phone), E'\n'))
-    FROM (SELECT shortcode, phone, (row_number() OVER () - 1) / 100 AS part FROM changed) c
+                      nonce || E'\n' || string_agg(concat_ws('|', 's', TG_ARGV[0], shortcode, phone), E'\n'))
+    FROM (SELECT shortcode, phone, (row_number() OVER () - 1) / 80 AS part FROM changed) c
     GROUP BY part;
     RETURN NULL;
 END
