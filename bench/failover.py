@@ -24,7 +24,7 @@ from typing import Any
 
 import asyncpg
 import grpc
-from harness import authorised_channel, descendants, private_database, stopgate_server
+from harness import authorised_channel, descendants, postmaster_pid, private_database, stopgate_server
 from ingest import SHORTCODE, events, load_sends, phone
 
 STANDBY = "stopgate_standby"
@@ -81,7 +81,7 @@ async def stream_until_broken(address: str, seconds: float, crash: asyncio.Event
 
 def kill_cluster(data_dir: Path) -> int:
     """SIGKILL the postmaster of `data_dir` and all its processes at once (a crash, not a shutdown)."""
-    doomed = descendants(int((data_dir / "postmaster.pid").read_text().splitlines()[0]))
+    doomed = descendants(postmaster_pid(data_dir))
     for pid in doomed:
         os.kill(pid, signal.SIGKILL)
     return len(doomed)

@@ -185,9 +185,10 @@ def cpu_seconds(root_pid: int) -> float:
     return sum(table[pid][1] for pid in descendants(root_pid, table))
 
 
-def postmaster_pid(workdir: Path) -> int:
-    """The PID of the cluster `private_database` started in `workdir`."""
-    return int(next(workdir.rglob("postmaster.pid")).read_text().splitlines()[0])
+def postmaster_pid(directory: Path) -> int:
+    """The PID of the running cluster under `directory`: its data directory, or the working directory of
+    `private_database`."""
+    return int(next(directory.rglob("postmaster.pid")).read_text().splitlines()[0])
 
 
 def percentile(sorted_values: Sequence[float], fraction: float) -> float:

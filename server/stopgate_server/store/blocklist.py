@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import itertools
 import logging
 import time
@@ -36,6 +37,15 @@ CHANNEL = "stopgate_blocklist"
 HEARTBEAT_INTERVAL_S = 0.1
 MAX_STALENESS_S = 0.5
 SNAPSHOT_CHUNK = 50_000
+
+
+def spare_from_garbage_collection() -> None:
+    """Every full garbage collection walks each tracked container entry by entry: ~50 ms per million index
+    entries, a pause for every call in flight (and half a second at 10 million). Sets of strings cannot form
+    reference cycles and are freed by reference counting when replaced, so after a load the collector is
+    told to leave everything alive now alone (after one collection, so that no garbage is kept)."""
+    gc.collect()
+    gc.freeze()
 
 
 class BlocklistIndex:
@@ -152,6 +162,7 @@ class BlocklistIndex:
         buffered, self._buffer = self._buffer, None
         for payload in buffered:
             self._apply(payload)
+        spare_from_garbage_collection()
         self._loaded = True
         log.info(
             "block list index loaded",
