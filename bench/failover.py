@@ -84,6 +84,10 @@ def kill_cluster(data_dir: Path) -> int:
     doomed = descendants(postmaster_pid(data_dir))
     for pid in doomed:
         os.kill(pid, signal.SIGKILL)
+    # The dead cluster's pid file stays behind, and until init reaps the killed postmaster, `pg_ctl status`
+    # would take it for running (and the clean-up would wait for it to stop). PostgreSQL itself replaces a
+    # stale pid file at its next start.
+    (data_dir / "postmaster.pid").unlink()
     return len(doomed)
 
 
