@@ -169,7 +169,7 @@ WITH batch AS (
                              match_kind, idx)
 ),
 stored AS (
-    -- LIMIT 1: a parameterised primary-key probe per event, whatever the table's statistics say.
+    -- LIMIT 1 keeps this a probe per event, never a hash join over the whole table, whatever its statistics.
     SELECT b.idx, e.*
     FROM batch b
     JOIN LATERAL (
