@@ -126,7 +126,7 @@ class EmbeddedPostgres:
     def make_standby_of(self, primary: EmbeddedPostgres, name: str) -> None:
         """Make this cluster, not yet initialised, a streaming standby of the running `primary`: a base backup
         and the replication connection, named `name` (what `synchronous_standby_names` lists). `start` then
-        runs it as a read-only hot standby; `pg_ctl promote` makes it a primary. For failover drills."""
+        runs it as a read-only hot standby; `promote` makes it a primary. For failover drills."""
         if (self.data_dir / "PG_VERSION").exists():
             raise EmbeddedPostgresError(f"{self.data_dir} already holds a cluster")
         self._prepare_directories()
