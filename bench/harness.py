@@ -56,13 +56,15 @@ def private_database() -> Iterator[tuple[str, Path]]:
 
 @dataclass(frozen=True)
 class Server:
-    """A running `stopgate serve`: its gRPC address, the log line that said it was ready, its PID, and the
-    metrics address of each worker."""
+    """A running `stopgate serve`: its gRPC address, the log line that said it was ready, its PID, the
+    metrics address of each worker, and the seconds from its start until it served and until it was ready."""
 
     address: str
     ready: dict[str, object]
     pid: int
     metrics_addresses: list[str]
+    serving_after_s: float
+    ready_after_s: float
 
 
 @contextlib.contextmanager
@@ -71,15 +73,17 @@ def stopgate_server(dsn: str, ready_message: str = "serving", workers: int = 1) 
     Stopped with SIGTERM after."""
     command = [STOPGATE, "serve", "--database-url", dsn, "--workers", str(workers)]
     command += ["--grpc-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"]
+    started = time.monotonic()
     server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         assert server.stdout is not None
-        address, deadline, seen, metrics = "", time.monotonic() + 300, 0, []
+        address, deadline, seen, metrics, serving_after_s = "", started + 300, 0, [], 0.0
         for line in server.stdout:
             entry = json.loads(line) if line.startswith("{") else {"msg": line}
             if entry["msg"] == "serving":
                 address = str(entry["grpc_addr"])
                 metrics.append(str(entry["metrics_addr"]))
+                serving_after_s = time.monotonic() - started
             seen += entry["msg"] == ready_message
             if seen == workers and len(metrics) == workers:
                 break
@@ -87,7 +91,7 @@ def stopgate_server(dsn: str, ready_message: str = "serving", workers: int = 1) 
                 raise RuntimeError(f"the server did not log {ready_message!r} in time")
         else:
             raise RuntimeError("the server exited before it was ready")
-        yield Server(address, entry, server.pid, metrics)
+        yield Server(address, entry, server.pid, metrics, serving_after_s, time.monotonic() - started)
     finally:
         terminate(server)
 

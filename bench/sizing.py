@@ -17,15 +17,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-from harness import STOPGATE, private_database, rss_kib, terminate
+from harness import private_database, rss_kib, stopgate_server
 from stopgate_server.store.queries import QUERIES
 
 LICENCES = 100
@@ -83,31 +81,16 @@ async def record_sends(dsn: str, sends: int) -> float:
 def start_and_measure(dsn: str) -> dict[str, Any]:
     """Start a server, wait for its index, and return when it served, when the index was loaded, and its
     resident memory then (after a second to settle)."""
-    command = [STOPGATE, "serve", "--database-url", dsn, "--workers", "1"]
-    command += ["--grpc-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"]
-    started = time.perf_counter()
-    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    figures: dict[str, Any] = {}
-    try:
-        assert server.stdout is not None
-        for line in server.stdout:
-            try:
-                entry = json.loads(line)
-            except ValueError:  # not a log line (a warning printed by a library)
-                continue
-            if entry["msg"] == "serving":
-                figures["serving_s"] = time.perf_counter() - started
-            if entry["msg"] == "block list index loaded":
-                figures["index_loaded_s"] = time.perf_counter() - started
-                figures["entries"] = entry["entries"]
-                break
-        else:
-            raise RuntimeError("the server exited before its index was loaded")
+    with stopgate_server(dsn, "block list index loaded") as server:
         time.sleep(1.0)
-        figures["rss_kib"], figures["peak_kib"] = rss_kib(server.pid)
-        return figures
-    finally:
-        terminate(server)
+        rss_kib_now, peak_kib = rss_kib(server.pid)
+        return {
+            "serving_s": server.serving_after_s,
+            "index_loaded_s": server.ready_after_s,
+            "entries": server.ready["entries"],
+            "rss_kib": rss_kib_now,
+            "peak_kib": peak_kib,
+        }
 
 
 def main() -> int:
