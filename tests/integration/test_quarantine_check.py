@@ -384,6 +384,32 @@ async def test_the_longest_licence_ids_reach_the_index_in_full_notifications(
     assert response.blocked_count == 250
 
 
+async def test_large_lists_are_exact_whether_announced_or_loaded(
+    app: Application, stub: Any, db: asyncpg.Connection
+) -> None:
+    """Past phone_set.MIN_ARRAY numbers a list lives in an array: changes heard by NOTIFY and a fresh
+    snapshot load give the same exact candidates, and CheckBatch blocks exactly the quarantined numbers."""
+    await _wait_until_index_current(app)
+    assert app.index is not None
+    await db.execute(
+        "INSERT INTO quarantine (phone, licence_id, since, source)"
+        " SELECT '+336' || lpad(i::text, 8, '0'), 'acme', now(), 'IMPORT' FROM generate_series(0, 2999) i"
+    )
+    await db.execute("DELETE FROM quarantine WHERE phone LIKE '%5'")
+    await app.index.sync()
+    asked = [f"+336{i:08d}" for i in range(3100)]
+    quarantined = {phone for phone in asked[:3000] if not phone.endswith("5")}
+    assert set(app.index.candidates("acme", "", asked)) == quarantined
+    assert app.index.quarantine_size == 2700
+    await app.index.stop()
+    await app.index.start()
+    await _wait_until_index_current(app)
+    assert set(app.index.candidates("acme", "", asked)) == quarantined
+    assert app.index.quarantine_size == 2700
+    response = await check(stub, asked)
+    assert {r.phone_number for r in response.results if r.verdict == pb.VERDICT_BLOCK} == quarantined
+
+
 async def test_writes_answer_while_the_index_is_not_listening(app: Application, stub: Any) -> None:
     """A manual action commits and answers even when the index has no connection (checks then read
     PostgreSQL, which holds the change)."""

@@ -25,10 +25,12 @@ import itertools
 import logging
 import time
 import uuid
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 
 import asyncpg
 
+from stopgate_server.store.phone_set import PhoneSet, PhoneSetLoader, numbers_of
 from stopgate_server.store.queries import QUERIES
 
 log = logging.getLogger(__name__)
@@ -41,21 +43,21 @@ SNAPSHOT_CHUNK = 50_000
 
 def spare_from_garbage_collection() -> None:
     """Every full garbage collection walks each tracked container entry by entry: ~50 ms per million index
-    entries, a pause for every call in flight (and half a second at 10 million). Sets of strings cannot form
-    reference cycles and are freed by reference counting when replaced, so after a load the collector is
-    told to leave everything alive now alone (after one collection, so that no garbage is kept)."""
+    entries, a pause for every call in flight (and half a second at 10 million). The index's sets cannot
+    form reference cycles and are freed by reference counting when replaced, so after a load the collector
+    is told to leave everything alive now alone (after one collection, so that no garbage is kept)."""
     gc.collect()
     gc.freeze()
 
 
 class BlocklistIndex:
-    """{licence: phones} and {shortcode: phones} sets, current within MAX_STALENESS_S (see module doc)."""
+    """{licence: phones} and {shortcode: phones} PhoneSets, current within MAX_STALENESS_S (module doc)."""
 
     def __init__(self, dsn: str, pool: asyncpg.Pool) -> None:
         self._dsn = dsn
         self._pool = pool
-        self._quarantine: dict[str, set[str]] = {}
-        self._stop_lists: dict[str, set[str]] = {}
+        self._quarantine: dict[str, PhoneSet] = {}
+        self._stop_lists: dict[str, PhoneSet] = {}
         self._listener: asyncpg.Connection | None = None
         self._listener_lock = asyncio.Lock()
         self._loaded = False
@@ -92,10 +94,13 @@ class BlocklistIndex:
         )
 
     def candidates(self, licence_id: str, shortcode: str, phones: Sequence[str]) -> list[str]:
-        """The phones that may be blocked for the licence (or the shortcode, when not "")."""
-        found = self._quarantine.get(licence_id, set()).intersection(phones)
-        if shortcode and shortcode in self._stop_lists:
-            found.update(self._stop_lists[shortcode].intersection(phones))
+        """The phones (E.164) that may be blocked for the licence (or the shortcode, when not "")."""
+        lists = [self._quarantine.get(licence_id), self._stop_lists.get(shortcode) if shortcode else None]
+        present = [phone_set for phone_set in lists if phone_set is not None]
+        numbers = numbers_of(phones) if any(phone_set.has_array for phone_set in present) else None
+        found: set[str] = set()
+        for phone_set in present:
+            found.update(phone_set.members(phones, numbers))
         return list(found)
 
     async def start(self) -> None:
@@ -152,13 +157,17 @@ class BlocklistIndex:
         self._buffer = []
         await self._listener.add_listener(CHANNEL, self._on_notification)
         started = time.monotonic()
-        quarantine: dict[str, set[str]] = {}
-        stop_lists: dict[str, set[str]] = {}
+        loaders: defaultdict[tuple[str, str], PhoneSetLoader] = defaultdict(PhoneSetLoader)
         async with self._pool.acquire() as connection, connection.transaction(isolation="repeatable_read"):
-            async for row in connection.cursor(QUERIES["blocklist_snapshot"], prefetch=SNAPSHOT_CHUNK):
-                target = quarantine if row["kind"] == "q" else stop_lists
-                target.setdefault(row["list_key"], set()).add(row["phone"])
-        self._quarantine, self._stop_lists = quarantine, stop_lists
+            cursor = await connection.cursor(QUERIES["blocklist_snapshot"])
+            while rows := await cursor.fetch(SNAPSHOT_CHUNK):
+                chunk: defaultdict[tuple[str, str], list[str]] = defaultdict(list)
+                for kind, list_key, phone in rows:
+                    chunk[kind, list_key].append(phone)
+                for list_id, phones in chunk.items():
+                    loaders[list_id].extend(phones)
+        self._quarantine = {key: loader.build() for (kind, key), loader in loaders.items() if kind == "q"}
+        self._stop_lists = {key: loader.build() for (kind, key), loader in loaders.items() if kind == "s"}
         buffered, self._buffer = self._buffer, None
         for payload in buffered:
             self._apply(payload)
@@ -206,7 +215,10 @@ class BlocklistIndex:
         kind, operation, rest = payload.split("|", 2)
         list_key, phone = rest.rsplit("|", 1)
         lists = self._quarantine if kind == "q" else self._stop_lists
+        phone_set = lists.get(list_key)
         if operation == "+":
-            lists.setdefault(list_key, set()).add(phone)
-        else:
-            lists.get(list_key, set()).discard(phone)
+            if phone_set is None:
+                phone_set = lists[list_key] = PhoneSet()
+            phone_set.add(phone)
+        elif phone_set is not None:
+            phone_set.discard(phone)

@@ -1,0 +1,72 @@
+"""PhoneSet: a set of E.164 numbers in a sorted array plus recent changes, equal to a plain set always."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from stopgate_server.store import phone_set
+from stopgate_server.store.phone_set import PhoneSet, PhoneSetLoader, numbers_of
+
+PHONES = [f"+3361234{i:04d}" for i in range(40)] + ["+1", "+447700900123", "+999999999999999999"]
+ODD = ["+33 6 12", "0612345678", "+0612"]  # not plain E.164: PostgreSQL could still hold one
+
+
+@pytest.fixture(autouse=True)
+def small_arrays(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Arrays from 4 numbers, so that a few dozen changes go through several merges."""
+    monkeypatch.setattr(phone_set, "MIN_ARRAY", 4)
+
+
+operations = st.lists(st.tuples(st.booleans(), st.sampled_from(PHONES + ODD)), max_size=120)
+
+
+@settings(max_examples=300, deadline=None)
+@given(initial=st.sets(st.sampled_from(PHONES + ODD)), steps=operations)
+def test_it_answers_as_a_plain_set_after_any_adds_and_discards(
+    initial: set[str], steps: list[tuple[bool, str]]
+) -> None:
+    loader = PhoneSetLoader()
+    listed = sorted(initial)
+    loader.extend(listed[: len(listed) // 2])
+    loader.extend(listed[len(listed) // 2 :])
+    phones, model = loader.build(), set(initial)
+    for adding, phone in steps:
+        if adding:
+            phones.add(phone)
+            model.add(phone)
+        else:
+            phones.discard(phone)
+            model.discard(phone)
+        assert len(phones) == len(model)
+        assert phones.members(PHONES) == model.intersection(PHONES)
+        assert {p for p in PHONES + ODD if p in phones} == model
+    assert phones.members(PHONES, numbers_of(PHONES)) == model.intersection(PHONES)
+
+
+def test_large_sets_keep_their_numbers_in_an_array_and_merge_changes_in_batches() -> None:
+    phones = PhoneSet(numbers_of(PHONES[:32]))
+    assert phones.has_array
+    phones.discard(PHONES[0])  # 1 change; a merge is due at max(4, 32 // 32) = 4
+    phones.add(PHONES[35])
+    assert phones._removed == {PHONES[0]}
+    assert phones._added == {PHONES[35]}
+    phones.add(PHONES[36])
+    phones.add(PHONES[37])
+    assert not phones._added
+    assert not phones._removed
+    assert len(phones._array) == 34
+    assert phones.members([PHONES[0], PHONES[1], PHONES[37]]) == {PHONES[1], PHONES[37]}
+
+
+def test_a_set_that_shrinks_below_the_array_size_goes_back_to_strings() -> None:
+    phones = PhoneSet(numbers_of(PHONES[:5]))
+    for phone in PHONES[:4]:
+        phones.discard(phone)
+    assert not phones.has_array
+    assert phones.members(PHONES) == {PHONES[4]}
+
+
+def test_numbers_past_the_largest_entry_are_not_members() -> None:
+    phones = PhoneSet(numbers_of(PHONES[:8]))
+    assert phones.members(["+999999999999999", "+1"]) == set()
