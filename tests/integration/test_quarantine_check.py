@@ -14,6 +14,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from stopgate.v1 import common_pb2, quarantine_check_pb2, quarantine_check_pb2_grpc
 from stopgate_server.app import Application
+from stopgate_server.store.quarantine import EPOCH
 
 pb = quarantine_check_pb2
 ACME = common_pb2.Sender(address="ACME")
@@ -387,27 +388,41 @@ async def test_the_longest_licence_ids_reach_the_index_in_full_notifications(
 async def test_large_lists_are_exact_whether_announced_or_loaded(
     app: Application, stub: Any, db: asyncpg.Connection
 ) -> None:
-    """Past phone_set.MIN_ARRAY numbers a list lives in an array: changes heard by NOTIFY and a fresh
-    snapshot load give the same exact candidates, and CheckBatch blocks exactly the quarantined numbers."""
+    """Past phone_set.MIN_ARRAY numbers a list lives in arrays: changes heard by NOTIFY and a fresh
+    snapshot load give the same entries with the same `since` as PostgreSQL, and CheckBatch answers from
+    them exactly."""
     await _wait_until_index_current(app)
     assert app.index is not None
     await db.execute(
         "INSERT INTO quarantine (phone, licence_id, since, source)"
-        " SELECT '+336' || lpad(i::text, 8, '0'), 'acme', now(), 'IMPORT' FROM generate_series(0, 2999) i"
+        " SELECT '+336' || lpad(i::text, 8, '0'), 'acme', now() - i * interval '1.000001 s', 'IMPORT'"
+        " FROM generate_series(0, 2999) i"
     )
     await db.execute("DELETE FROM quarantine WHERE phone LIKE '%5'")
     await app.index.sync()
     asked = [f"+336{i:08d}" for i in range(3100)]
-    quarantined = {phone for phone in asked[:3000] if not phone.endswith("5")}
-    assert set(app.index.candidates("acme", "", asked)) == quarantined
+    rows = await db.fetch("SELECT phone, since FROM quarantine WHERE licence_id = 'acme'")
+    stored = {row["phone"]: row["since"] for row in rows}
+    assert len(stored) == 2700
+
+    def found_by_index() -> dict[str, datetime]:
+        assert app.index is not None
+        found = app.index.find("acme", "", asked)
+        assert found is not None
+        return {phone: EPOCH + timedelta(microseconds=us) for phone, us in found[0].items()}
+
+    assert found_by_index() == stored
     assert app.index.quarantine_size == 2700
     await app.index.stop()
     await app.index.start()
     await _wait_until_index_current(app)
-    assert set(app.index.candidates("acme", "", asked)) == quarantined
+    assert found_by_index() == stored
     assert app.index.quarantine_size == 2700
     response = await check(stub, asked)
-    assert {r.phone_number for r in response.results if r.verdict == pb.VERDICT_BLOCK} == quarantined
+    blocked = {
+        r.phone_number: r.since.ToDatetime(UTC) for r in response.results if r.verdict == pb.VERDICT_BLOCK
+    }
+    assert blocked == stored
 
 
 async def test_writes_answer_while_the_index_is_not_listening(app: Application, stub: Any) -> None:

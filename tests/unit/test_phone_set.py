@@ -1,7 +1,8 @@
-"""PhoneSet: a set of E.164 numbers in a sorted array plus recent changes, equal to a plain set always."""
+"""PhoneSet: numbers with their `since` in sorted arrays plus recent changes, equal to a plain dict always."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -18,55 +19,62 @@ def small_arrays(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(phone_set, "MIN_ARRAY", 4)
 
 
-operations = st.lists(st.tuples(st.booleans(), st.sampled_from(PHONES + ODD)), max_size=120)
+operations = st.lists(
+    st.tuples(st.booleans(), st.sampled_from(PHONES + ODD), st.integers(0, 2**62)), max_size=120
+)
 
 
 @settings(max_examples=300, deadline=None)
-@given(initial=st.sets(st.sampled_from(PHONES + ODD)), steps=operations)
-def test_it_answers_as_a_plain_set_after_any_adds_and_discards(
-    initial: set[str], steps: list[tuple[bool, str]]
+@given(initial=st.dictionaries(st.sampled_from(PHONES + ODD), st.integers(0, 2**62)), steps=operations)
+def test_it_answers_as_a_plain_dict_after_any_adds_and_discards(
+    initial: dict[str, int], steps: list[tuple[bool, str, int]]
 ) -> None:
     loader = PhoneSetLoader()
-    listed = sorted(initial)
+    listed = sorted(initial.items())
     loader.extend(listed[: len(listed) // 2])
     loader.extend(listed[len(listed) // 2 :])
-    phones, model = loader.build(), set(initial)
-    for adding, phone in steps:
+    phones, model = loader.build(), dict(initial)
+    for adding, phone, since in steps:
         if adding:
-            phones.add(phone)
-            model.add(phone)
+            phones.add(phone, since)
+            model[phone] = since
         else:
             phones.discard(phone)
-            model.discard(phone)
+            model.pop(phone, None)
         assert len(phones) == len(model)
-        assert phones.members(PHONES) == model.intersection(PHONES)
-        assert {p for p in PHONES + ODD if p in phones} == model
-    assert phones.members(PHONES, numbers_of(PHONES)) == model.intersection(PHONES)
+        assert phones.members(PHONES) == {p: s for p, s in model.items() if p in PHONES}
+        assert {p: phones.since(p) for p in PHONES + ODD if p in phones} == model
+    assert phones.members(PHONES, numbers_of(PHONES)) == {p: s for p, s in model.items() if p in PHONES}
+
+
+def numbered(phones: list[str]) -> PhoneSet:
+    """The phones, each listed at its position."""
+    return PhoneSet(numbers_of(phones), np.arange(len(phones), dtype=np.int64))
 
 
 def test_large_sets_keep_their_numbers_in_an_array_and_merge_changes_in_batches() -> None:
-    phones = PhoneSet(numbers_of(PHONES[:32]))
+    phones = numbered(PHONES[:32])
     assert phones.has_array
     phones.discard(PHONES[0])  # 1 change; a merge is due at max(4, 32 // 32) = 4
-    phones.add(PHONES[35])
+    phones.add(PHONES[35], 350)
     assert phones._removed == {PHONES[0]}
-    assert phones._added == {PHONES[35]}
-    phones.add(PHONES[36])
-    phones.add(PHONES[37])
+    assert phones._added == {PHONES[35]: 350}
+    phones.add(PHONES[36], 360)
+    phones.add(PHONES[37], 370)
     assert not phones._added
     assert not phones._removed
     assert len(phones._array) == 34
-    assert phones.members([PHONES[0], PHONES[1], PHONES[37]]) == {PHONES[1], PHONES[37]}
+    assert phones.members([PHONES[0], PHONES[1], PHONES[37]]) == {PHONES[1]: 1, PHONES[37]: 370}
 
 
 def test_a_set_that_shrinks_below_the_array_size_goes_back_to_strings() -> None:
-    phones = PhoneSet(numbers_of(PHONES[:5]))
+    phones = numbered(PHONES[:5])
     for phone in PHONES[:4]:
         phones.discard(phone)
     assert not phones.has_array
-    assert phones.members(PHONES) == {PHONES[4]}
+    assert phones.members(PHONES) == {PHONES[4]: 4}
 
 
 def test_numbers_past_the_largest_entry_are_not_members() -> None:
-    phones = PhoneSet(numbers_of(PHONES[:8]))
-    assert phones.members(["+999999999999999", "+1"]) == set()
+    phones = numbered(PHONES[:8])
+    assert phones.members(["+999999999999999", "+1"]) == {}

@@ -1,7 +1,8 @@
 """An in-memory index of the block lists, derived from PostgreSQL and kept current by LISTEN/NOTIFY.
 
 Every insert into or delete from `quarantine` and `shortcode_stop_list` is announced by a trigger on the
-channel `stopgate_blocklist` when it commits (up to 80 changed rows per notification, one per line). The
+channel `stopgate_blocklist` when it commits (up to 64 changed rows per notification, each a line
+"#@<since, microseconds since the epoch>" then a line "<q|s>|<+|->|<licence_id or shortcode>|<phone>"). The
 index listens on a connection of its own, loads a snapshot after LISTEN took effect, and applies the
 announcements in commit order.
 
@@ -12,8 +13,9 @@ sent less than MAX_STALENESS_S ago, the listening connection is open, and no `sy
 fall back to PostgreSQL otherwise. `sync`, called after a write, sends a heartbeat and waits for it, so
 the writing process answers from an index that holds its own write.
 
-The index only narrows a batch to the numbers that may be blocked; PostgreSQL confirms those (and gives
-their `since`), so a stale or wrong entry can never turn into a wrong BLOCK either.
+A current index answers a check on its own, `since` included: no query per batch. It may be up to
+MAX_STALENESS_S behind; invariant 3 bounds only how late a STOP may block, and a number released in
+another process may still be blocked for that long (never the reverse, which would be a wrong ALLOW).
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ CHANNEL = "stopgate_blocklist"
 HEARTBEAT_INTERVAL_S = 0.1
 MAX_STALENESS_S = 0.5
 SNAPSHOT_CHUNK = 50_000
+Listed = dict[str, int]  # phone → since, in microseconds since the epoch
+UNKNOWN_SINCE = -1  # an entry announced without its time (by a trigger older than migration 0005)
 
 
 def spare_from_garbage_collection() -> None:
@@ -93,15 +97,18 @@ class BlocklistIndex:
             and time.monotonic() - self._confirmed_sent_at <= MAX_STALENESS_S
         )
 
-    def candidates(self, licence_id: str, shortcode: str, phones: Sequence[str]) -> list[str]:
-        """The phones (E.164) that may be blocked for the licence (or the shortcode, when not "")."""
-        lists = [self._quarantine.get(licence_id), self._stop_lists.get(shortcode) if shortcode else None]
-        present = [phone_set for phone_set in lists if phone_set is not None]
-        numbers = numbers_of(phones) if any(phone_set.has_array for phone_set in present) else None
-        found: set[str] = set()
-        for phone_set in present:
-            found.update(phone_set.members(phones, numbers))
-        return list(found)
+    def find(self, licence_id: str, shortcode: str, phones: Sequence[str]) -> tuple[Listed, Listed] | None:
+        """The phones (E.164) quarantined in the licence, and those on the shortcode's stop list (when
+        shortcode is not ""), with their `since`; None when one of them has no known `since`."""
+        quarantine = self._quarantine.get(licence_id)
+        stop_list = self._stop_lists.get(shortcode) if shortcode else None
+        in_arrays = (quarantine and quarantine.has_array) or (stop_list and stop_list.has_array)
+        numbers = numbers_of(phones) if in_arrays else None  # parsed once for both lists
+        quarantined = quarantine.members(phones, numbers) if quarantine else {}
+        stop_listed = stop_list.members(phones, numbers) if stop_list else {}
+        if UNKNOWN_SINCE in quarantined.values() or UNKNOWN_SINCE in stop_listed.values():
+            return None
+        return quarantined, stop_listed
 
     async def start(self) -> None:
         """Connect, listen and load a snapshot in the background (checks use PostgreSQL until it is loaded),
@@ -161,16 +168,15 @@ class BlocklistIndex:
         async with self._pool.acquire() as connection, connection.transaction(isolation="repeatable_read"):
             cursor = await connection.cursor(QUERIES["blocklist_snapshot"])
             while rows := await cursor.fetch(SNAPSHOT_CHUNK):
-                chunk: defaultdict[tuple[str, str], list[str]] = defaultdict(list)
-                for kind, list_key, phone in rows:
-                    chunk[kind, list_key].append(phone)
-                for list_id, phones in chunk.items():
-                    loaders[list_id].extend(phones)
+                chunk: defaultdict[tuple[str, str], list[tuple[str, int]]] = defaultdict(list)
+                for kind, list_key, phone, since in rows:
+                    chunk[kind, list_key].append((phone, since))
+                for list_id, entries in chunk.items():
+                    loaders[list_id].extend(entries)
         self._quarantine = {key: loader.build() for (kind, key), loader in loaders.items() if kind == "q"}
         self._stop_lists = {key: loader.build() for (kind, key), loader in loaders.items() if kind == "s"}
         buffered, self._buffer = self._buffer, None
-        for payload in buffered:
-            self._apply(payload)
+        self._apply(buffered)
         spare_from_garbage_collection()
         self._loaded = True
         log.info(
@@ -193,8 +199,7 @@ class BlocklistIndex:
         elif self._buffer is not None:
             self._buffer.extend(payload.split("\n"))
         else:
-            for line in payload.split("\n"):
-                self._apply(line)
+            self._apply(payload.split("\n"))
 
     def _on_heartbeat(self, seq: int) -> None:
         sent_at = self._sent_at.pop(seq, None)
@@ -209,16 +214,22 @@ class BlocklistIndex:
             if not future.done():
                 future.set_result(None)
 
-    def _apply(self, payload: str) -> None:
-        if payload.startswith("#"):
-            return  # the nonce that keeps PostgreSQL from dropping a notification identical to an earlier one
-        kind, operation, rest = payload.split("|", 2)
-        list_key, phone = rest.rsplit("|", 1)
-        lists = self._quarantine if kind == "q" else self._stop_lists
-        phone_set = lists.get(list_key)
-        if operation == "+":
-            if phone_set is None:
-                phone_set = lists[list_key] = PhoneSet()
-            phone_set.add(phone)
-        elif phone_set is not None:
-            phone_set.discard(phone)
+    def _apply(self, lines: list[str]) -> None:
+        """Apply announced lines in order: "#@<since>" gives the time of the entry on the next line; other
+        "#" lines are the nonce that keeps PostgreSQL from dropping a notification identical to another."""
+        since = UNKNOWN_SINCE
+        for line in lines:
+            if line.startswith("#"):
+                since = int(line[2:]) if line.startswith("#@") else UNKNOWN_SINCE
+                continue
+            kind, operation, rest = line.split("|", 2)
+            list_key, phone = rest.rsplit("|", 1)
+            lists = self._quarantine if kind == "q" else self._stop_lists
+            phone_set = lists.get(list_key)
+            if operation == "+":
+                if phone_set is None:
+                    phone_set = lists[list_key] = PhoneSet()
+                phone_set.add(phone, since)
+            elif phone_set is not None:
+                phone_set.discard(phone)
+            since = UNKNOWN_SINCE

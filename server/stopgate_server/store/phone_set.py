@@ -1,11 +1,12 @@
-"""A set of E.164 numbers at about 8 bytes each: one block list of the in-memory index.
+"""The numbers of one block list, each with the time it was listed: about 16 bytes per number.
 
-A Python set of strings costs ~110 bytes per number (a string object and a hash-table slot): 1.1 GB in
-every worker at 10 million quarantined numbers. Here a large list keeps its numbers in a sorted numpy
-array of their digits as 64-bit integers (E.164 allows at most 15 digits), searched for a whole batch in
-one vectorised call. Changes since the array was built sit in two sets of strings, `added` and `removed`;
-when they outgrow 1/32 of the array they are merged into a new array, so they cost at most a few bytes per
-number and a merge is rare. A list under MIN_ARRAY numbers has no array: it is `added` alone.
+A Python dict of strings costs over 110 bytes per number (a string object and a hash-table slot): 1.1 GB
+in every worker at 10 million quarantined numbers. Here a large list keeps its numbers in a sorted numpy
+array of their digits as 64-bit integers (E.164 allows at most 15 digits), with a parallel array of the
+times they were listed (`since`, in microseconds since the epoch), searched for a whole batch in one
+vectorised call. Changes since the arrays were built sit in `added` (phone → since) and `removed`; when
+they outgrow 1/32 of the array they are merged into new arrays, so they cost at most a few bytes per number
+and a merge is rare. A list under MIN_ARRAY numbers has no arrays: it is `added` alone.
 
 Invariants: `added` and the array are disjoint, `removed` is part of the array, so the set is
 (array minus removed) plus added plus others, of size len(array) - len(removed) + len(added) + len(others).
@@ -26,7 +27,7 @@ MERGE_FRACTION = 32  # merge the changes once they number 1/32 of the array (or 
 
 Numbers = npt.NDArray[np.int64]
 _EMPTY: Numbers = np.empty(0, dtype=np.int64)
-_PLAIN_E164 = re.compile(r"\+[1-9][0-9]{0,17}")  # 18 digits still fit in an int64
+_PLAIN_E164 = re.compile(r"\+[1-9][0-9]{0,14}")
 
 
 def number_of(phone: str) -> int | None:
@@ -41,111 +42,133 @@ def numbers_of(phones: Sequence[str]) -> Numbers:
 
 
 class PhoneSet:
-    __slots__ = ("_added", "_array", "_merge_at", "_others", "_removed")
+    __slots__ = ("_added", "_array", "_merge_at", "_others", "_removed", "_since")
 
-    def __init__(self, numbers: Numbers = _EMPTY, others: Iterable[str] = ()) -> None:
-        """The set of `numbers` (integers, in any order) and of the phones `others` (not plain E.164)."""
-        self._array = _EMPTY
-        self._added: set[str] = set()
+    def __init__(
+        self, numbers: Numbers = _EMPTY, since: Numbers = _EMPTY, others: dict[str, int] | None = None
+    ) -> None:
+        """The set of `numbers` (integers, distinct, in any order) listed at `since` (the same order), and
+        of the phones `others` (not plain E.164) with theirs."""
+        self._array, self._since = _EMPTY, _EMPTY
+        self._added: dict[str, int] = {}
         self._removed: set[str] = set()
-        self._others = set(others)
+        self._others = dict(others or {})
         self._merge_at = MIN_ARRAY
-        self._store(np.unique(numbers))  # sorted, without repeats
+        order = np.argsort(numbers, kind="stable")
+        self._store(numbers[order], since[order])
 
     def __len__(self) -> int:
         return len(self._array) - len(self._removed) + len(self._added) + len(self._others)
 
     def __contains__(self, phone: str) -> bool:
-        return (
-            phone in self._added
-            or phone in self._others
-            or (phone not in self._removed and self._in_array(phone))
-        )
+        return self.since(phone) is not None
+
+    def since(self, phone: str) -> int | None:
+        """When the phone was listed (microseconds since the epoch), or None when it is not listed."""
+        if phone in self._added:
+            return self._added[phone]
+        if phone in self._others:
+            return self._others[phone]
+        at = self._position(phone)
+        return None if at is None or phone in self._removed else int(self._since[at])
 
     @property
     def has_array(self) -> bool:
         return len(self._array) > 0
 
-    def add(self, phone: str) -> None:
+    def add(self, phone: str, since: int) -> None:
+        """List the phone at `since`, or set its `since` when it is listed already."""
         if number_of(phone) is None:
-            self._others.add(phone)
-        elif phone in self._removed:
-            self._removed.remove(phone)
-        elif not self._in_array(phone):
-            self._added.add(phone)
+            self._others[phone] = since
+        elif (at := self._position(phone)) is not None:
+            self._removed.discard(phone)
+            self._since[at] = since
+        else:
+            self._added[phone] = since
             self._merge_if_due()
 
     def discard(self, phone: str) -> None:
         if phone in self._added:
-            self._added.remove(phone)
+            del self._added[phone]
         elif phone in self._others:
-            self._others.remove(phone)
-        elif self._in_array(phone):
+            del self._others[phone]
+        elif self._position(phone) is not None:
             self._removed.add(phone)
             self._merge_if_due()
 
-    def members(self, phones: Sequence[str], numbers: Numbers | None = None) -> set[str]:
-        """The phones that are in the set. Phones the caller validated as E.164 only, unless the set has
-        no array; `numbers` are their integers (`numbers_of`) when the caller already computed them."""
-        found = self._added.intersection(phones) if self._added else set()
+    def members(self, phones: Sequence[str], numbers: Numbers | None = None) -> dict[str, int]:
+        """The phones that are in the set, with their `since`. Phones the caller validated as E.164 only,
+        unless the set has no array; `numbers` are their integers when the caller already computed them."""
+        found = {phone: self._added[phone] for phone in self._added.keys() & phones} if self._added else {}
         if self._others:
-            found.update(self._others.intersection(phones))
+            found.update((phone, self._others[phone]) for phone in self._others.keys() & phones)
         if len(self._array):
             if numbers is None:
                 numbers = numbers_of(phones)
             at = np.searchsorted(self._array, numbers)
             at[at == len(self._array)] = 0  # past the end: compared with any entry, it differs
-            found.update(phones[i] for i in np.flatnonzero(self._array[at] == numbers).tolist())
-            found.difference_update(self._removed)
+            hits = np.flatnonzero(self._array[at] == numbers)
+            for i, since in zip(hits.tolist(), self._since[at[hits]].tolist(), strict=True):
+                if phones[i] not in self._removed:
+                    found[phones[i]] = since
         return found
 
-    def _in_array(self, phone: str) -> bool:
+    def _position(self, phone: str) -> int | None:
+        """Where the phone is in the array (whether or not it has been removed since), or None."""
         number = number_of(phone)
         if number is None or not len(self._array):
-            return False
+            return None
         at = int(np.searchsorted(self._array, number))
-        return at < len(self._array) and int(self._array[at]) == number
+        return at if at < len(self._array) and int(self._array[at]) == number else None
 
     def _merge_if_due(self) -> None:
         if len(self._added) + len(self._removed) >= self._merge_at:
             self._merge()
 
     def _merge(self) -> None:
-        """A new array with the changes in it: O(size of the array), once per len(array) / 32 changes."""
-        array = self._array
+        """New arrays with the changes in them: O(size of the array), once per len(array) / 32 changes."""
+        array, since = self._array, self._since
         if self._removed:
-            gone = np.sort(numbers_of(list(self._removed)))
-            array = np.delete(array, np.searchsorted(array, gone))
-        new = np.sort(numbers_of(list(self._added)))
-        self._added, self._removed = set(), set()
-        self._store(np.insert(array, np.searchsorted(array, new), new))
+            gone = np.searchsorted(array, np.sort(numbers_of(list(self._removed))))
+            array, since = np.delete(array, gone), np.delete(since, gone)
+        new = numbers_of(list(self._added))
+        new_since = np.fromiter(self._added.values(), dtype=np.int64, count=len(self._added))
+        order = np.argsort(new)
+        at = np.searchsorted(array, new[order])
+        self._added, self._removed = {}, set()
+        self._store(np.insert(array, at, new[order]), np.insert(since, at, new_since[order]))
 
-    def _store(self, numbers: Numbers) -> None:
-        """Keep sorted unique `numbers` as the array, or as strings when they are too few for one."""
+    def _store(self, numbers: Numbers, since: Numbers) -> None:
+        """Keep sorted distinct `numbers` as the array, or as strings when they are too few for one."""
         if len(numbers) < MIN_ARRAY:
-            self._array = _EMPTY
-            self._added.update(f"+{n}" for n in numbers.tolist())
+            self._array, self._since = _EMPTY, _EMPTY
+            self._added.update(zip((f"+{n}" for n in numbers.tolist()), since.tolist(), strict=True))
         else:
-            self._array = numbers
+            self._array, self._since = numbers, since
         self._merge_at = max(MIN_ARRAY, len(self._array) // MERGE_FRACTION)
 
 
 class PhoneSetLoader:
-    """Builds a PhoneSet from phones given in chunks, holding them as integers rather than strings."""
+    """Builds a PhoneSet from (phone, since) pairs given in chunks, holding them as integers, not strings."""
 
     def __init__(self) -> None:
-        self._chunks: list[Numbers] = []
-        self._others: list[str] = []
+        self._numbers: list[Numbers] = []
+        self._since: list[Numbers] = []
+        self._others: dict[str, int] = {}
 
-    def extend(self, phones: Iterable[str]) -> None:
-        numbers = []
-        for phone in phones:
+    def extend(self, entries: Iterable[tuple[str, int]]) -> None:
+        numbers, since = [], []
+        for phone, listed_at in entries:
             number = number_of(phone)
             if number is None:
-                self._others.append(phone)
+                self._others[phone] = listed_at
             else:
                 numbers.append(number)
-        self._chunks.append(np.array(numbers, dtype=np.int64))
+                since.append(listed_at)
+        self._numbers.append(np.array(numbers, dtype=np.int64))
+        self._since.append(np.array(since, dtype=np.int64))
 
     def build(self) -> PhoneSet:
-        return PhoneSet(np.concatenate(self._chunks) if self._chunks else _EMPTY, self._others)
+        if not self._numbers:
+            return PhoneSet(others=self._others)
+        return PhoneSet(np.concatenate(self._numbers), np.concatenate(self._since), self._others)

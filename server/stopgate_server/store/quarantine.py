@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
 from stopgate_server.domain.verdicts import CONFIRMATION_WINDOW
 from stopgate_server.store.blocklist import BlocklistIndex
 from stopgate_server.store.queries import QUERIES
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _from_epoch_us(microseconds: int) -> datetime:
+    return EPOCH + timedelta(microseconds=microseconds)
 
 
 @dataclass
@@ -46,8 +52,8 @@ class NumberStatus:
 
 
 class QuarantineStore:
-    """Queries and writes of the block lists. Reads go through the in-memory index when it can prove it is
-    current (it then only narrows the numbers to look up); otherwise straight to PostgreSQL."""
+    """Queries and writes of the block lists. Checks are answered by the in-memory index when it can prove
+    it is current; otherwise by PostgreSQL."""
 
     def __init__(self, pool: asyncpg.Pool, index: BlocklistIndex | None = None) -> None:
         self.pool = pool
@@ -56,9 +62,13 @@ class QuarantineStore:
     async def find_blocks(self, licence_id: str, shortcode: str, phones: Sequence[str]) -> Blocks:
         """The quarantine (licence) and stop-list (shortcode, when not "") entries among `phones`."""
         if self.index is not None and self.index.is_current():
-            phones = self.index.candidates(licence_id, shortcode, phones)
-            if not phones:
-                return Blocks()
+            found = self.index.find(licence_id, shortcode, phones)
+            if found is not None:
+                quarantined, stop_listed = found
+                return Blocks(
+                    {phone: _from_epoch_us(us) for phone, us in quarantined.items()},
+                    {phone: _from_epoch_us(us) for phone, us in stop_listed.items()},
+                )
         blocks = Blocks()
         rows = await self.pool.fetch(QUERIES["find_blocks"], licence_id, shortcode, list(set(phones)))
         for row in rows:

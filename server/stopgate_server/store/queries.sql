@@ -140,9 +140,11 @@ ORDER BY occurred_at, id;
 
 -- name: blocklist_snapshot
 -- Every block list entry, for the in-memory index: kind 'q' keyed by licence, 's' keyed by shortcode.
-SELECT 'q' AS kind, licence_id AS list_key, phone FROM quarantine
+-- `since` in microseconds since the epoch, as the triggers announce it.
+SELECT 'q' AS kind, licence_id AS list_key, phone, (extract(epoch FROM since) * 1000000)::bigint AS since
+FROM quarantine
 UNION ALL
-SELECT 's', shortcode, phone FROM shortcode_stop_list;
+SELECT 's', shortcode, phone, (extract(epoch FROM since) * 1000000)::bigint FROM shortcode_stop_list;
 
 -- name: blocklist_heartbeat
 -- Sent by each process's index through the block list channel: once it comes back, every change committed

@@ -33,19 +33,21 @@ CREATE TABLE shortcode_stop_list (
 -- Every insert into or delete from the block lists (quarantine, shortcode_stop_list) is announced on the
 -- channel `stopgate_blocklist` when it commits, so that every server process keeps its in-memory index
 -- current. A payload holds a line "#<random uuid>" (PostgreSQL would drop a notification identical to one
--- already sent in the same transaction: of "+", "-", "+" for one number, the second "+" would be lost), then up
--- to 80 lines "<q|s>|<+|->|<licence_id or shortcode>|<phone>" (statement-level triggers: one notification
--- per 80 changed rows, not one per row; 80 lines of 64-character licence ids stay within the 8,000-byte
--- payload limit). Rows are never updated in their keys.
--- One function per list, reading its key column directly; trigger argument: the operation's sign.
+-- already sent in the same transaction: of "+", "-", "+" for one number, the second "+" would be lost), then
+-- for each of up to 64 changed rows a line "#@<since, microseconds since the epoch>" and a line
+-- "<q|s>|<+|->|<licence_id or shortcode>|<phone>" (statement-level triggers: one notification per 64
+-- changed rows, not one per row; 64 rows with 64-character licence ids stay within the 8,000-byte payload
+-- limit). Rows are never updated in their keys or their `since`.
+-- One function per list, reading its columns directly; trigger argument: the operation's sign.
 CREATE FUNCTION stopgate_notify_quarantine() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
     nonce text := '#' || gen_random_uuid();
 BEGIN
-    PERFORM pg_notify('stopgate_blocklist',
-                      nonce || E'\n' || string_agg(concat_ws('|', 'q', TG_ARGV[0], licence_id, phone), E'\n'))
-    FROM (SELECT licence_id, phone, (row_number() OVER () - 1) / 80 AS part FROM changed) c
+    PERFORM pg_notify('stopgate_blocklist', nonce || E'\n' || string_agg(
+        '#@' || (extract(epoch FROM since) * 1000000)::bigint || E'\n'
+        || concat_ws('|', 'q', TG_ARGV[0], licence_id, phone), E'\n'))
+    FROM (SELECT licence_id, phone, since, (row_number() OVER () - 1) / 64 AS part FROM changed) c
     GROUP BY part;
     RETURN NULL;
 END
@@ -56,9 +58,10 @@ LANGUAGE plpgsql AS $$
 DECLARE
     nonce text := '#' || gen_random_uuid();
 BEGIN
-    PERFORM pg_notify('stopgate_blocklist',
-                      nonce || E'\n' || string_agg(concat_ws('|', 's', TG_ARGV[0], shortcode, phone), E'\n'))
-    FROM (SELECT shortcode, phone, (row_number() OVER () - 1) / 80 AS part FROM changed) c
+    PERFORM pg_notify('stopgate_blocklist', nonce || E'\n' || string_agg(
+        '#@' || (extract(epoch FROM since) * 1000000)::bigint || E'\n'
+        || concat_ws('|', 's', TG_ARGV[0], shortcode, phone), E'\n'))
+    FROM (SELECT shortcode, phone, since, (row_number() OVER () - 1) / 64 AS part FROM changed) c
     GROUP BY part;
     RETURN NULL;
 END
