@@ -425,6 +425,31 @@ async def test_large_lists_are_exact_whether_announced_or_loaded(
     assert blocked == stored
 
 
+async def test_an_entry_announced_without_its_since_is_answered_by_postgresql(
+    app: Application, stub: Any, db: asyncpg.Connection
+) -> None:
+    """Triggers older than migration 0005 announced no `since`: the index then lets PostgreSQL answer."""
+    await _wait_until_index_current(app)
+    assert app.index is not None
+    since = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    await db.execute("ALTER TABLE quarantine DISABLE TRIGGER quarantine_insert_notify")
+    await db.execute(
+        "INSERT INTO quarantine (phone, licence_id, since, source) VALUES ($1, 'acme', $2, 'IMPORT')",
+        ALICE,
+        since,
+    )
+    await db.execute("ALTER TABLE quarantine ENABLE TRIGGER quarantine_insert_notify")
+    await db.execute("SELECT pg_notify('stopgate_blocklist', E'#0\\nq|+|acme|' || $1)", ALICE)
+    await app.index.sync()
+    assert app.index.find("acme", "", [ALICE, BOB]) is None
+    response = await check(stub, [ALICE, BOB])
+    assert verdicts(response) == [
+        ("VERDICT_BLOCK", "CHECK_REASON_QUARANTINED"),
+        ("VERDICT_ALLOW", "CHECK_REASON_UNSPECIFIED"),
+    ]
+    assert response.results[0].since.ToDatetime(UTC) == since
+
+
 async def test_writes_answer_while_the_index_is_not_listening(app: Application, stub: Any) -> None:
     """A manual action commits and answers even when the index has no connection (checks then read
     PostgreSQL, which holds the change)."""
