@@ -47,9 +47,10 @@ UNKNOWN_SINCE = -1  # an entry announced without its time (by a trigger older th
 
 def spare_from_garbage_collection() -> None:
     """Every full garbage collection walks each tracked container entry by entry: ~50 ms per million index
-    entries, a pause for every call in flight (and half a second at 10 million). The index's sets cannot
-    form reference cycles and are freed by reference counting when replaced, so after a load the collector
-    is told to leave everything alive now alone (after one collection, so that no garbage is kept)."""
+    entries of sets, a pause for every call in flight. Large lists are now numpy arrays, which the collector
+    does not walk, but small lists are still dicts. The index's lists cannot form reference cycles and are
+    freed by reference counting when replaced, so after a load the collector is told to leave everything
+    alive now alone (after one collection, so that no garbage is kept)."""
     gc.collect()
     gc.freeze()
 
