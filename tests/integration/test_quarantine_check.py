@@ -450,6 +450,26 @@ async def test_an_entry_announced_without_its_since_is_answered_by_postgresql(
     assert response.results[0].since.ToDatetime(UTC) == since
 
 
+async def test_truncated_lists_are_emptied_in_the_index(
+    app: Application, stub: Any, db: asyncpg.Connection
+) -> None:
+    """TRUNCATE fires no delete trigger; it is announced on its own, or the index would keep blocking."""
+    await _wait_until_index_current(app)
+    await quarantine(stub, [ALICE])
+    await stop_list(db, "36180", BOB, timedelta(0), seen_by=app)
+    assert [v for v, _ in verdicts(await check(stub, [ALICE, BOB], sender=SHORTCODE))] == [
+        "VERDICT_BLOCK"
+    ] * 2
+    await db.execute("TRUNCATE quarantine")
+    await db.execute("TRUNCATE shortcode_stop_list")
+    assert app.index is not None
+    await app.index.sync()
+    assert app.index.is_current()
+    assert [v for v, _ in verdicts(await check(stub, [ALICE, BOB], sender=SHORTCODE))] == [
+        "VERDICT_ALLOW"
+    ] * 2
+
+
 async def test_writes_answer_while_the_index_is_not_listening(app: Application, stub: Any) -> None:
     """A manual action commits and answers even when the index has no connection (checks then read
     PostgreSQL, which holds the change)."""

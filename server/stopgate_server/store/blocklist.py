@@ -216,12 +216,17 @@ class BlocklistIndex:
                 future.set_result(None)
 
     def _apply(self, lines: list[str]) -> None:
-        """Apply announced lines in order: "#@<since>" gives the time of the entry on the next line; other
-        "#" lines are the nonce that keeps PostgreSQL from dropping a notification identical to another."""
+        """Apply announced lines in order: "#@<since>" gives the time of the entry on the next line, "#!q"
+        and "#!s" say the quarantine or the stop lists were truncated; other "#" lines are the nonce that
+        keeps PostgreSQL from dropping a notification identical to another."""
         since = UNKNOWN_SINCE
         for line in lines:
             if line.startswith("#"):
                 since = int(line[2:]) if line.startswith("#@") else UNKNOWN_SINCE
+                if line == "#!q":
+                    self._quarantine = {}
+                elif line == "#!s":
+                    self._stop_lists = {}
                 continue
             kind, operation, rest = line.split("|", 2)
             list_key, phone = rest.rsplit("|", 1)

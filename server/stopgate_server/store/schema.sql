@@ -67,6 +67,15 @@ BEGIN
 END
 $$;
 
+-- TRUNCATE fires no delete trigger: it is announced as a line "#!q" or "#!s", the whole list emptied.
+CREATE FUNCTION stopgate_notify_truncate() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('stopgate_blocklist', '#' || gen_random_uuid() || E'\n#!' || TG_ARGV[0]);
+    RETURN NULL;
+END
+$$;
+
 CREATE TRIGGER quarantine_insert_notify AFTER INSERT ON quarantine REFERENCING NEW TABLE AS changed
     FOR EACH STATEMENT EXECUTE FUNCTION stopgate_notify_quarantine('+');
 CREATE TRIGGER quarantine_delete_notify AFTER DELETE ON quarantine REFERENCING OLD TABLE AS changed
@@ -77,6 +86,10 @@ CREATE TRIGGER shortcode_stop_list_insert_notify AFTER INSERT ON shortcode_stop_
 CREATE TRIGGER shortcode_stop_list_delete_notify AFTER DELETE ON shortcode_stop_list
     REFERENCING OLD TABLE AS changed
     FOR EACH STATEMENT EXECUTE FUNCTION stopgate_notify_shortcode_stop_list('-');
+CREATE TRIGGER quarantine_truncate_notify AFTER TRUNCATE ON quarantine
+    FOR EACH STATEMENT EXECUTE FUNCTION stopgate_notify_truncate('q');
+CREATE TRIGGER shortcode_stop_list_truncate_notify AFTER TRUNCATE ON shortcode_stop_list
+    FOR EACH STATEMENT EXECUTE FUNCTION stopgate_notify_truncate('s');
 
 CREATE TABLE sends (
     phone       text        NOT NULL,
