@@ -42,6 +42,8 @@ def numbers_of(phones: Sequence[str]) -> Numbers:
 
 
 class PhoneSet:
+    """One block list: its phones, each with its `since` (see the module doc)."""
+
     __slots__ = ("_added", "_array", "_merge_at", "_others", "_removed", "_since")
 
     def __init__(
