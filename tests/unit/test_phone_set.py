@@ -20,22 +20,33 @@ def small_arrays(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 operations = st.lists(
-    st.tuples(st.booleans(), st.sampled_from(PHONES + ODD), st.integers(0, 2**62)), max_size=120
+    st.tuples(
+        st.sampled_from(["add", "update", "discard"]), st.sampled_from(PHONES + ODD), st.integers(0, 2**62)
+    ),
+    max_size=120,
 )
 
 
 @settings(max_examples=300, deadline=None)
 @given(initial=st.dictionaries(st.sampled_from(PHONES + ODD), st.integers(0, 2**62)), steps=operations)
 def test_it_answers_as_a_plain_dict_after_any_adds_and_discards(
-    initial: dict[str, int], steps: list[tuple[bool, str, int]]
+    initial: dict[str, int], steps: list[tuple[str, str, int]]
 ) -> None:
+    """Consecutive "update" steps are applied together, as the index applies a notification's rows."""
     loader = PhoneSetLoader()
     listed = sorted(initial.items())
     loader.extend(listed[: len(listed) // 2])
     loader.extend(listed[len(listed) // 2 :])
     phones, model = loader.build(), dict(initial)
-    for adding, phone, since in steps:
-        if adding:
+    together: list[tuple[str, int]] = []
+    for operation, phone, since in [*steps, ("discard", "", 0)]:  # the last one applies what is pending
+        if operation == "update":
+            together.append((phone, since))
+            continue
+        phones.update(together)
+        model.update(together)
+        together.clear()
+        if operation == "add":
             phones.add(phone, since)
             model[phone] = since
         else:

@@ -28,7 +28,8 @@ import logging
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from operator import itemgetter
 
 import asyncpg
 
@@ -216,26 +217,34 @@ class BlocklistIndex:
                 future.set_result(None)
 
     def _apply(self, lines: list[str]) -> None:
-        """Apply announced lines in order: "#@<since>" gives the time of the entry on the next line, "#!q"
-        and "#!s" say the quarantine or the stop lists were truncated; other "#" lines are the nonce that
-        keeps PostgreSQL from dropping a notification identical to another."""
-        since = UNKNOWN_SINCE
-        for line in lines:
-            if line.startswith("#"):
-                since = int(line[2:]) if line.startswith("#@") else UNKNOWN_SINCE
-                if line == "#!q":
-                    self._quarantine = {}
-                elif line == "#!s":
-                    self._stop_lists = {}
-                continue
-            kind, operation, rest = line.split("|", 2)
-            list_key, phone = rest.rsplit("|", 1)
+        """Apply announced lines in order, each run of additions to one list at once."""
+        for (kind, operation, list_key), run in itertools.groupby(_changes(lines), key=itemgetter(0, 1, 2)):
             lists = self._quarantine if kind == "q" else self._stop_lists
             phone_set = lists.get(list_key)
-            if operation == "+":
+            if operation == "!":
+                lists.clear()
+            elif operation == "+":
                 if phone_set is None:
                     phone_set = lists[list_key] = PhoneSet()
-                phone_set.add(phone, since)
+                phone_set.update([(phone, since) for *_, phone, since in run])
             elif phone_set is not None:
-                phone_set.discard(phone)
-            since = UNKNOWN_SINCE
+                for *_, phone, _ in run:
+                    phone_set.discard(phone)
+
+
+def _changes(lines: list[str]) -> Iterator[tuple[str, str, str, str, int]]:
+    """(kind, operation, list key, phone, since) of each announced change, in order. "#@<since>" gives
+    the time of the entry on the next line; "#!q" and "#!s" say the quarantine or the stop lists were
+    truncated (operation "!"); other "#" lines are the nonce that keeps PostgreSQL from dropping a
+    notification identical to another."""
+    since = UNKNOWN_SINCE
+    for line in lines:
+        if line.startswith("#"):
+            since = int(line[2:]) if line.startswith("#@") else UNKNOWN_SINCE
+            if line.startswith("#!"):
+                yield line[2:], "!", "", "", UNKNOWN_SINCE
+            continue
+        kind, operation, rest = line.split("|", 2)
+        list_key, phone = rest.rsplit("|", 1)
+        yield kind, operation, list_key, phone, since
+        since = UNKNOWN_SINCE
