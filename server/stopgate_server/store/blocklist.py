@@ -2,9 +2,9 @@
 
 Every insert into or delete from `quarantine` and `shortcode_stop_list` is announced by a trigger on the
 channel `stopgate_blocklist` when it commits (up to 64 changed rows per notification, each a line
-"#@<since, microseconds since the epoch>" then a line "<q|s>|<+|->|<licence_id or shortcode>|<phone>"). The
-index listens on a connection of its own, loads a snapshot after LISTEN took effect, and applies the
-announcements in commit order.
+"#@<since, microseconds since the epoch>" then a line "<q|s>|<+|->|<licence_id or shortcode>|<phone>"; a
+TRUNCATE as a line "#!q" or "#!s"). The index listens on a connection of its own, loads a snapshot after
+LISTEN took effect, and applies the announcements in commit order.
 
 It can prove it is current: every HEARTBEAT_INTERVAL_S it sends a heartbeat through the same channel.
 PostgreSQL delivers notifications in commit order, so once a heartbeat sent at time h comes back, every
