@@ -83,11 +83,8 @@ class PhoneSet:
         number = number_of(phone)
         if number is None:
             self._others[phone] = since
-        elif (at := self._position(number)) is not None:
-            self._removed.discard(phone)
-            self._since[at] = since
         else:
-            self._added[phone] = since
+            self._put(phone, since, self._position(number))
             self._merge_if_due()
 
     def update(self, entries: Sequence[tuple[str, int]]) -> None:
@@ -104,16 +101,9 @@ class PhoneSet:
                 self._others[phone] = since
             else:
                 plain.append((phone, since, number))
-        numbers = np.fromiter((number for _, _, number in plain), dtype=np.int64, count=len(plain))
-        at = self._array.searchsorted(numbers)
-        at[at == len(self._array)] = 0  # past the end: compared with any entry, it differs
-        listed = self._array[at] == numbers
+        at, listed = self._locate(np.fromiter((n for _, _, n in plain), dtype=np.int64, count=len(plain)))
         for (phone, since, _), position, in_array in zip(plain, at.tolist(), listed.tolist(), strict=True):
-            if in_array:
-                self._removed.discard(phone)
-                self._since[position] = since
-            else:
-                self._added[phone] = since
+            self._put(phone, since, position if in_array else None)
         self._merge_if_due()
 
     def discard(self, phone: str) -> None:
@@ -134,13 +124,26 @@ class PhoneSet:
         if len(self._array):
             if numbers is None:
                 numbers = numbers_of(phones)
-            at = self._array.searchsorted(numbers)
-            at[at == len(self._array)] = 0  # past the end: compared with any entry, it differs
-            hits = np.flatnonzero(self._array[at] == numbers)
+            at, listed = self._locate(numbers)
+            hits = np.flatnonzero(listed)
             for i, since in zip(hits.tolist(), self._since[at[hits]].tolist(), strict=True):
                 if phones[i] not in self._removed:
                     found[phones[i]] = since
         return found
+
+    def _put(self, phone: str, since: int, position: int | None) -> None:
+        """List a plain E.164 phone at `since`; `position`: where its number is in the array, if there."""
+        if position is None:
+            self._added[phone] = since
+        else:
+            self._removed.discard(phone)
+            self._since[position] = since
+
+    def _locate(self, numbers: Numbers) -> tuple[Numbers, npt.NDArray[np.bool_]]:
+        """For each number, a position in the array and whether the number is there (at that position)."""
+        at = self._array.searchsorted(numbers)
+        at[at == len(self._array)] = 0  # past the end: compared with any entry, it differs
+        return at, self._array[at] == numbers
 
     def _position(self, number: int | None) -> int | None:
         """Where the number is in the array (whether or not it has been removed since), or None."""
