@@ -5,6 +5,7 @@ a whole batch unless a phone appears in it more than once."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -72,10 +73,12 @@ class IngestStore:
     async def ingest(self, events: Sequence[Event], rejected: Sequence[Rejected]) -> list[Outcome]:
         """Apply the events and store the rejected ones, atomically; one outcome per event, in order.
         When it returns, everything is committed and this process's block-list index holds it."""
+        batch = _Batch(events)
+        statements = len(batch.rounds) + (1 if rejected else 0)
         for attempt in range(1, RETRIES + 1):
             try:
-                async with self.pool.acquire() as connection, connection.transaction():
-                    outcomes = await _apply(connection, events)
+                async with self.pool.acquire() as connection, _atomic(connection, statements):
+                    outcomes = await batch.apply(connection)
                     if rejected:
                         await connection.execute(
                             QUERIES["ingest_rejected"],
@@ -97,34 +100,45 @@ class IngestStore:
         return outcomes
 
 
-async def _apply(connection: DbConnection, events: Sequence[Event]) -> list[Outcome]:
-    """One statement per round: the events of one phone go to successive rounds, so that each round
-    changes a row at most once, in the order the events came. A repeat of an event inside the batch is
-    applied once and answered as a DUPLICATE of its first occurrence."""
-    first_seen: dict[tuple[str, str], int] = {}
-    rounds: list[list[int]] = []
-    per_phone: dict[str, int] = {}
-    for i, event in enumerate(events):
-        key = (event.phone, event.event_id)
-        if key in first_seen:
-            continue
-        first_seen[key] = i
-        number = per_phone.get(event.phone, 0)
-        per_phone[event.phone] = number + 1
-        if number == len(rounds):
-            rounds.append([])
-        rounds[number].append(i)
+def _atomic(connection: DbConnection, statements: int) -> contextlib.AbstractAsyncContextManager[object]:
+    """A transaction around several statements. One statement is atomic on its own: a batch of distinct
+    phones with no rejected event (the usual one) saves the BEGIN and COMMIT round trips."""
+    return connection.transaction() if statements > 1 else contextlib.nullcontext()
 
-    outcomes: dict[int, Outcome] = {}
-    for indexes in rounds:
-        applied = [events[i] for i in indexes]
-        for row in await connection.fetch(QUERIES["ingest_round"], *_columns(applied)):
-            outcomes[indexes[row["idx"] - 1]] = Outcome(*row[1:])
-    for i, event in enumerate(events):
-        if i not in outcomes:  # a repeat inside the batch
-            first = outcomes[first_seen[(event.phone, event.event_id)]]
-            outcomes[i] = replace(first, outcome="DUPLICATE", blocked=False)
-    return [outcomes[i] for i in range(len(events))]
+
+class _Batch:
+    """The events of one batch in rounds of one statement each: the events of one phone go to successive
+    rounds, so that each round changes a row at most once, in the order the events came. A repeat of an
+    event inside the batch is applied once and answered as a DUPLICATE of its first occurrence."""
+
+    def __init__(self, events: Sequence[Event]) -> None:
+        self.events = events
+        self.first_seen: dict[tuple[str, str], int] = {}
+        self.rounds: list[list[int]] = []
+        per_phone: dict[str, int] = {}
+        for i, event in enumerate(events):
+            key = (event.phone, event.event_id)
+            if key in self.first_seen:
+                continue
+            self.first_seen[key] = i
+            number = per_phone.get(event.phone, 0)
+            per_phone[event.phone] = number + 1
+            if number == len(self.rounds):
+                self.rounds.append([])
+            self.rounds[number].append(i)
+
+    async def apply(self, connection: DbConnection) -> list[Outcome]:
+        events = self.events
+        outcomes: dict[int, Outcome] = {}
+        for indexes in self.rounds:
+            applied = [events[i] for i in indexes]
+            for row in await connection.fetch(QUERIES["ingest_round"], *_columns(applied)):
+                outcomes[indexes[row["idx"] - 1]] = Outcome(*row[1:])
+        for i, event in enumerate(events):
+            if i not in outcomes:  # a repeat inside the batch
+                first = outcomes[self.first_seen[(event.phone, event.event_id)]]
+                outcomes[i] = replace(first, outcome="DUPLICATE", blocked=False)
+        return [outcomes[i] for i in range(len(events))]
 
 
 def _columns(events: Sequence[Event]) -> list[list[object]]:
