@@ -15,6 +15,8 @@ from stopgate.v1 import (
     stop_ingest_pb2,
     stop_ingest_pb2_grpc,
 )
+from stopgate_server.store.ingest import Event, _columns
+from stopgate_server.store.queries import QUERIES
 
 pb, qc = stop_ingest_pb2, quarantine_check_pb2
 SMS, GATEWAY, WEB = (
@@ -311,3 +313,31 @@ async def test_old_events_are_stored_without_a_confirmation(ingest: Any) -> None
     too_old = event("late-2")
     too_old.received_at.FromDatetime(datetime.now(UTC) - timedelta(days=40))
     assert (await one(ingest, too_old)).outcome == pb.INGEST_OUTCOME_REJECTED
+
+
+async def test_the_duplicate_check_probes_the_primary_key_whatever_the_statistics(db: Any) -> None:
+    """Statistics taken while inbound_events was empty make a scan of it look free, and a plan made then
+    stays cached on the connection while the table grows: the duplicate check must still only probe the key
+    (migration 0006), not scan the table once per event."""
+
+    def stops(prefix: str, count: int) -> list[list[object]]:
+        now = datetime.now(UTC)
+        fields = ("SMS_REPLY", "", "", "", "STOP", "", "", "", "", "OPT_OUT", "STOP", "EXACT")
+        return _columns([Event(f"+336{i:08d}", f"{prefix}-{i}", now, *fields) for i in range(count)])
+
+    await db.execute("ANALYZE inbound_events")
+    statement = await db.prepare(QUERIES["ingest_round"])
+    for k in range(6):  # past the first custom plans: a generic plan is cached
+        await statement.fetch(*stops(f"warm-{k}", 5))
+    await db.execute(
+        "INSERT INTO inbound_events (phone, event_id, received_at, source, intent, outcome)"
+        " SELECT '+3361' || lpad(i::text, 8, '0'), 'filler-' || i, now(), 'SMS_REPLY', 'NONE', 'NO_ACTION'"
+        " FROM generate_series(1, 20000) AS i"
+    )
+    async with db.transaction():
+        rows = await statement.fetch(*stops("probe", 100))
+        scans = await db.fetchval(
+            "SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relname = 'inbound_events'"
+        )
+    assert len(rows) == 100
+    assert scans == 0

@@ -171,14 +171,7 @@ WITH batch AS (
                              match_kind, idx)
 ),
 stored AS (
-    -- LIMIT 1 keeps this a probe per event, never a hash join over the whole table, whatever its statistics.
-    SELECT b.idx, e.*
-    FROM batch b
-    JOIN LATERAL (
-        SELECT outcome, intent, matched_keyword, match_kind, licence_id, campaign_id FROM inbound_events
-        WHERE inbound_events.phone = b.phone AND inbound_events.event_id = b.event_id
-        LIMIT 1
-    ) e ON true
+    SELECT * FROM stopgate_stored_events($1, $2)
 ),
 attributed AS (
     SELECT b.*, s.sent_at,
