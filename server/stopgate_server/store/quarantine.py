@@ -15,7 +15,8 @@ from stopgate_server.store.queries import QUERIES
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _from_epoch_us(microseconds: int) -> datetime:
+def from_epoch_us(microseconds: int) -> datetime:
+    """The time of a block-list entry as the index holds it (microseconds since the epoch, exact)."""
     return EPOCH + timedelta(microseconds=microseconds)
 
 
@@ -66,8 +67,8 @@ class QuarantineStore:
             if found is not None:
                 quarantined, stop_listed = found
                 return Blocks(
-                    {phone: _from_epoch_us(us) for phone, us in quarantined.items()},
-                    {phone: _from_epoch_us(us) for phone, us in stop_listed.items()},
+                    {phone: from_epoch_us(us) for phone, us in quarantined.items()},
+                    {phone: from_epoch_us(us) for phone, us in stop_listed.items()},
                 )
         blocks = Blocks()
         rows = await self.pool.fetch(QUERIES["find_blocks"], licence_id, shortcode, list(set(phones)))
