@@ -156,14 +156,15 @@ def rss_kib(pid: int) -> tuple[int, int]:
 
 
 def processes() -> dict[int, tuple[int, float]]:
-    """{pid: (parent pid, CPU seconds used: user + system)} of every live process."""
+    """{pid: (parent pid, CPU seconds used: user + system)} of every live process, counting its children
+    that have ended (a postmaster's short-lived backends, for instance)."""
     table = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rpartition(")")[2].split()
         except OSError:
             continue  # the process has ended
-        used = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        used = sum(map(int, fields[11:15])) / os.sysconf("SC_CLK_TCK")  # utime, stime, cutime, cstime
         table[int(stat.parent.name)] = (int(fields[1]), used)
     return table
 
@@ -184,7 +185,7 @@ def descendants(root_pid: int, table: dict[int, tuple[int, float]] | None = None
 
 
 def cpu_seconds(root_pid: int) -> float:
-    """CPU time used so far by a process and every live descendant."""
+    """CPU time used so far by a process and its descendants, live or ended."""
     table = processes()
     return sum(table[pid][1] for pid in descendants(root_pid, table))
 

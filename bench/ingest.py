@@ -5,7 +5,10 @@ process of its own: S concurrent StreamEvents streams, each sending requests of 
 the next request is written while the previous is being committed), N events in all, timed from the first
 write to the last ack. Baseline in the same run: `INSERT ... SELECT unnest(...)` of the same rows into a
 copy of inbound_events, B rows per statement over S connections (no attribution, no block lists, no history,
-no counters). Then IngestEvent at a steady R events/s for T seconds: p50/p99 latency. Loopback only.
+no counters). Between the two, the bound PostgreSQL sets: stopgate's own statement (`ingest_round`) for the
+same events, B per statement over S connections straight from asyncpg, without the server (no gRPC, no
+validation, no classification, no index sync): no server can ingest faster with this data model on this
+machine. Then IngestEvent at a steady R events/s for T seconds: p50/p99 latency. Loopback only.
 
     .venv/bin/python bench/ingest.py
 """
@@ -21,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -154,6 +158,52 @@ async def raw_insert(dsn: str, args: argparse.Namespace) -> dict[str, float]:
     return {"events_per_s": per_stream * args.streams / elapsed}
 
 
+async def statement_only(dsn: str, args: argparse.Namespace) -> dict[str, float]:
+    """The bound PostgreSQL sets: stopgate's ingest_round for the same STOPs, B per statement over S
+    connections, as the server sends it, with none of the server's own work. Every event must come back
+    QUARANTINED, so that this measures the whole effect of a STOP, not a shortcut."""
+    from stopgate_server.store.queries import QUERIES
+
+    pool = await asyncpg.create_pool(dsn, min_size=args.streams, max_size=args.streams)
+    now = datetime.now(UTC)
+    per_stream = args.events // args.streams
+    # The fields of store.ingest.Event after phone and event_id, as the server reads these STOPs.
+    constant = [
+        now,
+        "SMS_REPLY",
+        SHORTCODE,
+        SHORTCODE,
+        "",
+        "STOP",
+        "",
+        "",
+        "",
+        "",
+        "OPT_OUT",
+        "STOP",
+        "EXACT",
+    ]
+    outcomes: Counter[str] = Counter()
+
+    async def one_stream(s: int) -> None:
+        async with pool.acquire() as connection:
+            for k in range(s * per_stream, (s + 1) * per_stream, args.batch):
+                rows = range(k, k + args.batch)
+                columns: list[list[Any]] = [[phone(i) for i in rows], [f"direct-{i}" for i in rows]]
+                columns += ([value] * args.batch for value in constant)
+                outcomes.update(
+                    row["outcome"] for row in await connection.fetch(QUERIES["ingest_round"], *columns)
+                )
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one_stream(s) for s in range(args.streams)))
+    elapsed = time.perf_counter() - started
+    await pool.close()
+    if outcomes != Counter(QUARANTINED=per_stream * args.streams):
+        raise SystemExit(f"ingest_round did not quarantine every event: {dict(outcomes)}")
+    return {"events_per_s": per_stream * args.streams / elapsed}
+
+
 async def load_sends(dsn: str, count: int) -> None:
     connection = await asyncpg.connect(dsn)
     sent_at = datetime.now(UTC) - timedelta(hours=1)
@@ -190,25 +240,30 @@ def main() -> int:
     parser.add_argument(
         "--profile", type=Path, help="py-spy the server during the streamed rounds into this file"
     )
-    parser.add_argument("--client", choices=["stream", "unary", "raw"], help=argparse.SUPPRESS)
+    parser.add_argument("--client", choices=["stream", "unary", "raw", "statement"], help=argparse.SUPPRESS)
     parser.add_argument("--target", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.events % (args.streams * args.batch):
         parser.error("--events must be a multiple of --streams x --batch (each stream sends whole batches)")
     if args.client:
-        run = {"stream": stream_load, "unary": unary_latency, "raw": raw_insert}[args.client]
+        modes = {
+            "stream": stream_load,
+            "unary": unary_latency,
+            "raw": raw_insert,
+            "statement": statement_only,
+        }
+        run = modes[args.client]
         print(json.dumps(asyncio.run(run(args.target, args))))
         return 0
 
-    streamed, raw = [], []
+    streamed, statement, raw = [], [], []
     with private_database() as (dsn, workdir):
         asyncio.run(load_sends(dsn, args.events + int(args.rate * args.seconds)))
         database = postmaster_pid(workdir)
         with stopgate_server(dsn, workers=args.workers) as server:
             address = server.address
             for round_number in range(1, args.rounds + 1):
-                reset = asyncio.run(_reset(dsn))
-                assert reset is None
+                asyncio.run(_reset(dsn))
                 cpu_before = cpu_seconds(server.pid), cpu_seconds(database)
                 with profiled(server.pid, args.profile if round_number == 1 else None):
                     streamed.append(client("stream", address, args)["events_per_s"])
@@ -216,19 +271,31 @@ def main() -> int:
                     1000 * (cpu_seconds(pid) - before) / (args.events / 1000)
                     for pid, before in zip((server.pid, database), cpu_before, strict=True)
                 )
+                asyncio.run(_reset(dsn))
+                before = cpu_seconds(database)
+                statement.append(client("statement", dsn, args)["events_per_s"])
+                between = cpu_seconds(database)
                 raw.append(client("raw", dsn, args)["events_per_s"])
+                statement_ms, raw_ms = (
+                    1000 * (end - start) / (args.events / 1000)
+                    for start, end in ((before, between), (between, cpu_seconds(database)))
+                )
                 print(
                     f"round {round_number}: stopgate {streamed[-1]:,.0f} durable events/s,"
-                    f" raw insert {raw[-1]:,.0f} rows/s, ratio {streamed[-1] / raw[-1]:.2f};"
-                    f" CPU per 1,000 events: server {server_ms:.0f} ms, PostgreSQL {database_ms:.0f} ms",
+                    f" its statement alone {statement[-1]:,.0f}, raw insert {raw[-1]:,.0f} rows/s;"
+                    f" ratios {streamed[-1] / raw[-1]:.2f} and {statement[-1] / raw[-1]:.2f}\n"
+                    f"  PostgreSQL CPU per 1,000 events: stopgate {database_ms:.0f} ms"
+                    f" (and the server {server_ms:.0f} ms), statement alone {statement_ms:.0f} ms,"
+                    f" raw insert {raw_ms:.0f} ms",
                     flush=True,
                 )
             latency = client("unary", address, args)
-    rate, baseline = statistics.median(streamed), statistics.median(raw)
+    rate, floor, baseline = (statistics.median(figures) for figures in (streamed, statement, raw))
     print(
         f"\nmedians over {args.rounds} rounds ({args.events:,} events, {args.batch} per request,"
-        f" {args.streams} streams): stopgate {rate:,.0f} events/s, raw insert {baseline:,.0f} rows/s,"
-        f" ratio {rate / baseline:.2f}"
+        f" {args.streams} streams): stopgate {rate:,.0f} events/s, its statement alone {floor:,.0f} events/s,"
+        f" raw insert {baseline:,.0f} rows/s; ratio to the raw insert {rate / baseline:.2f}"
+        f" (the statement alone: {floor / baseline:.2f})"
     )
     print(
         f"IngestEvent at {args.rate:g} events/s for {args.seconds:g} s:"
