@@ -13,7 +13,9 @@ from typing import Any
 
 import asyncpg
 import grpc
+import pytest
 from stopgate import AsyncClient, Client
+from stopgate_server.app import Application
 from stopgate_server.store.embedded import EmbeddedPostgres
 from stopgate_server.store.tokens import ROLES, create_token
 
@@ -72,3 +74,13 @@ class OwnServer:
 
     cluster: EmbeddedPostgres
     channel: grpc.aio.Channel
+
+
+async def wait_until_index_current(app: Application) -> None:
+    """Wait until the server's block-list index is loaded and current: it answers CheckBatch on its own."""
+    assert app.index is not None
+    for _ in range(200):
+        if app.index.is_current():
+            return
+        await asyncio.sleep(0.01)
+    pytest.fail("the block list index never became current")

@@ -1,9 +1,11 @@
-"""Faults and limits, bounded and on loopback only: a slow database, deadlines, the concurrency limit, an
-oversized message, a client leaving mid-stream, and PostgreSQL stopped under a mixed load."""
+"""Faults and limits, bounded and on loopback only: a slow database, deadlines, the concurrency limit, the
+streams of one connection, an oversized message, a client leaving mid-stream, and PostgreSQL stopped under
+a mixed load."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable
@@ -12,7 +14,7 @@ from typing import Any
 import asyncpg
 import grpc
 import pytest
-from clients import OwnServer
+from clients import OwnServer, wait_until_index_current
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from stopgate.interceptors import bearer_token
 from stopgate.v1 import (
@@ -136,6 +138,47 @@ async def test_calls_beyond_the_concurrency_limit_are_refused(started: Any, lock
     assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     await locked_quarantine()
     assert (await blocked).e164 == ALICE
+
+
+async def test_calls_beyond_the_streams_of_a_connection_wait_for_a_free_one(
+    database_url: str, api_token: str, server_settings: Callable[[str], Settings]
+) -> None:
+    # One stream per connection, two connections. A call on the first holds its stream, waiting on a locked
+    # table. CheckBatch is answered from the block-list index without reading that table: on the second
+    # connection at once; on the first only once the stream is free.
+    application = Application(
+        dataclasses.replace(server_settings(database_url), max_streams_per_connection=1)
+    )
+    await application.start()
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(application.stop)
+        await wait_until_index_current(application)
+        stubs = []
+        for _ in range(2):
+            channel = grpc.aio.insecure_channel(
+                f"127.0.0.1:{application.grpc_port}",
+                options=[("grpc.use_local_subchannel_pool", 1)],  # a connection of its own
+                interceptors=bearer_token(api_token),
+            )
+            stack.push_async_callback(channel.close)
+            stubs.append(quarantine_check_pb2_grpc.QuarantineCheckStub(channel))
+        busy, other = stubs
+        locker = await asyncpg.connect(database_url)
+        stack.push_async_callback(locker.close)
+        lock = locker.transaction()
+        await lock.start()
+        await locker.execute("LOCK TABLE quarantine IN ACCESS EXCLUSIVE MODE")
+        holding = busy.GetNumberStatus(status_request(), timeout=10)
+        await asyncio.sleep(0.3)  # the call holds the first connection's only stream, waiting for the lock
+
+        assert (await other.CheckBatch(check_request(ALICE), timeout=1)).allowed_count == 1
+        with pytest.raises(grpc.aio.AioRpcError) as waited:
+            await busy.CheckBatch(check_request(ALICE), timeout=1)
+        assert waited.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+
+        await lock.rollback()
+        assert (await holding).e164 == ALICE
+        assert (await busy.CheckBatch(check_request(ALICE), timeout=5)).allowed_count == 1
 
 
 async def test_an_oversized_message_is_refused(started: Any) -> None:

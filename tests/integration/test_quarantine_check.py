@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 import grpc
 import pytest
-from clients import OwnServer
+from clients import OwnServer, wait_until_index_current
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from stopgate.v1 import common_pb2, quarantine_check_pb2, quarantine_check_pb2_grpc
@@ -325,7 +325,7 @@ async def test_a_stop_written_by_another_process_blocks_within_a_second(
     app: Application, stub: Any, db: asyncpg.Connection
 ) -> None:
     """Invariant 3 through the index: a write this process did not make reaches it by NOTIFY."""
-    await _wait_until_index_current(app)
+    await wait_until_index_current(app)
     await stop_quarantine(db, "acme", ALICE, timedelta(0), seen_by=None)
     started = asyncio.get_running_loop().time()
     while verdicts(await check(stub, [ALICE]))[0][0] != "VERDICT_BLOCK":
@@ -336,18 +336,9 @@ async def test_a_stop_written_by_another_process_blocks_within_a_second(
 
 
 async def test_the_writing_process_blocks_at_once(app: Application, stub: Any) -> None:
-    await _wait_until_index_current(app)
+    await wait_until_index_current(app)
     await quarantine(stub, [CAROL])
     assert verdicts(await check(stub, [CAROL]))[0] == ("VERDICT_BLOCK", "CHECK_REASON_QUARANTINED")
-
-
-async def _wait_until_index_current(app: Application) -> None:
-    assert app.index is not None
-    for _ in range(200):
-        if app.index.is_current():
-            return
-        await asyncio.sleep(0.01)
-    pytest.fail("the block list index never became current")
 
 
 async def test_check_fails_closed_while_the_database_is_down(own_server: OwnServer) -> None:
@@ -374,7 +365,7 @@ async def test_the_longest_licence_ids_reach_the_index_in_full_notifications(
     app: Application, stub: Any
 ) -> None:
     """A notification holds at most 8,000 bytes: a chunk of 64-character licence ids must fit in it."""
-    await _wait_until_index_current(app)
+    await wait_until_index_current(app)
     licence = "l" * 64
     numbers = [f"+336{i:08d}" for i in range(250)]
     outcomes = (await quarantine(stub, numbers, licence=licence)).results
@@ -391,7 +382,7 @@ async def test_large_lists_are_exact_whether_announced_or_loaded(
     """Past phone_set.MIN_ARRAY numbers a list lives in arrays: changes heard by NOTIFY and a fresh
     snapshot load give the same entries with the same `since` as PostgreSQL, and CheckBatch answers from
     them exactly."""
-    await _wait_until_index_current(app)
+    await wait_until_index_current(app)
     assert app.index is not None
     await db.execute(
         "INSERT INTO quarantine (phone, licence_id, since, source)"
@@ -415,7 +406,7 @@ async def test_large_lists_are_exact_whether_announced_or_loaded(
     assert app.index.quarantine_size == 2700
     await app.index.stop()
     await app.index.start()
-    await _wait_until_index_current(app)
+    await wait_until_index_current(app)
     assert found_by_index() == stored
     assert app.index.quarantine_size == 2700
     response = await check(stub, asked)
@@ -429,7 +420,7 @@ async def test_an_entry_announced_without_its_since_is_answered_by_postgresql(
     app: Application, stub: Any, db: asyncpg.Connection
 ) -> None:
     """Triggers older than migration 0005 announced no `since`: the index then lets PostgreSQL answer."""
-    await _wait_until_index_current(app)
+    await wait_until_index_current(app)
     assert app.index is not None
     since = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
     await db.execute("ALTER TABLE quarantine DISABLE TRIGGER quarantine_insert_notify")
@@ -454,7 +445,7 @@ async def test_truncated_lists_are_emptied_in_the_index(
     app: Application, stub: Any, db: asyncpg.Connection
 ) -> None:
     """TRUNCATE fires no delete trigger; it is announced on its own, or the index would keep blocking."""
-    await _wait_until_index_current(app)
+    await wait_until_index_current(app)
     await quarantine(stub, [ALICE])
     await stop_list(db, "36180", BOB, timedelta(0), seen_by=app)
     assert [v for v, _ in verdicts(await check(stub, [ALICE, BOB], sender=SHORTCODE))] == [
