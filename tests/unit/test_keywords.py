@@ -3,6 +3,8 @@ natural-language revocation, and (a third or more of the table) texts that must 
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -144,6 +146,8 @@ POSITIVES = [
     ("Cancel the alerts", OUT, INFERRED),
     ("leave me alone", OUT, INFERRED),
     ("wrong number, stop", OUT, INFERRED),
+    ("Stop. Wrong number", OUT, INFERRED),
+    ("wrong number - please remove", OUT, INFERRED),
     ("Wrong number please remove", OUT, INFERRED),
     ("STOP TEXTING ME!!!", OUT, INFERRED),
     ("Stöp texting me", OUT, INFERRED),
@@ -304,3 +308,17 @@ def test_normalise(raw: str, normalised: str) -> None:
 def test_never_crashes(text: str, country: str) -> None:
     result = classify(text, country)
     assert (result.intent is NONE) == (result.kind is MatchKind.NONE)
+
+
+WRONG_NUMBER_REFERENCE = re.compile(
+    r"\bwrong number\b.*\b(?:stop|remove)\b|\b(?:stop|remove)\b.*\bwrong number\b"
+)
+
+
+@given(
+    st.lists(st.sampled_from(["wrong", "number", "numbers", "stop", "stops", "remove", "hello"]), max_size=12)
+)
+def test_wrong_number_needs_both_phrases_in_either_order(words: list[str]) -> None:
+    # The rule as first written, quadratic on long texts, is the reference for the linear one.
+    text = " ".join(words)
+    assert (classify(text).keyword == "wrong number") == bool(WRONG_NUMBER_REFERENCE.search(text))
