@@ -25,7 +25,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -43,7 +42,6 @@ from harness import (
 
 HERE = Path(__file__).resolve()
 SHORTCODE = "36180"
-LONG_TEXT_REQUESTS = 5
 RAW_INSERT = """
 INSERT INTO inbound_events_raw (
     phone, event_id, received_at, source, recipient, network, raw_text, country_prefix, reason, licence_hint,
@@ -125,77 +123,6 @@ async def unary_latency(address: str, args: argparse.Namespace) -> dict[str, flo
         await asyncio.gather(*tasks)
     latencies.sort()
     return {"p50_ms": 1000 * percentile(latencies, 0.5), "p99_ms": 1000 * percentile(latencies, 0.99)}
-
-
-async def checks_beside_long_texts(address: str, args: argparse.Namespace) -> dict[str, float]:
-    """CheckBatch latency (100 numbers, one call every 20 ms) on one connection, so one server worker: first
-    alone, then while the same connection streams requests of 1,000 events of 1,600-character texts, each
-    distinct (so none has a cached classification), the slowest requests to read."""
-    from stopgate.v1 import (
-        common_pb2,
-        quarantine_check_pb2,
-        quarantine_check_pb2_grpc,
-        stop_ingest_pb2,
-        stop_ingest_pb2_grpc,
-    )
-
-    check = quarantine_check_pb2.CheckBatchRequest(
-        licence_id="acme",
-        sender=common_pb2.Sender(address=SHORTCODE),
-        category=common_pb2.MESSAGE_CATEGORY_MARKETING,
-        phone_numbers=[phone(i) for i in range(100)],
-    )
-    long_texts = [
-        stop_ingest_pb2.StreamEventsRequest(
-            events=[
-                stop_ingest_pb2.InboundEvent(
-                    event_id=f"long-{r}-{i}",
-                    source=common_pb2.EVENT_SOURCE_SMS_REPLY,
-                    phone_number=phone(i),
-                    recipient=SHORTCODE,
-                    text=f"{r} {i} {'stop ' * 400}"[:1600],
-                )
-                for i in range(1000)
-            ]
-        )
-        for r in range(LONG_TEXT_REQUESTS)
-    ]
-    async with authorised_channel(address) as channel:
-        checks = quarantine_check_pb2_grpc.QuarantineCheckStub(channel)
-        ingest = stop_ingest_pb2_grpc.StopIngestStub(channel)
-
-        async def latencies(until: Callable[[], bool]) -> list[float]:
-            tasks: list[asyncio.Task[float]] = []
-
-            async def one() -> float:
-                started = time.perf_counter()
-                await checks.CheckBatch(check, timeout=30)
-                return time.perf_counter() - started
-
-            while not until():
-                tasks.append(asyncio.create_task(one()))
-                await asyncio.sleep(0.02)
-            return sorted(await asyncio.gather(*tasks))
-
-        ends = time.perf_counter() + 2
-        alone = await latencies(lambda: time.perf_counter() > ends)
-        stream = ingest.StreamEvents(iter(long_texts))
-        streaming = asyncio.ensure_future(_count_acks(stream))
-        beside = await latencies(streaming.done)
-        assert await streaming == 1000 * LONG_TEXT_REQUESTS
-    return {
-        f"{name}_{label}_ms": 1000 * value
-        for name, figures in (("alone", alone), ("beside", beside))
-        for label, value in (
-            ("p50", percentile(figures, 0.5)),
-            ("p99", percentile(figures, 0.99)),
-            ("max", figures[-1]),
-        )
-    }
-
-
-async def _count_acks(stream: Any) -> int:
-    return sum([len(response.acks) async for response in stream])
 
 
 async def raw_insert(dsn: str, args: argparse.Namespace) -> dict[str, float]:
@@ -315,9 +242,7 @@ def main() -> int:
     parser.add_argument(
         "--profile", type=Path, help="py-spy the server during the streamed rounds into this file"
     )
-    parser.add_argument(
-        "--client", choices=["stream", "unary", "raw", "statement", "long-texts"], help=argparse.SUPPRESS
-    )
+    parser.add_argument("--client", choices=["stream", "unary", "raw", "statement"], help=argparse.SUPPRESS)
     parser.add_argument("--target", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.events % (args.streams * args.batch):
@@ -328,7 +253,6 @@ def main() -> int:
             "unary": unary_latency,
             "raw": raw_insert,
             "statement": statement_only,
-            "long-texts": checks_beside_long_texts,
         }
         run = modes[args.client]
         print(json.dumps(asyncio.run(run(args.target, args))))
@@ -368,7 +292,6 @@ def main() -> int:
                     flush=True,
                 )
             latency = client("unary", address, args)
-            fairness = client("long-texts", address, args)
     rate, floor, baseline = (statistics.median(figures) for figures in (streamed, statement, raw))
     print(
         f"\nmedians over {args.rounds} rounds ({args.events:,} events, {args.batch} per request,"
@@ -379,20 +302,6 @@ def main() -> int:
     print(
         f"IngestEvent at {args.rate:g} events/s for {args.seconds:g} s:"
         f" p50 {latency['p50_ms']:.1f} ms, p99 {latency['p99_ms']:.1f} ms"
-    )
-    print(
-        "CheckBatch of 100 numbers every 20 ms on one connection, p50 / p99 / max:"
-        + "".join(
-            f"{heading} {fairness[f'{name}_p50_ms']:.1f} / {fairness[f'{name}_p99_ms']:.1f}"
-            f" / {fairness[f'{name}_max_ms']:.1f} ms"
-            for name, heading in (
-                ("alone", " alone"),
-                (
-                    "beside",
-                    f"; beside a stream of {LONG_TEXT_REQUESTS} requests of 1,000 1,600-character texts",
-                ),
-            )
-        )
     )
     return 0
 

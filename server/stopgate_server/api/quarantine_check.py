@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -12,6 +13,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from stopgate.v1 import common_pb2, quarantine_check_pb2, quarantine_check_pb2_grpc
 
 from stopgate_server.api import wire
+from stopgate_server.api.turns import in_turns
 from stopgate_server.api.validation import MAX_ACTOR, MAX_REASON, Violations
 from stopgate_server.domain import phones
 from stopgate_server.domain.senders import SenderKind
@@ -22,6 +24,7 @@ from stopgate_server.store.quarantine import HistoryRow, QuarantineStore
 pb = quarantine_check_pb2
 SENDS_ACCEPTED_LATE = timedelta(days=31)
 SENDS_ACCEPTED_EARLY = timedelta(hours=1)
+NUMBERS_PER_CHUNK = 100  # converted between two looks at the clock: ~2.5 ms in national format
 
 _VERDICTS = {v: pb.Verdict.Value(f"VERDICT_{v.value}") for v in Verdict}
 _REASONS = {
@@ -62,7 +65,7 @@ class QuarantineCheckServicer(quarantine_check_pb2_grpc.QuarantineCheckServicer)
         violations.region("default_region", request.default_region)
         violations.raise_if_any()
 
-        e164s = phones.to_e164_many(raw_numbers, request.default_region)
+        e164s = await _to_e164(raw_numbers, request.default_region)
         all_valid = None not in e164s
         valid = e164s if all_valid else [e for e in e164s if e is not None]
         shortcode = request.sender.address if kind is SenderKind.SHORTCODE else ""
@@ -134,7 +137,7 @@ class QuarantineCheckServicer(quarantine_check_pb2_grpc.QuarantineCheckServicer)
         sent_at = request.sent_at.ToDatetime(UTC) if request.HasField("sent_at") else now
         if not now - SENDS_ACCEPTED_LATE <= sent_at <= now + SENDS_ACCEPTED_EARLY:
             violations.add("sent_at", "must be within the last 31 days (and at most 1 hour ahead)")
-        e164s = violations.phone_numbers("phone_numbers", request.phone_numbers, request.default_region)
+        e164s = await _valid_e164s(violations, "phone_numbers", request.phone_numbers, request.default_region)
         violations.raise_if_any()
         recorded = await self.store.record_sends(
             request.licence_id, request.campaign_id, request.sender.address, sent_at, e164s
@@ -183,7 +186,7 @@ class QuarantineCheckServicer(quarantine_check_pb2_grpc.QuarantineCheckServicer)
         violations.text("actor", request.actor, MAX_ACTOR)
         violations.text("reason", request.reason, MAX_REASON)
         violations.region("default_region", request.default_region)
-        e164s = violations.phone_numbers("phone_numbers", request.phone_numbers, request.default_region)
+        e164s = await _valid_e164s(violations, "phone_numbers", request.phone_numbers, request.default_region)
         violations.raise_if_any()
         added = await self.store.quarantine(request.licence_id, e164s, request.actor, request.reason)
         results = _manual_results(
@@ -204,7 +207,7 @@ class QuarantineCheckServicer(quarantine_check_pb2_grpc.QuarantineCheckServicer)
         violations.text("reason", request.reason, MAX_REASON)
         violations.text("consent_reference", request.consent_reference, MAX_ACTOR)
         violations.region("default_region", request.default_region)
-        e164s = violations.phone_numbers("phone_numbers", request.phone_numbers, request.default_region)
+        e164s = await _valid_e164s(violations, "phone_numbers", request.phone_numbers, request.default_region)
         violations.raise_if_any()
         released = await self.store.release(
             request.licence_id, e164s, request.actor, request.reason, request.consent_reference
@@ -217,6 +220,30 @@ class QuarantineCheckServicer(quarantine_check_pb2_grpc.QuarantineCheckServicer)
             pb.MANUAL_OUTCOME_NOT_QUARANTINED,
         )
         return pb.ReleaseNumbersResponse(results=results)
+
+
+async def _to_e164(raw_numbers: Sequence[str], region: str) -> list[str | None]:
+    """`phones.to_e164_many`, in turns on the event loop for a batch not written in E.164: 10,000 numbers in
+    national format take about 0.25 s to parse."""
+    if phones.all_e164(raw_numbers):
+        return list(raw_numbers)
+    convert = functools.partial(phones.to_e164_many, default_region=region)
+    return await in_turns(convert, raw_numbers, NUMBERS_PER_CHUNK)
+
+
+async def _valid_e164s(
+    violations: Violations, field: str, raw_numbers: Sequence[str], region: str
+) -> list[str]:
+    """The E.164 forms of a batch in which every number must be valid; a violation names each that is not."""
+    before = len(violations.items)
+    violations.batch(field, raw_numbers)
+    if len(violations.items) > before:
+        return []
+    e164s = await _to_e164(raw_numbers, region)
+    for position, e164 in enumerate(e164s):
+        if e164 is None:
+            violations.add(f"{field}[{position}]", "not a valid phone number")
+    return [e164 for e164 in e164s if e164 is not None]
 
 
 def _manual_results(

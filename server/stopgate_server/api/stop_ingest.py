@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -14,6 +12,7 @@ from google.protobuf import json_format
 from google.rpc import status_pb2
 from stopgate.v1 import common_pb2, stop_ingest_pb2, stop_ingest_pb2_grpc
 
+from stopgate_server.api.turns import in_turns
 from stopgate_server.api.validation import MAX_REASON, NUL, Violations
 from stopgate_server.domain import ingest, keywords, phones
 from stopgate_server.errors import FieldViolation, InvalidArgument, status_for
@@ -27,10 +26,7 @@ MAX_EVENT_ID = 128
 REPLACEMENT = "\ufffd"  # stands for NUL, which PostgreSQL text and jsonb cannot hold, in stored raw input
 ACCEPTED_LATE = timedelta(days=31)  # replays after an outage
 ACCEPTED_EARLY = timedelta(minutes=5)  # clock skew of ingress
-READ_TURN_S = 0.005  # the longest reading a request holds the event loop before other calls get a turn
-# A pause, not sleep(0): gRPC's own thread needs the GIL to hand the other calls to the event loop, and a
-# zero-timeout poll gives it up too briefly (CheckBatch beside long texts: p99 250 ms with sleep(0), 16 ms).
-READ_PAUSE_S = 0.0005
+EVENTS_PER_CHUNK = 5  # read between two looks at the clock: up to ~1 ms each for the longest texts
 _INTENTS = {i: common_pb2.Intent.Value(f"INTENT_{i.value}") for i in keywords.Intent}
 _INTENT_NAMES = {value: intent for intent, value in _INTENTS.items()}
 _STORED_INTENTS = {i.value: i for i in keywords.Intent}  # as store.ingest's outcomes name them
@@ -150,7 +146,7 @@ class StopIngestServicer(stop_ingest_pb2_grpc.StopIngestServicer):
     async def _ingest(self, raw_events: Sequence[pb.InboundEvent]) -> list[pb.EventAck]:
         """Read, apply and commit one batch; the acks, in order, once it is durable."""
         now = datetime.now(UTC)
-        reads = await _read(raw_events, now)
+        reads = await in_turns(lambda chunk: [_Read(raw, now) for raw in chunk], raw_events, EVENTS_PER_CHUNK)
         valid = [r for r in reads if r.event is not None]
         events = [r.event for r in valid if r.event is not None]
         with metrics.INGEST_IN_FLIGHT.track(), metrics.INGEST_BATCH_SECONDS.time():
@@ -194,19 +190,6 @@ class StopIngestServicer(stop_ingest_pb2_grpc.StopIngestServicer):
             match_kind=_MATCH_KINDS[result.kind],
             language=result.language,
         )
-
-
-async def _read(raw_events: Sequence[pb.InboundEvent], now: datetime) -> list[_Read]:
-    """Read a request's events, giving the other calls of this process a turn every READ_TURN_S: a request of
-    1,000 long texts (up to 1 ms each to classify) would otherwise hold the event loop for a second."""
-    reads = []
-    turn_ends = time.monotonic() + READ_TURN_S
-    for raw in raw_events:
-        reads.append(_Read(raw, now))
-        if time.monotonic() > turn_ends:
-            await asyncio.sleep(READ_PAUSE_S)
-            turn_ends = time.monotonic() + READ_TURN_S
-    return reads
 
 
 def _storable(value: Any) -> Any:

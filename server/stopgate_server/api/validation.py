@@ -98,18 +98,3 @@ class Violations:
             for position, value in enumerate(values):
                 if len(value) > MAX_PHONE_INPUT:
                     self.add(f"{field}[{position}]", f"at most {MAX_PHONE_INPUT} characters")
-
-    def phone_numbers(self, field: str, values: Sequence[str], region: str) -> list[str]:
-        """E.164 forms of a batch in which every number must be valid (else the field is named)."""
-        before = len(self.items)
-        self.batch(field, values)
-        if len(self.items) > before:
-            return []
-        converted = []
-        for position, value in enumerate(values):
-            e164 = phones.to_e164(value, region)
-            if e164 is None:
-                self.add(f"{field}[{position}]", "not a valid phone number")
-            else:
-                converted.append(e164)
-        return converted
