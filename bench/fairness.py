@@ -6,7 +6,8 @@ request, sent back to back on the same connection until R of them are answered:
 - StreamEvents requests of 1,000 events of 1,600-character texts, each text distinct (none has a cached
   classification);
 - CheckBatch requests of 10,000 numbers in national format ("06 12 34 56 78" with default region FR), which
-  go through the full phone number parser.
+  go through the full phone number parser;
+- CheckMessages requests of 1,000 texts of 1,520 characters (ten SMS parts) for France.
 A worker that read such a request in one go would make every small check wait for it. Loopback only; stops
 by itself.
 
@@ -82,15 +83,31 @@ def national_checks(count: int) -> list[Any]:
     ]
 
 
+def long_campaign_texts(count: int) -> list[Any]:
+    from stopgate.v1 import common_pb2, message_compliance_pb2
+
+    return [
+        message_compliance_pb2.CheckMessagesRequest(
+            country="FR",
+            sender=common_pb2.Sender(address="36180"),
+            category=common_pb2.MESSAGE_CATEGORY_MARKETING,
+            texts=[f"{r} {i} {'Soldes d ete en magasin, offre speciale. ' * 40}"[:1520] for i in range(1000)],
+        )
+        for r in range(count)
+    ]
+
+
 async def measure(address: str, requests: int) -> dict[str, list[float]]:
     """Small-check latencies (sorted, seconds): alone, and beside each kind of heavy request."""
-    from stopgate.v1 import quarantine_check_pb2_grpc, stop_ingest_pb2_grpc
+    from stopgate.v1 import message_compliance_pb2_grpc, quarantine_check_pb2_grpc, stop_ingest_pb2_grpc
 
     check = small_check()
     long_texts, national = long_text_requests(requests), national_checks(requests)
+    campaign_texts = long_campaign_texts(requests)
     async with authorised_channel(address) as channel:
         checks = quarantine_check_pb2_grpc.QuarantineCheckStub(channel)
         ingest = stop_ingest_pb2_grpc.StopIngestStub(channel)
+        compliance = message_compliance_pb2_grpc.MessageComplianceStub(channel)
 
         async def small_checks_while(heavy: Awaitable[int]) -> list[float]:
             running = asyncio.ensure_future(heavy)
@@ -120,10 +137,17 @@ async def measure(address: str, requests: int) -> dict[str, list[float]]:
                 assert response.invalid_count == 0
             return len(national)
 
+        async def check_campaign_texts() -> int:
+            for request in campaign_texts:
+                response = await compliance.CheckMessages(request, timeout=60)
+                assert len(response.assessments) == len(request.texts)
+            return len(campaign_texts)
+
         scenarios: dict[str, Callable[[], Awaitable[int]]] = {
             "alone": idle,
             "long texts": stream_long_texts,
             "national numbers": check_national_numbers,
+            "campaign texts": check_campaign_texts,
         }
         return {name: await small_checks_while(heavy()) for name, heavy in scenarios.items()}
 
@@ -149,6 +173,7 @@ def main() -> int:
         "alone": "nothing",
         "long texts": f"{args.requests} StreamEvents requests of 1,000 1,600-character texts",
         "national numbers": f"{args.requests} CheckBatch requests of 10,000 numbers in national format",
+        "campaign texts": f"{args.requests} CheckMessages requests of 1,000 1,520-character texts",
     }
     for name, latencies in results.items():
         p50, p99, most = (

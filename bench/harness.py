@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+from stopgate.client import MAX_MESSAGE_BYTES
 from stopgate.interceptors import bearer_token
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -142,7 +143,10 @@ def authorised_channel(address: str) -> grpc.aio.Channel:
     so several channels would not spread the load over several server workers."""
     return grpc.aio.insecure_channel(
         address,
-        options=[("grpc.use_local_subchannel_pool", 1)],
+        options=[
+            ("grpc.use_local_subchannel_pool", 1),
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),  # as the server allows
+        ],
         interceptors=bearer_token(os.environ["STOPGATE_TOKEN"]),
     )
 

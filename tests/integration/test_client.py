@@ -170,6 +170,14 @@ async def test_classify_and_message_compliance(client: EitherClient) -> None:
     assert {"FR", "BE"} <= {p.country for p in policies.policies}
 
 
+async def test_check_messages_answers_a_full_request_of_the_longest_texts(client: EitherClient) -> None:
+    # The answer, about 4.6 MB, is over gRPC's default limit on received messages (4 MiB).
+    texts = [f"{i} {'Soldes d ete en magasin, offre speciale. ' * 40}"[:1520] for i in range(1000)]
+    many = await client.call("check_messages", texts, country="FR", sender="ACME", category=MARKETING)
+    assert [a.segments.parts for a in many.assessments] == [10] * 1000
+    assert many.ByteSize() > 4 * 1024 * 1024
+
+
 async def test_errors_are_typed_and_name_the_field(client: EitherClient) -> None:
     with pytest.raises(InvalidArgumentError) as bad:
         await client.call("check_batch", "", ["+33612345678"], sender="36180", category=MARKETING)

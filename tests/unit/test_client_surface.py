@@ -12,9 +12,11 @@ import pytest
 from contracts import METHODS
 from google.protobuf.any_pb2 import Any as AnyMessage
 from google.rpc import error_details_pb2, status_pb2
-from stopgate import AsyncClient, Client, write_csv
+from stopgate import AsyncClient, Client, client, write_csv
 from stopgate.errors import InternalError, InvalidArgumentError, StopgateError, UnavailableError, from_status
 from stopgate.v1 import reporting_pb2
+from stopgate_server import app
+from stopgate_server.api import validation
 
 RPCS = [(method.containing_service.name, method.name) for _, method in METHODS]
 
@@ -25,6 +27,11 @@ def snake(name: str) -> str:
 
 def test_every_rpc_of_every_service_is_known() -> None:
     assert len(RPCS) == 16
+
+
+def test_the_client_takes_the_limits_the_server_sets() -> None:
+    assert client.MAX_MESSAGE_BYTES == app.MAX_MESSAGE_BYTES
+    assert client.CHECK_BATCH_LIMIT == validation.MAX_BATCH
 
 
 @pytest.mark.parametrize(("service", "rpc"), RPCS)
