@@ -69,9 +69,14 @@ class Server:
 
 
 @contextlib.contextmanager
-def stopgate_server(dsn: str, ready_message: str = "serving", workers: int = 1) -> Iterator[Server]:
-    """`stopgate serve` on a free loopback port, once each of its `workers` has logged `ready_message`.
-    Stopped with SIGTERM after."""
+def stopgate_server(
+    dsn: str,
+    ready_message: str = "serving",
+    workers: int = 1,
+    on_serving: Callable[[str], object] | None = None,
+) -> Iterator[Server]:
+    """`stopgate serve` on a free loopback port, once each of its `workers` has logged `ready_message`;
+    `on_serving(address)` is called as soon as one serves. Stopped with SIGTERM after."""
     command = [STOPGATE, "serve", "--database-url", dsn, "--workers", str(workers)]
     command += ["--grpc-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"]
     started = time.monotonic()
@@ -85,6 +90,8 @@ def stopgate_server(dsn: str, ready_message: str = "serving", workers: int = 1) 
                 address = str(entry["grpc_addr"])
                 metrics.append(str(entry["metrics_addr"]))
                 serving_after_s = time.monotonic() - started
+                if on_serving is not None:
+                    on_serving(address)
             seen += entry["msg"] == ready_message
             if seen == workers and len(metrics) == workers:
                 break

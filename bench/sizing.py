@@ -17,16 +17,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-from harness import private_database, rss_kib, stopgate_server
+import grpc
+from harness import percentile, private_database, rss_kib, stopgate_server
 from stopgate_server.store.queries import QUERIES
 
 LICENCES = 100
+CHECK_EVERY_S = 0.02
 
 
 async def fill(dsn: str, size: int) -> float:
@@ -78,10 +82,53 @@ async def record_sends(dsn: str, sends: int) -> float:
         await connection.close()
 
 
-def start_and_measure(dsn: str) -> dict[str, Any]:
-    """Start a server, wait for its index, and return when it served, when the index was loaded, and its
-    resident memory then (after a second to settle)."""
-    with stopgate_server(dsn, "block list index loaded") as server:
+class ChecksWhileLoading(threading.Thread):
+    """From the moment the server serves until `finish()`: a CheckBatch of 100 quarantined numbers of one
+    licence every CHECK_EVERY_S, one after the other; their latencies."""
+
+    def __init__(self, address: str) -> None:
+        super().__init__(daemon=True)
+        self.address = address
+        self.latencies: list[float] = []
+        self.finished = threading.Event()
+
+    def run(self) -> None:
+        from stopgate.v1 import common_pb2, quarantine_check_pb2, quarantine_check_pb2_grpc
+
+        request = quarantine_check_pb2.CheckBatchRequest(
+            licence_id="licence-000",
+            sender=common_pb2.Sender(address="ACME"),
+            category=common_pb2.MESSAGE_CATEGORY_MARKETING,
+            phone_numbers=[f"+336{i:08d}" for i in range(0, 100 * LICENCES, LICENCES)],  # all licence-000
+        )
+        metadata = (("authorization", f"Bearer {os.environ['STOPGATE_TOKEN']}"),)
+        with grpc.insecure_channel(self.address) as channel:
+            stub = quarantine_check_pb2_grpc.QuarantineCheckStub(channel)
+            while not self.finished.wait(CHECK_EVERY_S):
+                started = time.perf_counter()
+                response = stub.CheckBatch(request, metadata=metadata, timeout=60)
+                self.latencies.append(time.perf_counter() - started)
+                assert response.blocked_count == len(request.phone_numbers)
+
+    def finish(self) -> list[float]:
+        self.finished.set()
+        self.join()
+        return sorted(self.latencies)
+
+
+def start_and_measure(dsn: str, size: int) -> dict[str, Any]:
+    """Start a server, wait for its index while checking numbers, and return when it served, when the
+    index was loaded, the checks' latencies meanwhile and its resident memory then (after a second to
+    settle)."""
+    checks: list[ChecksWhileLoading] = []
+
+    def check_while_loading(address: str) -> None:
+        if size:
+            checks.append(ChecksWhileLoading(address))
+            checks[-1].start()
+
+    with stopgate_server(dsn, "block list index loaded", on_serving=check_while_loading) as server:
+        latencies = checks[0].finish() if checks else []
         time.sleep(1.0)
         rss_kib_now, peak_kib = rss_kib(server.pid)
         return {
@@ -90,6 +137,9 @@ def start_and_measure(dsn: str) -> dict[str, Any]:
             "entries": server.ready["entries"],
             "rss_kib": rss_kib_now,
             "peak_kib": peak_kib,
+            "checks": len(latencies),
+            "check_p50_ms": 1000 * percentile(latencies, 0.5) if latencies else 0.0,
+            "check_max_ms": 1000 * latencies[-1] if latencies else 0.0,
         }
 
 
@@ -100,22 +150,25 @@ def main() -> int:
     args = parser.parse_args()
     with private_database() as (dsn, _):
         asyncio.run(fill(dsn, 0))
-        empty = start_and_measure(dsn)
+        empty = start_and_measure(dsn, 0)
         print(f"empty quarantine: RSS {empty['rss_kib'] / 1024:.1f} MiB", flush=True)
         print(
             "| quarantined | load into PostgreSQL s | serving after s | index loaded after s |"
-            " RSS MiB | peak MiB | memory bytes per number | disk bytes per number |"
+            " checks meanwhile: count, p50 / max ms | RSS MiB | peak MiB | memory bytes per number |"
+            " disk bytes per number |"
         )
-        print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+        print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for size in args.sizes:
             loaded_s = asyncio.run(fill(dsn, size))
-            figures = start_and_measure(dsn)
+            figures = start_and_measure(dsn, size)
             per_number = (figures["rss_kib"] - empty["rss_kib"]) * 1024 / size
             disk = asyncio.run(table_bytes(dsn, "quarantine")) / size
             serving, loaded = figures["serving_s"], figures["index_loaded_s"]
             rss, peak = figures["rss_kib"] / 1024, figures["peak_kib"] / 1024
             print(
-                f"| {size:,} | {loaded_s:.1f} | {serving:.2f} | {loaded:.1f} | {rss:,.0f} | {peak:,.0f} |"
+                f"| {size:,} | {loaded_s:.1f} | {serving:.2f} | {loaded:.1f} |"
+                f" {figures['checks']}, {figures['check_p50_ms']:.1f} / {figures['check_max_ms']:.1f} |"
+                f" {rss:,.0f} | {peak:,.0f} |"
                 f" {per_number:.0f} | {disk:.0f} |",
                 flush=True,
             )
