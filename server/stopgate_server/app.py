@@ -167,6 +167,7 @@ class Application:
         self._tasks = [
             asyncio.create_task(self.health.run(), name="database-health"),
             asyncio.create_task(self._maintain(), name="maintenance"),
+            asyncio.create_task(metrics.watch_event_loop(), name="event-loop-lag"),
         ]
         log.info(
             "serving",

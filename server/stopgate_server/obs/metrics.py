@@ -6,6 +6,7 @@ number or licence ever becomes a label.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import threading
@@ -62,6 +63,23 @@ PROPAGATION_SECONDS = Histogram(
     "reach this process's index.",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
+
+
+EVENT_LOOP_LAG_SECONDS = Histogram(
+    "stopgate_event_loop_lag_seconds",
+    "How much later than asked the event loop woke a probe that sleeps 0.1 s: time during which every call "
+    "of the process waited (work holding the loop, or a process short of CPU).",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+LAG_PROBE_INTERVAL_S = 0.1
+
+
+async def watch_event_loop(interval_s: float = LAG_PROBE_INTERVAL_S) -> None:
+    """Observe the event loop's lag every `interval_s`, until cancelled."""
+    while True:
+        asked = time.monotonic()
+        await asyncio.sleep(interval_s)
+        EVENT_LOOP_LAG_SECONDS.observe(max(0.0, time.monotonic() - asked - interval_s))
 
 
 class InFlightBatches:
