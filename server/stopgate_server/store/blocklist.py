@@ -170,7 +170,11 @@ class BlocklistIndex:
         async with self._pool.acquire() as connection, connection.transaction(isolation="repeatable_read"):
             cursor = await connection.cursor(QUERIES["blocklist_snapshot"])
             while rows := await cursor.fetch(SNAPSHOT_CHUNK):
-                _read_snapshot_rows(loaders, rows)
+                chunk: defaultdict[tuple[str, str], list[tuple[str, int]]] = defaultdict(list)
+                for kind, list_key, phone, since in rows:
+                    chunk[kind, list_key].append((phone, since))
+                for list_id, entries in chunk.items():
+                    loaders[list_id].extend(entries)
         # Built in a worker thread: the sorts (numpy, without the GIL) take 1-3 s at 10M entries, during which
         # the calls this process serves would otherwise wait. Reading the rows there too made loads slower.
         lists = await asyncio.to_thread(
@@ -231,17 +235,6 @@ class BlocklistIndex:
             elif phone_set is not None:
                 for *_, phone, _ in run:
                     phone_set.discard(phone)
-
-
-def _read_snapshot_rows(
-    loaders: defaultdict[tuple[str, str], PhoneSetLoader], rows: Sequence[asyncpg.Record]
-) -> None:
-    """Add snapshot rows (kind, list key, phone, since) to the loaders of their lists."""
-    chunk: defaultdict[tuple[str, str], list[tuple[str, int]]] = defaultdict(list)
-    for kind, list_key, phone, since in rows:
-        chunk[kind, list_key].append((phone, since))
-    for list_id, entries in chunk.items():
-        loaders[list_id].extend(entries)
 
 
 def _changes(lines: list[str]) -> Iterator[tuple[str, str, str, str, int]]:
