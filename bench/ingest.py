@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ from harness import (
     profiled,
     stopgate_server,
 )
+from stopgate_server.store import DbConnection
 
 HERE = Path(__file__).resolve()
 SHORTCODE = "36180"
@@ -125,83 +127,82 @@ async def unary_latency(address: str, args: argparse.Namespace) -> dict[str, flo
     return {"p50_ms": 1000 * percentile(latencies, 0.5), "p99_ms": 1000 * percentile(latencies, 0.99)}
 
 
+async def statements_over_connections(
+    dsn: str, args: argparse.Namespace, send: Callable[[DbConnection, range], Awaitable[None]]
+) -> float:
+    """Events per second of `send(connection, rows)` for every batch of B of the N events, the batches
+    spread over S connections as the streams spread them."""
+    pool = await asyncpg.create_pool(dsn, min_size=args.streams, max_size=args.streams)
+    per_stream = args.events // args.streams
+
+    async def one_stream(s: int) -> None:
+        async with pool.acquire() as connection:
+            for start in range(s * per_stream, (s + 1) * per_stream, args.batch):
+                await send(connection, range(start, start + args.batch))
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one_stream(s) for s in range(args.streams)))
+    elapsed = time.perf_counter() - started
+    await pool.close()
+    return float(per_stream * args.streams / elapsed)
+
+
 async def raw_insert(dsn: str, args: argparse.Namespace) -> dict[str, float]:
     """The baseline: the same rows, inserted as they are, B per statement over S connections."""
     setup = await asyncpg.connect(dsn)
     await setup.execute("DROP TABLE IF EXISTS inbound_events_raw")
     await setup.execute("CREATE TABLE inbound_events_raw (LIKE inbound_events INCLUDING ALL)")
     await setup.close()
-    pool = await asyncpg.create_pool(dsn, min_size=args.streams, max_size=args.streams)
     now = datetime.now(UTC)
-    per_stream = args.events // args.streams
+    # The columns of RAW_INSERT after phone and event_id, as stopgate stores these STOPs.
+    constant = [now, "SMS_REPLY", SHORTCODE, "", "STOP", "", "", "", "", "OPT_OUT", "STOP", "EXACT"]
+    constant += ["QUARANTINED", "acme", "spring", now]
 
-    def columns(start: int) -> list[list[Any]]:
-        """The 18 columns of RAW_INSERT for B rows, as stopgate stores these STOPs."""
-        rows = range(start, start + args.batch)
-        constant = [now, "SMS_REPLY", SHORTCODE, "", "STOP", "", "", "", "", "OPT_OUT", "STOP", "EXACT"]
-        constant += ["QUARANTINED", "acme", "spring", now]
-        return [
-            [phone(i) for i in rows],
-            [f"raw-{i}" for i in rows],
-            *([value] * args.batch for value in constant),
-        ]
+    async def insert(connection: DbConnection, rows: range) -> None:
+        columns = [[phone(i) for i in rows], [f"raw-{i}" for i in rows]]
+        await connection.execute(RAW_INSERT, *columns, *([value] * len(rows) for value in constant))
 
-    async def one_stream(s: int) -> None:
-        async with pool.acquire() as connection:
-            for k in range(0, per_stream, args.batch):
-                await connection.execute(RAW_INSERT, *columns(s * per_stream + k))
-
-    started = time.perf_counter()
-    await asyncio.gather(*(one_stream(s) for s in range(args.streams)))
-    elapsed = time.perf_counter() - started
-    await pool.close()
-    return {"events_per_s": per_stream * args.streams / elapsed}
+    return {"events_per_s": await statements_over_connections(dsn, args, insert)}
 
 
 async def statement_only(dsn: str, args: argparse.Namespace) -> dict[str, float]:
     """The bound PostgreSQL sets: stopgate's ingest_round for the same STOPs, B per statement over S
     connections, as the server sends it, with none of the server's own work. Every event must come back
     QUARANTINED, so that this measures the whole effect of a STOP, not a shortcut."""
+    from stopgate_server.store.ingest import Event
     from stopgate_server.store.queries import QUERIES
 
-    pool = await asyncpg.create_pool(dsn, min_size=args.streams, max_size=args.streams)
     now = datetime.now(UTC)
-    per_stream = args.events // args.streams
-    # The fields of store.ingest.Event after phone and event_id, as the server reads these STOPs.
-    constant = [
-        now,
-        "SMS_REPLY",
-        SHORTCODE,
-        SHORTCODE,
-        "",
-        "STOP",
-        "",
-        "",
-        "",
-        "",
-        "OPT_OUT",
-        "STOP",
-        "EXACT",
-    ]
     outcomes: Counter[str] = Counter()
 
-    async def one_stream(s: int) -> None:
-        async with pool.acquire() as connection:
-            for k in range(s * per_stream, (s + 1) * per_stream, args.batch):
-                rows = range(k, k + args.batch)
-                columns: list[list[Any]] = [[phone(i) for i in rows], [f"direct-{i}" for i in rows]]
-                columns += ([value] * args.batch for value in constant)
-                outcomes.update(
-                    row["outcome"] for row in await connection.fetch(QUERIES["ingest_round"], *columns)
-                )
+    async def apply(connection: DbConnection, rows: range) -> None:
+        events = [
+            Event(
+                phone=phone(i),
+                event_id=f"direct-{i}",
+                received_at=now,
+                source="SMS_REPLY",
+                recipient=SHORTCODE,
+                shortcode=SHORTCODE,
+                network="",
+                text="STOP",
+                country_prefix="",
+                reason="",
+                licence_hint="",
+                intent_hint="",
+                intent="OPT_OUT",
+                keyword="STOP",
+                match_kind="EXACT",
+            )
+            for i in rows
+        ]
+        columns = [list(column) for column in zip(*events, strict=True)]  # as store.ingest sends them
+        outcomes.update(row["outcome"] for row in await connection.fetch(QUERIES["ingest_round"], *columns))
 
-    started = time.perf_counter()
-    await asyncio.gather(*(one_stream(s) for s in range(args.streams)))
-    elapsed = time.perf_counter() - started
-    await pool.close()
-    if outcomes != Counter(QUARANTINED=per_stream * args.streams):
+    rate = await statements_over_connections(dsn, args, apply)
+    if outcomes != Counter(QUARANTINED=args.events // args.streams * args.streams):
         raise SystemExit(f"ingest_round did not quarantine every event: {dict(outcomes)}")
-    return {"events_per_s": per_stream * args.streams / elapsed}
+    return {"events_per_s": rate}
 
 
 async def load_sends(dsn: str, count: int) -> None:
