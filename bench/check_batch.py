@@ -89,7 +89,7 @@ async def drive(args: argparse.Namespace) -> dict[str, Any]:
 
         async def call(i: int, lic: str, phones: list[str]) -> None:
             await pool.fetchval(
-                QUERIES["record_sends"], lic, campaign, "ACME", datetime.now(UTC), allowed[id(phones)]
+                QUERIES["record_sends"], lic, campaign, "ACME", datetime.now(UTC), allowed[id(phones)], ""
             )
 
     else:

@@ -169,7 +169,7 @@ async def statement_only(dsn: str, args: argparse.Namespace) -> dict[str, float]
     """The bound PostgreSQL sets: stopgate's ingest_round for the same STOPs, B per statement over S
     connections, as the server sends it, with none of the server's own work. Every event must come back
     QUARANTINED, so that this measures the whole effect of a STOP, not a shortcut."""
-    from stopgate_server.store.ingest import Event
+    from stopgate_server.store.ingest import Event, round_arguments
     from stopgate_server.store.queries import QUERIES
 
     now = datetime.now(UTC)
@@ -196,8 +196,8 @@ async def statement_only(dsn: str, args: argparse.Namespace) -> dict[str, float]
             )
             for i in rows
         ]
-        columns = [list(column) for column in zip(*events, strict=True)]  # as store.ingest sends them
-        outcomes.update(row["outcome"] for row in await connection.fetch(QUERIES["ingest_round"], *columns))
+        arguments = round_arguments(events)  # as store.ingest sends them
+        outcomes.update(row["outcome"] for row in await connection.fetch(QUERIES["ingest_round"], *arguments))
 
     rate = await statements_over_connections(dsn, args, apply)
     if outcomes != Counter(QUARANTINED=args.events // args.streams * args.streams):

@@ -76,7 +76,9 @@ async def record_sends(dsn: str, sends: int) -> float:
         for batch in range(0, sends, 1000):
             phones = [f"+337{n:08d}" for n in range(batch, min(batch + 1000, sends))]
             campaign = f"campaign-{batch // 1000 % 10}"
-            await connection.fetchval(QUERIES["record_sends"], "licence-000", campaign, "ACME", now, phones)
+            await connection.fetchval(
+                QUERIES["record_sends"], "licence-000", campaign, "ACME", now, phones, ""
+            )
         return time.perf_counter() - started
     finally:
         await connection.close()

@@ -95,7 +95,7 @@ def _check(client: Client, args: argparse.Namespace) -> int:
     reply = client.check_batch(
         args.licence,
         _numbers(args.numbers),
-        sender=args.sender,
+        sender=_sender(args),
         category=CATEGORIES[args.category],
         campaign_id=args.campaign or "",
         default_region=args.region,
@@ -137,6 +137,10 @@ def _release(client: Client, args: argparse.Namespace) -> int:
     return _print_manual(reply.results, args)
 
 
+def _sender(args: argparse.Namespace) -> common_pb2.Sender:
+    return common_pb2.Sender(address=args.sender, reply_shortcode=args.reply_shortcode)
+
+
 def _classify(client: Client, args: argparse.Namespace) -> int:
     return _print(client.classify_text(args.text, country=args.country), args)
 
@@ -145,7 +149,7 @@ def _check_message(client: Client, args: argparse.Namespace) -> int:
     reply = client.check_message(
         args.text,
         country=args.country,
-        sender=args.sender,
+        sender=_sender(args),
         category=CATEGORIES[args.category],
         shortcode=args.shortcode,
         allow_accent_folding=args.allow_accent_folding,
@@ -435,6 +439,12 @@ def _parser() -> argparse.ArgumentParser:
     def region(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--region", default="", help="region of numbers written without +country (FR)")
 
+    def sender(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--sender", required=True, help="originating address: shortcode, alias or number")
+        sub.add_argument(
+            "--reply-shortcode", default="", help="an alias's reply shortcode (the number for STOP 00000)"
+        )
+
     def admin(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("licence")
         sub.add_argument("numbers", nargs="+", metavar="NUMBER", help="phone numbers, or - to read stdin")
@@ -445,7 +455,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = command("check", _check, "which numbers a licence may message now")
     sub.add_argument("licence")
     sub.add_argument("numbers", nargs="+", metavar="NUMBER", help="phone numbers, or - to read stdin")
-    sub.add_argument("--sender", required=True, help="originating address: shortcode, alias or number")
+    sender(sub)
     sub.add_argument("--category", choices=sorted(CATEGORIES), default="marketing")
     sub.add_argument("--campaign", help="record the allowed numbers as sends of this campaign")
     region(sub)
@@ -467,7 +477,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = command("check-message", _check_message, "STOP mention and SMS parts of a campaign text")
     sub.add_argument("text")
     sub.add_argument("--country", required=True, help="destination country (FR)")
-    sub.add_argument("--sender", required=True, help="originating address: shortcode, alias or number")
+    sender(sub)
     sub.add_argument("--category", choices=sorted(CATEGORIES), default="marketing")
     sub.add_argument("--shortcode", default="", help="the shortcode replies go to, for the mention")
     sub.add_argument("--allow-accent-folding", action="store_true", help="suggest GSM-7 replacements")

@@ -127,8 +127,10 @@ class Application:
                 ("grpc.keepalive_timeout_ms", 20_000),
             ],
         )
-        self.index = BlocklistIndex(dsn, self.pool)
+        self.index = BlocklistIndex(dsn, self.pool, self.settings.index_reconcile_interval_s)
         self.index.on_round_trip = metrics.PROPAGATION_SECONDS.observe
+        self.index.on_restart = metrics.INDEX_RESTARTS.inc
+        self.index.on_reloaded = lambda kind, lists: metrics.INDEX_RELOADED_LISTS.labels(kind).inc(lists)
         await self.index.start()
         servicers = (
             QuarantineCheckServicer(QuarantineStore(self.pool, self.index)),

@@ -44,6 +44,7 @@ class Settings:
     max_deadline_s: float = 120.0
     max_concurrent_rpcs: int = 1000
     max_streams_per_connection: int = 1000
+    index_reconcile_interval_s: float = 30.0
 
     def __post_init__(self) -> None:
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
@@ -172,6 +173,12 @@ SETTINGS = (
         "max_streams_per_connection",
         _positive(int),
         "concurrent calls on one HTTP/2 connection (more wait for a free stream)",
+    ),
+    Option(
+        "index_reconcile_interval_s",
+        _positive(float),
+        "seconds between comparisons of the in-memory block-list index with PostgreSQL (lists changed by"
+        " writes that bypassed the triggers are reloaded)",
     ),
     Option(
         "insecure_no_auth",

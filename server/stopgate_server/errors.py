@@ -17,6 +17,8 @@ from google.protobuf import any_pb2
 from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
+from stopgate_server.store import CONNECTION_ERRORS
+
 DOMAIN = "stopgate"
 
 
@@ -100,21 +102,6 @@ class ResourceExhausted(ServiceError):
     reason = "LIMIT_EXCEEDED"
 
 
-# Failures of the connection to PostgreSQL, as opposed to errors of a statement.
-_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    asyncpg.InterfaceError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.AdminShutdownError,
-    asyncpg.CrashShutdownError,
-    # A connection whose protocol state was broken by a call cancelled while PostgreSQL went away.
-    asyncpg.InternalClientError,
-)
-
-
 def _classify(exc: BaseException) -> tuple[grpc.StatusCode, str, str]:
     """Map an unexpected exception to (code, reason, public message)."""
     if isinstance(exc, NotImplementedError):
@@ -125,7 +112,7 @@ def _classify(exc: BaseException) -> tuple[grpc.StatusCode, str, str]:
         return grpc.StatusCode.ABORTED, "CONFLICT", "a concurrent change conflicted; retry the call"
     if isinstance(exc, asyncpg.UniqueViolationError):  # 23505
         return grpc.StatusCode.ALREADY_EXISTS, "ALREADY_EXISTS", "it exists already"
-    if isinstance(exc, _CONNECTION_ERRORS):
+    if isinstance(exc, CONNECTION_ERRORS):
         return grpc.StatusCode.UNAVAILABLE, "DATABASE_UNAVAILABLE", "the database is unavailable; retry later"
     return grpc.StatusCode.INTERNAL, "INTERNAL", "internal error"
 

@@ -478,3 +478,32 @@ async def test_sync_before_the_index_ever_connected(app: Application) -> None:
     index = BlocklistIndex("postgresql://127.0.0.1:1/never", app.pool)
     await asyncio.wait_for(index.sync(), timeout=2)
     assert not index.is_current()
+
+
+@pytest.mark.parametrize(
+    ("seconds", "nanos"),
+    [
+        (-62_135_596_800, 0),  # 0001-01-01T00:00:00Z, the first valid Timestamp
+        (253_402_300_799, 999_999_999),  # 9999-12-31T23:59:59.999999999Z, the last
+        (253_402_300_800, 0),
+        (-62_135_596_801, 0),
+        (0, -1),
+        (0, 1_000_000_000),
+        (2**63 - 1, 2**31 - 1),
+        (-(2**63), -(2**31)),
+    ],
+)
+async def test_record_sends_at_the_ends_of_time_names_sent_at(
+    stub: Any, db: asyncpg.Connection, seconds: int, nanos: int
+) -> None:
+    """Invariant 7: years 1 and 9999 are outside the accepted window, the rest is no Timestamp at all;
+    either way the answer is INVALID_ARGUMENT naming sent_at, and nothing is recorded."""
+    request = pb.RecordSendsRequest(
+        licence_id="acme", campaign_id="c1", sender=SHORTCODE, phone_numbers=[ALICE]
+    )
+    request.sent_at.seconds, request.sent_at.nanos = seconds, nanos
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.RecordSends(request, timeout=10)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations(caught.value) == ["sent_at"]
+    assert await db.fetchval("SELECT count(*) FROM sends") == 0

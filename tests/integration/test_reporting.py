@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 import grpc
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from stopgate.v1 import (
@@ -268,3 +273,114 @@ async def test_bad_list_requests(stubs: Stubs, request_fields: dict[str, Any], f
         await stubs.reports.ListCampaignReports(pb.ListCampaignReportsRequest(**request_fields), timeout=10)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert field in (caught.value.details() or "")
+
+
+FIRST_SECOND, LAST_SECOND = -62_135_596_800, 253_402_300_799  # 0001-01-01T00:00:00Z, 9999-12-31T23:59:59Z
+NOT_TIMESTAMPS = [
+    (LAST_SECOND + 1, 0),
+    (FIRST_SECOND - 1, 0),
+    (0, -1),
+    (0, 1_000_000_000),
+    (2**63 - 1, -(2**31)),
+]
+
+
+def stamp(seconds: int, nanos: int = 0) -> Timestamp:
+    return Timestamp(seconds=seconds, nanos=nanos)
+
+
+def violated_fields(error: grpc.aio.AioRpcError) -> list[str]:
+    status = rpc_status.from_call(error)
+    assert status is not None
+    bad_request = error_details_pb2.BadRequest()
+    assert status.details[0].Unpack(bad_request)
+    return [v.field for v in bad_request.field_violations]
+
+
+async def test_reports_answer_at_the_ends_of_time(stubs: Stubs) -> None:
+    """Invariant 7: years 1 and 9999 are valid Timestamps, so ranges reaching them answer normally."""
+    await stubs.send("c1", [PHONES[0]], timedelta(hours=1))
+    everything = await stubs.reports.ListCampaignReports(
+        pb.ListCampaignReportsRequest(
+            licence_id="acme", start_time=stamp(FIRST_SECOND), end_time=stamp(LAST_SECOND, 999_999_999)
+        ),
+        timeout=10,
+    )
+    assert [r.campaign_id for r in everything.reports] == ["c1"]
+
+    async def days(**times: Any) -> list[str]:
+        request = pb.GetLicenceSummaryRequest(licence_id="acme", **times)
+        summary = await stubs.reports.GetLicenceSummary(request, timeout=10)
+        return [d.day.ToJsonString() for d in summary.daily]
+
+    last = await days(end_time=stamp(LAST_SECOND, 999_999_999))  # start: 30 days before
+    assert (len(last), last[0], last[-1]) == (31, "9999-12-01T00:00:00Z", "9999-12-31T00:00:00Z")
+    first = await days(end_time=stamp(FIRST_SECOND + 9 * 86_400))  # 30 days before: before year 1
+    assert (len(first), first[0], first[-1]) == (9, "0001-01-01T00:00:00Z", "0001-01-09T00:00:00Z")
+    assert len(await days(start_time=stamp(FIRST_SECOND), end_time=stamp(FIRST_SECOND + 1))) == 1
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await days(end_time=stamp(FIRST_SECOND))  # no instant before it
+    assert violated_fields(caught.value) == ["end_time"]
+
+
+async def test_times_that_are_no_timestamp_name_their_field(stubs: Stubs) -> None:
+    """Out-of-range seconds or nanos are INVALID_ARGUMENT naming the field, in both ranged reports."""
+    calls = [
+        (stubs.reports.ListCampaignReports, pb.ListCampaignReportsRequest),
+        (stubs.reports.GetLicenceSummary, pb.GetLicenceSummaryRequest),
+    ]
+    for call, request_type in calls:
+        for field in ("start_time", "end_time"):
+            for seconds, nanos in NOT_TIMESTAMPS:
+                request = request_type(licence_id="acme")
+                getattr(request, field).MergeFrom(stamp(seconds, nanos))
+                with pytest.raises(grpc.aio.AioRpcError) as caught:
+                    await call(request, timeout=10)
+                assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, (field, seconds, nanos)
+                assert violated_fields(caught.value) == [field], (field, seconds, nanos)
+
+
+def _forged(position: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(position).encode()).decode()
+
+
+async def test_page_tokens_are_bound_to_their_request(stubs: Stubs) -> None:
+    for i in range(3):
+        await stubs.send(f"c{i}", [PHONES[i]], timedelta(minutes=10 - i))
+    await stubs.send("theirs", [PHONES[3]], timedelta(minutes=5), licence="globex")
+    start = stamp(int((datetime.now(UTC) - timedelta(days=1)).timestamp()))
+
+    async def page(token: str, **fields: Any) -> pb.ListCampaignReportsResponse:
+        fields = {"licence_id": "acme", "start_time": start, "page_size": 1, **fields}
+        request = pb.ListCampaignReportsRequest(page_token=token, **fields)
+        response: pb.ListCampaignReportsResponse = await stubs.reports.ListCampaignReports(
+            request, timeout=10
+        )
+        return response
+
+    token = (await page("")).next_page_token
+    assert [r.campaign_id for r in (await page(token)).reports] == ["c1"]
+    assert [r.campaign_id for r in (await page(token, page_size=5)).reports] == ["c1", "c0"]  # size may vary
+
+    position = json.loads(base64.urlsafe_b64decode(token))
+    tampered = [_forged({**position, key: value}) for key in position for value in (0, "", None, "c1\x00")]
+    foreign: list[tuple[str, dict[str, Any]]] = [
+        (token, {"licence_id": "globex"}),
+        (token, {"start_time": stamp(start.seconds - 1)}),
+        (token, {"end_time": stamp(LAST_SECOND)}),
+        (token, {"start_time": None}),
+        ("garbage!", {}),
+        ("\x00", {}),
+        (token + "\x00", {}),
+        ("A" * 100_000, {}),
+        (_forged({"t": "0001-01-01T00:00:00+14:00", "c": "c1"}), {}),  # before year 1 in UTC
+        (_forged({"t": "9999-12-31T23:59:59.999999+00:00", "c": "c1\x00"}), {}),
+        (_forged({"t": 2**70, "c": ["c1"]}), {}),
+        (base64.urlsafe_b64encode(b"[" * 5000).decode(), {}),
+        *((forged, {}) for forged in tampered),
+    ]
+    for bad_token, fields in foreign:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await page(bad_token, **fields)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, (bad_token[:80], fields)
+        assert violated_fields(caught.value) == ["page_token"], (bad_token[:80], fields)

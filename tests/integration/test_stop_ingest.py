@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,7 +16,7 @@ from stopgate.v1 import (
     stop_ingest_pb2,
     stop_ingest_pb2_grpc,
 )
-from stopgate_server.store.ingest import Event, _columns
+from stopgate_server.store.ingest import Event, round_arguments
 from stopgate_server.store.queries import QUERIES
 
 pb, qc = stop_ingest_pb2, quarantine_check_pb2
@@ -320,10 +321,10 @@ async def test_the_duplicate_check_probes_the_primary_key_whatever_the_statistic
     stays cached on the connection while the table grows: the duplicate check must still only probe the key
     (migration 0006), not scan the table once per event."""
 
-    def stops(prefix: str, count: int) -> list[list[object]]:
+    def stops(prefix: str, count: int) -> list[object]:
         now = datetime.now(UTC)
         fields = ("SMS_REPLY", "", "", "", "STOP", "", "", "", "", "OPT_OUT", "STOP", "EXACT")
-        return _columns([Event(f"+336{i:08d}", f"{prefix}-{i}", now, *fields) for i in range(count)])
+        return round_arguments([Event(f"+336{i:08d}", f"{prefix}-{i}", now, *fields) for i in range(count)])
 
     await db.execute("ANALYZE inbound_events")
     statement = await db.prepare(QUERIES["ingest_round"])
@@ -341,3 +342,87 @@ async def test_the_duplicate_check_probes_the_primary_key_whatever_the_statistic
         )
     assert len(rows) == 100
     assert scans == 0
+
+
+BAD_TIMES = [
+    (253_402_300_800, 0),  # 10000-01-01T00:00:00Z
+    (-62_135_596_801, 0),  # one second before 0001-01-01
+    (0, -1),
+    (0, 1_000_000_000),
+    (2**63 - 1, 2**31 - 1),
+    (-(2**63), -(2**31)),
+]
+
+
+async def test_one_bad_timestamp_costs_only_its_own_event(ingest: Any, db: Any) -> None:
+    """Invariant 6: 999 good STOPs and one event whose received_at no datetime can hold, in one request."""
+    good = [event(f"ok-{i}", phone=f"+3361{i:07d}") for i in range(999)]
+    bad = event("bad-time", phone="+33699999999")
+    bad.received_at.seconds = 253_402_300_800
+    batch = [*good[:500], bad, *good[500:]]
+    call = ingest.StreamEvents()
+    await call.write(pb.StreamEventsRequest(events=batch))
+    acks = (await call.read()).acks
+    assert [a.event_id for a in acks] == [e.event_id for e in batch]
+    outcomes = [a.outcome for a in acks]
+    assert outcomes.pop(500) == pb.INGEST_OUTCOME_REJECTED
+    assert set(outcomes) == {pb.INGEST_OUTCOME_QUARANTINED}
+    rejected = acks[500].error
+    assert rejected.code == code_pb2.INVALID_ARGUMENT
+    details = error_details_pb2.BadRequest()
+    assert rejected.details[0].Unpack(details)
+    assert [v.field for v in details.field_violations] == ["received_at"]
+    assert await db.fetchval("SELECT count(*) FROM inbound_events") == 999
+    assert await db.fetchval("SELECT count(*) FROM shortcode_stop_list") == 999
+    stored = await db.fetchrow("SELECT event_id, received_at, raw_event::text AS raw FROM rejected_events")
+    assert (stored["event_id"], stored["received_at"]) == ("bad-time", None)
+    raw = json.loads(stored["raw"])
+    assert (raw["phoneNumber"], raw["receivedAt"]) == (
+        "+33699999999",
+        {"seconds": 253_402_300_800, "nanos": 0},
+    )
+
+    # ingress retries the whole request: the good ones are duplicates, the bad one is rejected again
+    await call.write(pb.StreamEventsRequest(events=batch))
+    again = [a.outcome for a in (await call.read()).acks]
+    assert again.pop(500) == pb.INGEST_OUTCOME_REJECTED
+    assert set(again) == {pb.INGEST_OUTCOME_DUPLICATE}
+    await call.done_writing()
+    assert await call.code() == grpc.StatusCode.OK
+
+
+@pytest.mark.parametrize(("seconds", "nanos"), BAD_TIMES)
+async def test_invalid_received_at_is_rejected_and_kept_raw(
+    ingest: Any, db: Any, seconds: int, nanos: int
+) -> None:
+    raw = event("bad-time", text="STOP")
+    raw.received_at.seconds, raw.received_at.nanos = seconds, nanos
+    ack = await one(ingest, raw)
+    assert ack.outcome == pb.INGEST_OUTCOME_REJECTED
+    assert ack.error.code == code_pb2.INVALID_ARGUMENT
+    assert "received_at" in ack.error.message
+    stored = json.loads(await db.fetchval("SELECT raw_event::text FROM rejected_events"))
+    assert stored["receivedAt"] == {"seconds": seconds, "nanos": nanos}
+    assert stored["text"] == "STOP"
+
+
+@pytest.mark.parametrize("seconds", [-62_135_596_800, 253_402_300_799])
+async def test_valid_but_far_received_at_is_rejected_and_stored(ingest: Any, db: Any, seconds: int) -> None:
+    """Years 1 and 9999 are valid Timestamps: outside the accepted window, stored with their time."""
+    raw = event("far-time")
+    raw.received_at.seconds, raw.received_at.nanos = seconds, 999_999_999
+    ack = await one(ingest, raw)
+    assert ack.outcome == pb.INGEST_OUTCOME_REJECTED
+    assert "received_at" in ack.error.message
+    stored = await db.fetchval("SELECT received_at FROM rejected_events")
+    assert stored.year in (1, 9999)
+
+
+async def test_a_request_without_events_is_invalid(ingest: Any) -> None:
+    """The contract allows 1 to 1,000 events per request: an empty one is an error, not an empty OK."""
+    call = ingest.StreamEvents()
+    await call.write(pb.StreamEventsRequest())
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call.read()
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "events" in (caught.value.details() or "")

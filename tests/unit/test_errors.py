@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import asyncpg
 import grpc
 import pytest
+import stopgate_server
 from google.rpc import code_pb2, error_details_pb2
 from stopgate_server.errors import FieldViolation, InvalidArgument, ResourceExhausted, status_for
 
@@ -81,3 +84,14 @@ def test_internal_errors_carry_a_reference() -> None:
     reference = _info(list(status.details)).metadata["reference"]
     assert len(reference) == 12
     assert reference in status.message
+
+
+def test_connection_errors_are_listed_in_one_place() -> None:
+    """store.CONNECTION_ERRORS is the one list of connection failures (a second copy drifted once)."""
+    server = Path(stopgate_server.__file__).parent
+    listing = [
+        path.relative_to(server).as_posix()
+        for path in server.rglob("*.py")
+        if "asyncpg.InterfaceError" in path.read_text() or "asyncpg.InternalClientError" in path.read_text()
+    ]
+    assert listing == ["store/__init__.py"]

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from stopgate_server.store import phone_set
-from stopgate_server.store.phone_set import PhoneSet, PhoneSetLoader, numbers_of
+from stopgate_server.store.phone_set import Digest, PhoneSet, PhoneSetLoader, numbers_of, phone_key
 
 PHONES = [f"+3361234{i:04d}" for i in range(40)] + ["+1", "+447700900123", "+999999999999999999"]
 ODD = ["+33 6 12", "0612345678", "+0612"]  # not plain E.164: PostgreSQL could still hold one
@@ -55,7 +55,25 @@ def test_it_answers_as_a_plain_dict_after_any_adds_and_discards(
         assert len(phones) == len(model)
         assert phones.members(PHONES) == {p: s for p, s in model.items() if p in PHONES}
         assert {p: phones.since(p) for p in PHONES + ODD if p in phones} == model
+        assert phones.digest() == digest(model)
     assert phones.members(PHONES, numbers_of(PHONES)) == {p: s for p, s in model.items() if p in PHONES}
+
+
+def digest(phones: dict[str, int]) -> Digest:
+    """The Digest of a set of phones, computed one phone at a time."""
+    keys = [phone_key(phone) for phone in phones]
+    mixed = 0
+    for key in keys:
+        mixed ^= key
+    return Digest.of(len(keys), sum(keys), mixed)
+
+
+def test_phone_keys_are_the_numbers_of_plain_phones_and_md5_of_others() -> None:
+    """As store/queries.sql's blocklist_summary computes them (tests/integration/test_index_healing.py
+    holds both equal on a real PostgreSQL)."""
+    assert phone_key("+33612345678") == 33612345678
+    assert phone_key("+999999999999999") == 999999999999999
+    assert phone_key("+0612") == -7322581090973385319  # md5 9a60f74b6189fd99..., read as a signed bigint
 
 
 def numbered(phones: list[str]) -> PhoneSet:
@@ -89,3 +107,10 @@ def test_a_set_that_shrinks_below_the_array_size_goes_back_to_strings() -> None:
 def test_numbers_past_the_largest_entry_are_not_members() -> None:
     phones = numbered(PHONES[:8])
     assert phones.members(["+999999999999999", "+1"]) == {}
+
+
+def test_the_digest_of_long_numbers_is_exact_where_the_array_sum_wraps() -> None:
+    numbers = np.arange(999_999_999_000_000, 999_999_999_020_000, dtype=np.int64)  # sums past 2**63
+    phones = PhoneSet(numbers, numbers)
+    assert phones.has_array
+    assert phones.digest() == digest(dict.fromkeys([f"+{n}" for n in numbers.tolist()], 0))

@@ -152,6 +152,48 @@ INTENT_NONE: Intent.ValueType  # 4
 """Nothing actionable was recognised."""
 Global___Intent: _TypeAlias = Intent  # noqa: Y015
 
+class _AttributionRule:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AttributionRuleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AttributionRule.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ATTRIBUTION_RULE_UNSPECIFIED: _AttributionRule.ValueType  # 0
+    """Nothing was attributed: the event is not an opt-out or opt-in, or it was a manual action."""
+    ATTRIBUTION_RULE_SHORTCODE_ROUTE: _AttributionRule.ValueType  # 1
+    """The most recent send to the number routed through the event's shortcode: sent from that shortcode, or
+    from an alias whose reply shortcode it is.
+    """
+    ATTRIBUTION_RULE_MOST_RECENT_SEND: _AttributionRule.ValueType  # 2
+    """The most recent send to the number at all, within the attribution window: the event named no
+    shortcode, or no send to the number went through it.
+    """
+    ATTRIBUTION_RULE_LICENCE_HINT: _AttributionRule.ValueType  # 3
+    """No send to the number within the attribution window: the licence hint of the event (no campaign)."""
+    ATTRIBUTION_RULE_UNATTRIBUTED: _AttributionRule.ValueType  # 4
+    """No send and no licence hint: the event reached only the shortcode's stop list, if it named one."""
+
+class AttributionRule(_AttributionRule, metaclass=_AttributionRuleEnumTypeWrapper):
+    """Which rule assigned an inbound opt-out or opt-in to a licence and campaign ("regardless of the
+    unsubscribe method, a STOP is assigned to the most recent campaign sent to this number").
+    """
+
+ATTRIBUTION_RULE_UNSPECIFIED: AttributionRule.ValueType  # 0
+"""Nothing was attributed: the event is not an opt-out or opt-in, or it was a manual action."""
+ATTRIBUTION_RULE_SHORTCODE_ROUTE: AttributionRule.ValueType  # 1
+"""The most recent send to the number routed through the event's shortcode: sent from that shortcode, or
+from an alias whose reply shortcode it is.
+"""
+ATTRIBUTION_RULE_MOST_RECENT_SEND: AttributionRule.ValueType  # 2
+"""The most recent send to the number at all, within the attribution window: the event named no
+shortcode, or no send to the number went through it.
+"""
+ATTRIBUTION_RULE_LICENCE_HINT: AttributionRule.ValueType  # 3
+"""No send to the number within the attribution window: the licence hint of the event (no campaign)."""
+ATTRIBUTION_RULE_UNATTRIBUTED: AttributionRule.ValueType  # 4
+"""No send and no licence hint: the event reached only the shortcode's stop list, if it named one."""
+Global___AttributionRule: _TypeAlias = AttributionRule  # noqa: Y015
+
 class _MatchKind:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -184,19 +226,28 @@ class Sender(_message.Message):
 
     ADDRESS_FIELD_NUMBER: _builtins.int
     TYPE_FIELD_NUMBER: _builtins.int
+    REPLY_SHORTCODE_FIELD_NUMBER: _builtins.int
     address: _builtins.str
     """The address as the operator sees it: "ACME", "36180", "+447700900123". 1 to 16 characters."""
     type: Global___SenderType.ValueType
     """Its kind; SENDER_TYPE_UNSPECIFIED asks the server to infer it from the address."""
+    reply_shortcode: _builtins.str
+    """For an alphanumeric alias: its reply shortcode, the shortcode (shared or dedicated) that carries the
+    alias's traffic. The operator substitutes it for "00000" in the mention "STOP 00000", and recipients
+    reply STOP to it. Sends record it; a STOP to it is attributed to the alias's sends; a check from the
+    alias is blocked by its stop list. 3 to 8 digits (any Unicode decimal digits, read as ASCII). Empty
+    when unknown; for a shortcode sender it may only repeat the address; a longcode has none.
+    """
     def __init__(
         self,
         *,
         address: _builtins.str = ...,
         type: Global___SenderType.ValueType = ...,
+        reply_shortcode: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "reply_shortcode", b"reply_shortcode", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

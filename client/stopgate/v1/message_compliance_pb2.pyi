@@ -325,7 +325,9 @@ class CheckMessageRequest(_message.Message):
     category: _common_pb2.MessageCategory.ValueType
     """What the text is. Required."""
     shortcode: _builtins.str
-    """The shortcode recipients reply to, if known: replaces "00000" in the delivered text."""
+    """The shortcode recipients reply to, if known: replaces "00000" in the delivered text, whose parts are
+    counted with it. Defaults to sender.reply_shortcode; when both are set they must be the same.
+    """
     allow_accent_folding: _builtins.bool
     """Whether GSM-7 replacements may drop accents ("ç" → "c"), not only swap typography (curly quotes,
     dashes, ellipsis, non-breaking spaces).
@@ -393,7 +395,7 @@ class CheckMessagesRequest(_message.Message):
     category: _common_pb2.MessageCategory.ValueType
     """What the texts are. Required."""
     shortcode: _builtins.str
-    """The shortcode recipients reply to, if known."""
+    """The shortcode recipients reply to, if known (defaults to sender.reply_shortcode; see CheckMessageRequest)."""
     allow_accent_folding: _builtins.bool
     """Whether GSM-7 replacements may drop accents ("ç" → "c")."""
     @_builtins.property

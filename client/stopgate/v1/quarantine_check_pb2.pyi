@@ -60,7 +60,9 @@ class _CheckReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CheckReas
     CHECK_REASON_QUARANTINED: _CheckReason.ValueType  # 1
     """The number opted out of this licence (STOP, web unsubscribe, manual quarantine)."""
     CHECK_REASON_SHORTCODE_STOP_LIST: _CheckReason.ValueType  # 2
-    """The sender is a shortcode and the number is on that shortcode's stop list."""
+    """The number is on the stop list of the sender's shortcode: the sender itself, or the reply shortcode of
+    an alias sender.
+    """
     CHECK_REASON_INVALID_NUMBER: _CheckReason.ValueType  # 3
     """The input could not be read as a possible phone number."""
     CHECK_REASON_CONFIRMATION_WINDOW: _CheckReason.ValueType  # 4
@@ -74,7 +76,9 @@ CHECK_REASON_UNSPECIFIED: CheckReason.ValueType  # 0
 CHECK_REASON_QUARANTINED: CheckReason.ValueType  # 1
 """The number opted out of this licence (STOP, web unsubscribe, manual quarantine)."""
 CHECK_REASON_SHORTCODE_STOP_LIST: CheckReason.ValueType  # 2
-"""The sender is a shortcode and the number is on that shortcode's stop list."""
+"""The number is on the stop list of the sender's shortcode: the sender itself, or the reply shortcode of
+an alias sender.
+"""
 CHECK_REASON_INVALID_NUMBER: CheckReason.ValueType  # 3
 """The input could not be read as a possible phone number."""
 CHECK_REASON_CONFIRMATION_WINDOW: CheckReason.ValueType  # 4
@@ -414,10 +418,13 @@ class SendRecord(_message.Message):
     CAMPAIGN_ID_FIELD_NUMBER: _builtins.int
     SENDER_FIELD_NUMBER: _builtins.int
     SENT_AT_FIELD_NUMBER: _builtins.int
+    REPLY_SHORTCODE_FIELD_NUMBER: _builtins.int
     campaign_id: _builtins.str
     """The campaign of the send."""
     sender: _builtins.str
     """The address it was sent from."""
+    reply_shortcode: _builtins.str
+    """The reply shortcode of an alias sender, as recorded with the send; empty otherwise."""
     @_builtins.property
     def sent_at(self) -> _timestamp_pb2.Timestamp:
         """When it was sent."""
@@ -428,10 +435,11 @@ class SendRecord(_message.Message):
         campaign_id: _builtins.str = ...,
         sender: _builtins.str = ...,
         sent_at: _timestamp_pb2.Timestamp | None = ...,
+        reply_shortcode: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["sent_at", b"sent_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign_id", b"campaign_id", "sender", b"sender", "sent_at", b"sent_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign_id", b"campaign_id", "reply_shortcode", b"reply_shortcode", "sender", b"sender", "sent_at", b"sent_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -453,6 +461,7 @@ class HistoryEntry(_message.Message):
     ACTOR_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     CONSENT_REFERENCE_FIELD_NUMBER: _builtins.int
+    ATTRIBUTION_RULE_FIELD_NUMBER: _builtins.int
     action: Global___HistoryAction.ValueType
     """What happened."""
     source: _common_pb2.EventSource.ValueType
@@ -471,6 +480,8 @@ class HistoryEntry(_message.Message):
     """Why: the administrator's reason, or the reason typed on an unsubscribe web page."""
     consent_reference: _builtins.str
     """For a manual release: the reference of the renewed consent."""
+    attribution_rule: _common_pb2.AttributionRule.ValueType
+    """For an opt-out or opt-in event: which rule attributed it to its licence and campaign."""
     @_builtins.property
     def occurred_at(self) -> _timestamp_pb2.Timestamp:
         """When it happened."""
@@ -488,10 +499,11 @@ class HistoryEntry(_message.Message):
         actor: _builtins.str = ...,
         reason: _builtins.str = ...,
         consent_reference: _builtins.str = ...,
+        attribution_rule: _common_pb2.AttributionRule.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "actor", b"actor", "campaign_id", b"campaign_id", "consent_reference", b"consent_reference", "event_id", b"event_id", "licence_id", b"licence_id", "occurred_at", b"occurred_at", "reason", b"reason", "shortcode", b"shortcode", "source", b"source"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "actor", b"actor", "attribution_rule", b"attribution_rule", "campaign_id", b"campaign_id", "consent_reference", b"consent_reference", "event_id", b"event_id", "licence_id", b"licence_id", "occurred_at", b"occurred_at", "reason", b"reason", "shortcode", b"shortcode", "source", b"source"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -508,6 +520,7 @@ class GetNumberStatusResponse(_message.Message):
     SINCE_FIELD_NUMBER: _builtins.int
     SOURCE_FIELD_NUMBER: _builtins.int
     ATTRIBUTED_CAMPAIGN_ID_FIELD_NUMBER: _builtins.int
+    ATTRIBUTION_RULE_FIELD_NUMBER: _builtins.int
     STOP_LISTS_FIELD_NUMBER: _builtins.int
     LAST_SEND_FIELD_NUMBER: _builtins.int
     HISTORY_FIELD_NUMBER: _builtins.int
@@ -519,6 +532,8 @@ class GetNumberStatusResponse(_message.Message):
     """The channel of the event that quarantined it."""
     attributed_campaign_id: _builtins.str
     """The campaign the quarantining STOP was attributed to, if any."""
+    attribution_rule: _common_pb2.AttributionRule.ValueType
+    """Which rule attributed the quarantining STOP to this licence (UNSPECIFIED for a manual quarantine)."""
     @_builtins.property
     def since(self) -> _timestamp_pb2.Timestamp:
         """Since when it is quarantined."""
@@ -545,13 +560,14 @@ class GetNumberStatusResponse(_message.Message):
         since: _timestamp_pb2.Timestamp | None = ...,
         source: _common_pb2.EventSource.ValueType = ...,
         attributed_campaign_id: _builtins.str = ...,
+        attribution_rule: _common_pb2.AttributionRule.ValueType = ...,
         stop_lists: _abc.Iterable[Global___StopListEntry] | None = ...,
         last_send: Global___SendRecord | None = ...,
         history: _abc.Iterable[Global___HistoryEntry] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["last_send", b"last_send", "since", b"since"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attributed_campaign_id", b"attributed_campaign_id", "e164", b"e164", "history", b"history", "last_send", b"last_send", "quarantined", b"quarantined", "since", b"since", "source", b"source", "stop_lists", b"stop_lists"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attributed_campaign_id", b"attributed_campaign_id", "attribution_rule", b"attribution_rule", "e164", b"e164", "history", b"history", "last_send", b"last_send", "quarantined", b"quarantined", "since", b"since", "source", b"source", "stop_lists", b"stop_lists"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

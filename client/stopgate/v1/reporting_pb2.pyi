@@ -209,7 +209,9 @@ class ListCampaignReportsRequest(_message.Message):
     page_size: _builtins.int
     """At most this many reports per page (1 to 1,000; 0 means 100)."""
     page_token: _builtins.str
-    """The next_page_token of the previous page; empty for the first page."""
+    """The next_page_token of the previous page; empty for the first page. Opaque, and bound to the licence
+    and time range it was returned for: with any other, or edited, it is INVALID_ARGUMENT.
+    """
     @_builtins.property
     def start_time(self) -> _timestamp_pb2.Timestamp:
         """Campaigns whose last send is at or after this time; unset means no lower bound."""

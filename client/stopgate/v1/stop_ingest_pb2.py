@@ -27,31 +27,31 @@ from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 from stopgate.v1 import common_pb2 as stopgate_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dstopgate/v1/stop_ingest.proto\x12\x0bstopgate.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a\x18stopgate/v1/common.proto\"\xc1\x02\n\x0cInboundEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12/\n\x0breceived_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x06source\x18\x03 \x01(\x0e\x32\x18.stopgate.v1.EventSource\x12\x14\n\x0cphone_number\x18\x04 \x01(\t\x12\x11\n\trecipient\x18\x05 \x01(\t\x12\x0f\n\x07network\x18\x06 \x01(\t\x12\x0c\n\x04text\x18\x07 \x01(\t\x12\x16\n\x0e\x63ountry_prefix\x18\x08 \x01(\t\x12\x0e\n\x06reason\x18\t \x01(\t\x12\x12\n\nlicence_id\x18\n \x01(\t\x12(\n\x0bintent_hint\x18\x0b \x01(\x0e\x32\x13.stopgate.v1.Intent\x12\x16\n\x0e\x64\x65\x66\x61ult_region\x18\x0c \x01(\t\"\xdc\x02\n\x08\x45ventAck\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12+\n\x07outcome\x18\x02 \x01(\x0e\x32\x1a.stopgate.v1.IngestOutcome\x12#\n\x06intent\x18\x03 \x01(\x0e\x32\x13.stopgate.v1.Intent\x12\x17\n\x0fmatched_keyword\x18\x04 \x01(\t\x12*\n\nmatch_kind\x18\x05 \x01(\x0e\x32\x16.stopgate.v1.MatchKind\x12\x1d\n\x15\x61ttributed_licence_id\x18\x06 \x01(\t\x12\x1e\n\x16\x61ttributed_campaign_id\x18\x07 \x01(\t\x12\x1c\n\x14\x63onfirmation_allowed\x18\x08 \x01(\x08\x12\x19\n\x11\x63onfirmation_text\x18\t \x01(\t\x12\x0c\n\x04\x65\x31\x36\x34\x18\n \x01(\t\x12!\n\x05\x65rror\x18\x0b \x01(\x0b\x32\x12.google.rpc.Status\"@\n\x13StreamEventsRequest\x12)\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x19.stopgate.v1.InboundEvent\";\n\x14StreamEventsResponse\x12#\n\x04\x61\x63ks\x18\x01 \x03(\x0b\x32\x15.stopgate.v1.EventAck\">\n\x12IngestEventRequest\x12(\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x19.stopgate.v1.InboundEvent\"9\n\x13IngestEventResponse\x12\"\n\x03\x61\x63k\x18\x01 \x01(\x0b\x32\x15.stopgate.v1.EventAck\"4\n\x13\x43lassifyTextRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x02 \x01(\t\"\x92\x01\n\x14\x43lassifyTextResponse\x12#\n\x06intent\x18\x01 \x01(\x0e\x32\x13.stopgate.v1.Intent\x12\x17\n\x0fmatched_keyword\x18\x02 \x01(\t\x12*\n\nmatch_kind\x18\x03 \x01(\x0e\x32\x16.stopgate.v1.MatchKind\x12\x10\n\x08language\x18\x04 \x01(\t*\xed\x01\n\rIngestOutcome\x12\x1e\n\x1aINGEST_OUTCOME_UNSPECIFIED\x10\x00\x12\x1e\n\x1aINGEST_OUTCOME_QUARANTINED\x10\x01\x12&\n\"INGEST_OUTCOME_ALREADY_QUARANTINED\x10\x02\x12\x1b\n\x17INGEST_OUTCOME_RELEASED\x10\x03\x12\x1c\n\x18INGEST_OUTCOME_DUPLICATE\x10\x04\x12\x1c\n\x18INGEST_OUTCOME_NO_ACTION\x10\x05\x12\x1b\n\x17INGEST_OUTCOME_REJECTED\x10\x06\x32\x8c\x02\n\nStopIngest\x12W\n\x0cStreamEvents\x12 .stopgate.v1.StreamEventsRequest\x1a!.stopgate.v1.StreamEventsResponse(\x01\x30\x01\x12P\n\x0bIngestEvent\x12\x1f.stopgate.v1.IngestEventRequest\x1a .stopgate.v1.IngestEventResponse\x12S\n\x0c\x43lassifyText\x12 .stopgate.v1.ClassifyTextRequest\x1a!.stopgate.v1.ClassifyTextResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dstopgate/v1/stop_ingest.proto\x12\x0bstopgate.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a\x18stopgate/v1/common.proto\"\xc1\x02\n\x0cInboundEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12/\n\x0breceived_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x06source\x18\x03 \x01(\x0e\x32\x18.stopgate.v1.EventSource\x12\x14\n\x0cphone_number\x18\x04 \x01(\t\x12\x11\n\trecipient\x18\x05 \x01(\t\x12\x0f\n\x07network\x18\x06 \x01(\t\x12\x0c\n\x04text\x18\x07 \x01(\t\x12\x16\n\x0e\x63ountry_prefix\x18\x08 \x01(\t\x12\x0e\n\x06reason\x18\t \x01(\t\x12\x12\n\nlicence_id\x18\n \x01(\t\x12(\n\x0bintent_hint\x18\x0b \x01(\x0e\x32\x13.stopgate.v1.Intent\x12\x16\n\x0e\x64\x65\x66\x61ult_region\x18\x0c \x01(\t\"\x94\x03\n\x08\x45ventAck\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12+\n\x07outcome\x18\x02 \x01(\x0e\x32\x1a.stopgate.v1.IngestOutcome\x12#\n\x06intent\x18\x03 \x01(\x0e\x32\x13.stopgate.v1.Intent\x12\x17\n\x0fmatched_keyword\x18\x04 \x01(\t\x12*\n\nmatch_kind\x18\x05 \x01(\x0e\x32\x16.stopgate.v1.MatchKind\x12\x1d\n\x15\x61ttributed_licence_id\x18\x06 \x01(\t\x12\x1e\n\x16\x61ttributed_campaign_id\x18\x07 \x01(\t\x12\x1c\n\x14\x63onfirmation_allowed\x18\x08 \x01(\x08\x12\x19\n\x11\x63onfirmation_text\x18\t \x01(\t\x12\x0c\n\x04\x65\x31\x36\x34\x18\n \x01(\t\x12!\n\x05\x65rror\x18\x0b \x01(\x0b\x32\x12.google.rpc.Status\x12\x36\n\x10\x61ttribution_rule\x18\x0c \x01(\x0e\x32\x1c.stopgate.v1.AttributionRule\"@\n\x13StreamEventsRequest\x12)\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x19.stopgate.v1.InboundEvent\";\n\x14StreamEventsResponse\x12#\n\x04\x61\x63ks\x18\x01 \x03(\x0b\x32\x15.stopgate.v1.EventAck\">\n\x12IngestEventRequest\x12(\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x19.stopgate.v1.InboundEvent\"9\n\x13IngestEventResponse\x12\"\n\x03\x61\x63k\x18\x01 \x01(\x0b\x32\x15.stopgate.v1.EventAck\"4\n\x13\x43lassifyTextRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x02 \x01(\t\"\x92\x01\n\x14\x43lassifyTextResponse\x12#\n\x06intent\x18\x01 \x01(\x0e\x32\x13.stopgate.v1.Intent\x12\x17\n\x0fmatched_keyword\x18\x02 \x01(\t\x12*\n\nmatch_kind\x18\x03 \x01(\x0e\x32\x16.stopgate.v1.MatchKind\x12\x10\n\x08language\x18\x04 \x01(\t*\xed\x01\n\rIngestOutcome\x12\x1e\n\x1aINGEST_OUTCOME_UNSPECIFIED\x10\x00\x12\x1e\n\x1aINGEST_OUTCOME_QUARANTINED\x10\x01\x12&\n\"INGEST_OUTCOME_ALREADY_QUARANTINED\x10\x02\x12\x1b\n\x17INGEST_OUTCOME_RELEASED\x10\x03\x12\x1c\n\x18INGEST_OUTCOME_DUPLICATE\x10\x04\x12\x1c\n\x18INGEST_OUTCOME_NO_ACTION\x10\x05\x12\x1b\n\x17INGEST_OUTCOME_REJECTED\x10\x06\x32\x8c\x02\n\nStopIngest\x12W\n\x0cStreamEvents\x12 .stopgate.v1.StreamEventsRequest\x1a!.stopgate.v1.StreamEventsResponse(\x01\x30\x01\x12P\n\x0bIngestEvent\x12\x1f.stopgate.v1.IngestEventRequest\x1a .stopgate.v1.IngestEventResponse\x12S\n\x0c\x43lassifyText\x12 .stopgate.v1.ClassifyTextRequest\x1a!.stopgate.v1.ClassifyTextResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'stopgate.v1.stop_ingest_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_INGESTOUTCOME']._serialized_start=1259
-  _globals['_INGESTOUTCOME']._serialized_end=1496
+  _globals['_INGESTOUTCOME']._serialized_start=1315
+  _globals['_INGESTOUTCOME']._serialized_end=1552
   _globals['_INBOUNDEVENT']._serialized_start=131
   _globals['_INBOUNDEVENT']._serialized_end=452
   _globals['_EVENTACK']._serialized_start=455
-  _globals['_EVENTACK']._serialized_end=803
-  _globals['_STREAMEVENTSREQUEST']._serialized_start=805
-  _globals['_STREAMEVENTSREQUEST']._serialized_end=869
-  _globals['_STREAMEVENTSRESPONSE']._serialized_start=871
-  _globals['_STREAMEVENTSRESPONSE']._serialized_end=930
-  _globals['_INGESTEVENTREQUEST']._serialized_start=932
-  _globals['_INGESTEVENTREQUEST']._serialized_end=994
-  _globals['_INGESTEVENTRESPONSE']._serialized_start=996
-  _globals['_INGESTEVENTRESPONSE']._serialized_end=1053
-  _globals['_CLASSIFYTEXTREQUEST']._serialized_start=1055
-  _globals['_CLASSIFYTEXTREQUEST']._serialized_end=1107
-  _globals['_CLASSIFYTEXTRESPONSE']._serialized_start=1110
-  _globals['_CLASSIFYTEXTRESPONSE']._serialized_end=1256
-  _globals['_STOPINGEST']._serialized_start=1499
-  _globals['_STOPINGEST']._serialized_end=1767
+  _globals['_EVENTACK']._serialized_end=859
+  _globals['_STREAMEVENTSREQUEST']._serialized_start=861
+  _globals['_STREAMEVENTSREQUEST']._serialized_end=925
+  _globals['_STREAMEVENTSRESPONSE']._serialized_start=927
+  _globals['_STREAMEVENTSRESPONSE']._serialized_end=986
+  _globals['_INGESTEVENTREQUEST']._serialized_start=988
+  _globals['_INGESTEVENTREQUEST']._serialized_end=1050
+  _globals['_INGESTEVENTRESPONSE']._serialized_start=1052
+  _globals['_INGESTEVENTRESPONSE']._serialized_end=1109
+  _globals['_CLASSIFYTEXTREQUEST']._serialized_start=1111
+  _globals['_CLASSIFYTEXTREQUEST']._serialized_end=1163
+  _globals['_CLASSIFYTEXTRESPONSE']._serialized_start=1166
+  _globals['_CLASSIFYTEXTRESPONSE']._serialized_end=1312
+  _globals['_STOPINGEST']._serialized_start=1555
+  _globals['_STOPINGEST']._serialized_end=1823
 # @@protoc_insertion_point(module_scope)

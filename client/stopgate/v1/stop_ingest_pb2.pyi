@@ -90,7 +90,8 @@ class InboundEvent(_message.Message):
     """The number that sent it, in any common notation (gateways often omit the "+": "447777777777")."""
     recipient: _builtins.str
     """The shortcode or number it was sent to ("60999"), if any. A STOP to a shortcode puts the number on
-    that shortcode's stop list.
+    that shortcode's stop list, and is attributed first to the sends routed through it (sent from it, or
+    from an alias whose reply shortcode it is). Digits in any script ("３６１８０") are read as ASCII.
     """
     network: _builtins.str
     """The mobile network it came from ("ORANGEUK"), as reported."""
@@ -110,7 +111,9 @@ class InboundEvent(_message.Message):
     """ISO 3166-1 alpha-2 region used to read a number written without a country code."""
     @_builtins.property
     def received_at(self) -> _timestamp_pb2.Timestamp:
-        """When the platform received it; unset means now."""
+        """When the platform received it; unset means now. Within the last 31 days (5 minutes ahead at most):
+        otherwise, or when it is not a valid Timestamp, this event alone is acked REJECTED.
+        """
 
     def __init__(
         self,
@@ -153,6 +156,7 @@ class EventAck(_message.Message):
     CONFIRMATION_TEXT_FIELD_NUMBER: _builtins.int
     E164_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
+    ATTRIBUTION_RULE_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     """The event_id of the event acknowledged."""
     outcome: Global___IngestOutcome.ValueType
@@ -173,6 +177,10 @@ class EventAck(_message.Message):
     """A suggested confirmation (or help) reply, in the language of the keyword used."""
     e164: _builtins.str
     """The number in E.164 form; empty when it could not be read."""
+    attribution_rule: _common_pb2.AttributionRule.ValueType
+    """Which rule attributed an opt-out or opt-in: a send routed through the event's shortcode, the most
+    recent send at all, the licence hint, or none.
+    """
     @_builtins.property
     def error(self) -> _status_pb2.Status:
         """For REJECTED: why, with a google.rpc.BadRequest detail naming the field."""
@@ -191,10 +199,11 @@ class EventAck(_message.Message):
         confirmation_text: _builtins.str = ...,
         e164: _builtins.str = ...,
         error: _status_pb2.Status | None = ...,
+        attribution_rule: _common_pb2.AttributionRule.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attributed_campaign_id", b"attributed_campaign_id", "attributed_licence_id", b"attributed_licence_id", "confirmation_allowed", b"confirmation_allowed", "confirmation_text", b"confirmation_text", "e164", b"e164", "error", b"error", "event_id", b"event_id", "intent", b"intent", "match_kind", b"match_kind", "matched_keyword", b"matched_keyword", "outcome", b"outcome"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attributed_campaign_id", b"attributed_campaign_id", "attributed_licence_id", b"attributed_licence_id", "attribution_rule", b"attribution_rule", "confirmation_allowed", b"confirmation_allowed", "confirmation_text", b"confirmation_text", "e164", b"e164", "error", b"error", "event_id", b"event_id", "intent", b"intent", "match_kind", b"match_kind", "matched_keyword", b"matched_keyword", "outcome", b"outcome"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -209,7 +218,9 @@ class StreamEventsRequest(_message.Message):
     EVENTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___InboundEvent]:
-        """1 to 1,000 events."""
+        """1 to 1,000 events: none, or more, ends the stream with INVALID_ARGUMENT naming `events`. A bad event
+        is acked REJECTED on its own; the others are applied.
+        """
 
     def __init__(
         self,

@@ -117,11 +117,13 @@ class MessageComplianceServicer(message_compliance_pb2_grpc.MessageComplianceSer
             violations.add("country", "required")
         elif country == DEFAULT_COUNTRY or not phones.is_region(country):
             violations.add("country", "must be an ISO 3166-1 alpha-2 country code such as FR")
-        kind = violations.sender("sender", request.sender, request.HasField("sender"))
+        sender = violations.sender("sender", request.sender, request.HasField("sender"))
         violations.enum("category", request.category, common_pb2.MessageCategory)
-        shortcode = request.shortcode
-        if shortcode and not (shortcode.isascii() and shortcode.isdigit() and 3 <= len(shortcode) <= 8):
-            violations.add("shortcode", "must be a shortcode of 3 to 8 digits")
+        shortcode = violations.shortcode("shortcode", request.shortcode)
+        if sender is not None and sender.reply_shortcode:
+            if shortcode and shortcode != sender.reply_shortcode:
+                violations.add("shortcode", "differs from sender.reply_shortcode; set one of them")
+            shortcode = sender.reply_shortcode
         too_long = await in_turns(self._too_long, texts, TEXTS_PER_CHUNK)
         for position, (text, long) in enumerate(zip(texts, too_long, strict=True)):
             name = field if single else f"{field}[{position}]"
@@ -130,12 +132,14 @@ class MessageComplianceServicer(message_compliance_pb2_grpc.MessageComplianceSer
             elif long:
                 violations.add(name, f"longer than {self.max_parts} SMS parts")
         violations.raise_if_any()
-        assert kind is not None
+        assert sender is not None
         policy = self.policies.for_country(country)
         category = common_pb2.MessageCategory.Name(request.category).removeprefix("MESSAGE_CATEGORY_")
 
         def assess(chunk: Sequence[str]) -> list[compliance.Assessment]:
             folding = request.allow_accent_folding
-            return [compliance.assess(text, policy, kind, category, shortcode, folding) for text in chunk]
+            return [
+                compliance.assess(text, policy, sender.kind, category, shortcode, folding) for text in chunk
+            ]
 
         return await in_turns(assess, texts, TEXTS_PER_CHUNK)

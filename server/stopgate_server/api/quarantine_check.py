@@ -16,7 +16,7 @@ from stopgate_server.api import wire
 from stopgate_server.api.turns import in_turns
 from stopgate_server.api.validation import MAX_ACTOR, MAX_REASON, Violations
 from stopgate_server.domain import phones
-from stopgate_server.domain.senders import SenderKind
+from stopgate_server.domain.ingest import Attribution
 from stopgate_server.domain.verdicts import Reason, Verdict, decide
 from stopgate_server.obs import metrics
 from stopgate_server.store.quarantine import HistoryRow, QuarantineStore
@@ -47,6 +47,15 @@ def event_source(name: str | None) -> common_pb2.EventSource.ValueType:
     )
 
 
+def attribution_rule(name: str) -> common_pb2.AttributionRule.ValueType:
+    """The rule as stored (an `ingest.Attribution` value, "" when nothing was attributed)."""
+    return (
+        common_pb2.AttributionRule.Value(f"ATTRIBUTION_RULE_{Attribution(name).value}")
+        if name
+        else common_pb2.ATTRIBUTION_RULE_UNSPECIFIED
+    )
+
+
 class QuarantineCheckServicer(quarantine_check_pb2_grpc.QuarantineCheckServicer):
     def __init__(self, store: QuarantineStore) -> None:
         self.store = store
@@ -58,7 +67,7 @@ class QuarantineCheckServicer(quarantine_check_pb2_grpc.QuarantineCheckServicer)
         raw_numbers = list(request.phone_numbers)  # one str per number, made once
         violations = Violations()
         violations.identifier("licence_id", request.licence_id)
-        kind = violations.sender("sender", request.sender, request.HasField("sender"))
+        sender = violations.sender("sender", request.sender, request.HasField("sender"))
         violations.enum("category", request.category, common_pb2.MessageCategory)
         violations.batch("phone_numbers", raw_numbers)
         violations.identifier("campaign_id", request.campaign_id, required=False)
@@ -68,7 +77,8 @@ class QuarantineCheckServicer(quarantine_check_pb2_grpc.QuarantineCheckServicer)
         e164s = await _to_e164(raw_numbers, request.default_region)
         all_valid = None not in e164s
         valid = e164s if all_valid else [e for e in e164s if e is not None]
-        shortcode = request.sender.address if kind is SenderKind.SHORTCODE else ""
+        assert sender is not None
+        shortcode = sender.route  # its stop list blocks the sender: itself, or an alias's reply shortcode
         blocks = await self.store.find_blocks(request.licence_id, shortcode, valid)  # type: ignore[arg-type]
         quarantined, stop_listed = blocks.quarantined, blocks.stop_listed
         claimed: set[str] = set()
@@ -121,7 +131,7 @@ class QuarantineCheckServicer(quarantine_check_pb2_grpc.QuarantineCheckServicer)
             totals.recorded_sends = await self.store.record_sends(
                 request.licence_id,
                 request.campaign_id,
-                request.sender.address,
+                sender,
                 datetime.now(UTC),
                 allowed,  # type: ignore[arg-type]
             )
@@ -131,16 +141,18 @@ class QuarantineCheckServicer(quarantine_check_pb2_grpc.QuarantineCheckServicer)
         violations = Violations()
         violations.identifier("licence_id", request.licence_id)
         violations.identifier("campaign_id", request.campaign_id)
-        violations.sender("sender", request.sender, request.HasField("sender"))
+        sender = violations.sender("sender", request.sender, request.HasField("sender"))
         violations.region("default_region", request.default_region)
         now = datetime.now(UTC)
-        sent_at = request.sent_at.ToDatetime(UTC) if request.HasField("sent_at") else now
-        if not now - SENDS_ACCEPTED_LATE <= sent_at <= now + SENDS_ACCEPTED_EARLY:
+        sent_at = violations.time("sent_at", request.sent_at) if request.HasField("sent_at") else now
+        if sent_at and not now - SENDS_ACCEPTED_LATE <= sent_at <= now + SENDS_ACCEPTED_EARLY:
             violations.add("sent_at", "must be within the last 31 days (and at most 1 hour ahead)")
         e164s = await _valid_e164s(violations, "phone_numbers", request.phone_numbers, request.default_region)
         violations.raise_if_any()
+        assert sender is not None
+        assert sent_at is not None  # an invalid one was named above
         recorded = await self.store.record_sends(
-            request.licence_id, request.campaign_id, request.sender.address, sent_at, e164s
+            request.licence_id, request.campaign_id, sender, sent_at, e164s
         )
         return pb.RecordSendsResponse(recorded_count=recorded)
 
@@ -161,6 +173,7 @@ class QuarantineCheckServicer(quarantine_check_pb2_grpc.QuarantineCheckServicer)
             response.since.FromDatetime(status.quarantine["since"])
             response.source = event_source(status.quarantine["source"])
             response.attributed_campaign_id = status.quarantine["campaign_id"] or ""
+            response.attribution_rule = attribution_rule(status.quarantine["attribution"])
         for entry in status.stop_lists:
             response.stop_lists.add(
                 shortcode=entry["shortcode"],
@@ -173,6 +186,7 @@ class QuarantineCheckServicer(quarantine_check_pb2_grpc.QuarantineCheckServicer)
                     campaign_id=status.last_send["campaign_id"],
                     sender=status.last_send["sender"],
                     sent_at=timestamp(status.last_send["sent_at"]),
+                    reply_shortcode=status.last_send["reply_shortcode"],
                 )
             )
         response.history.extend(_history_entry(row) for row in status.history)
@@ -274,4 +288,5 @@ def _history_entry(row: HistoryRow) -> pb.HistoryEntry:
         actor=row.actor or "",
         reason=row.reason or "",
         consent_reference=row.consent_reference or "",
+        attribution_rule=attribution_rule(row.attribution),
     )

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
-from google.protobuf.timestamp_pb2 import Timestamp
 from stopgate.v1 import reporting_pb2, reporting_pb2_grpc
 
 from stopgate_server.api.quarantine_check import event_source, timestamp
-from stopgate_server.api.validation import Violations
+from stopgate_server.api.validation import EPOCH, Violations
 from stopgate_server.errors import NotFound
 from stopgate_server.store.reporting import ReportingStore
 
@@ -22,6 +22,9 @@ DEFAULT_PAGE, MAX_PAGE = 100, 1000
 DEFAULT_TOP, MAX_TOP = 10, 100
 DEFAULT_SUMMARY_RANGE = timedelta(days=30)
 MAX_SUMMARY_RANGE = timedelta(days=366)
+FIRST_INSTANT = datetime(1, 1, 1, tzinfo=UTC)  # the earliest a Timestamp (and a datetime) can hold
+MAX_TOKEN = 512  # a page token this service returns has fewer than 200 characters
+_MICROSECOND = timedelta(microseconds=1)
 _SOURCE_COLUMNS = (
     ("SMS_REPLY", "unsubscribes_sms_reply"),
     ("OPERATOR_NOTIFICATION", "unsubscribes_operator"),
@@ -60,21 +63,56 @@ def _stamp(microseconds: int) -> dict[str, int]:
     return {"seconds": seconds, "nanos": micros * 1000}
 
 
-def _time(stamp: Timestamp, present: bool) -> datetime | None:
-    return stamp.ToDatetime(UTC) if present else None
+def _micros(moment: datetime) -> int:
+    return (moment - EPOCH) // _MICROSECOND
 
 
-def _encode_token(last: asyncpg.Record) -> str:
-    position = {"t": last["first_send_at"].isoformat(), "c": last["campaign_id"]}
-    return base64.urlsafe_b64encode(json.dumps(position).encode()).decode()
+_FIRST_MICROS, _LAST_MICROS = _micros(FIRST_INSTANT), _micros(datetime.max.replace(tzinfo=UTC))
+Scope = tuple[str, int | None, int | None]
 
 
-def _decode_token(token: str) -> tuple[datetime, str] | None:
-    try:
-        position = json.loads(base64.urlsafe_b64decode(token.encode()))
-        return datetime.fromisoformat(position["t"]), str(position["c"])
-    except (ValueError, KeyError, TypeError):
+def _scope(licence_id: str, start: datetime | None, end: datetime | None) -> Scope:
+    """The filter of a ListCampaignReports request that its page tokens are bound to (not page_size, which
+    may change from page to page)."""
+    return licence_id, None if start is None else _micros(start), None if end is None else _micros(end)
+
+
+def _digest(scope: Scope, micros: int, campaign_id: str) -> str:
+    """What binds a page token to the request it was issued for: the licence and time range, and the position
+    itself (an edited token no longer matches). Not a secret: a caller that forges one can only page
+    through the licence it names in the request, which its credentials already allow."""
+    material = json.dumps([*scope, micros, campaign_id]).encode()
+    return hashlib.blake2b(material, digest_size=8).hexdigest()
+
+
+def _encode_token(last: asyncpg.Record, scope: Scope) -> str:
+    """The position after `last` (the keyset of the ordering), bound to the request's filter."""
+    micros, campaign_id = _micros(last["first_send_at"]), last["campaign_id"]
+    position = {"t": micros, "c": campaign_id, "h": _digest(scope, micros, campaign_id)}
+    return base64.urlsafe_b64encode(json.dumps(position, separators=(",", ":")).encode()).decode()
+
+
+def _decode_token(token: str, scope: Scope) -> tuple[datetime, str] | None:
+    """The position a token holds, or None when this service did not issue it for this filter (garbage, an
+    edited token, one from another licence or time range)."""
+    if len(token) > MAX_TOKEN:
         return None
+    try:
+        position = json.loads(base64.b64decode(token.encode(), altchars=b"-_", validate=True))
+        micros, campaign_id, digest = position["t"], position["c"], position["h"]
+    except (ValueError, KeyError, TypeError):  # binascii.Error and UnicodeDecodeError are ValueErrors
+        return None
+    if (
+        type(micros) is not int
+        or type(campaign_id) is not str
+        or digest != _digest(scope, micros, campaign_id)
+    ):
+        return None
+    # Checked even so, since the digest is no secret: a time a datetime can hold, and text PostgreSQL can
+    # store (NUL and lone surrogates are not printable)
+    if not _FIRST_MICROS <= micros <= _LAST_MICROS or len(campaign_id) > 64 or not campaign_id.isprintable():
+        return None
+    return EPOCH + micros * _MICROSECOND, campaign_id
 
 
 class ReportingServicer(reporting_pb2_grpc.ReportingServicer):
@@ -102,19 +140,20 @@ class ReportingServicer(reporting_pb2_grpc.ReportingServicer):
         violations.identifier("licence_id", request.licence_id)
         if not 0 <= request.page_size <= MAX_PAGE:
             violations.add("page_size", f"0 (meaning {DEFAULT_PAGE}) to {MAX_PAGE}")
-        after = _decode_token(request.page_token) if request.page_token else None
-        if request.page_token and after is None:
-            violations.add("page_token", "not a token this service returned")
-        start = _time(request.start_time, request.HasField("start_time"))
-        end = _time(request.end_time, request.HasField("end_time"))
+        start = violations.time("start_time", request.start_time) if request.HasField("start_time") else None
+        end = violations.time("end_time", request.end_time) if request.HasField("end_time") else None
         if start and end and start >= end:
             violations.add("end_time", "must be after start_time")
+        scope = _scope(request.licence_id, start, end)
+        after = _decode_token(request.page_token, scope) if request.page_token else None
+        if request.page_token and after is None:
+            violations.add("page_token", "not a token returned for this licence and time range")
         violations.raise_if_any()
         size = request.page_size or DEFAULT_PAGE
         rows = await self.store.campaigns_page(request.licence_id, start, end, after, size + 1)
         response = pb.ListCampaignReportsResponse(reports=[campaign_report(row) for row in rows[:size]])
         if len(rows) > size:
-            response.next_page_token = _encode_token(rows[size - 1])
+            response.next_page_token = _encode_token(rows[size - 1], scope)
         return response
 
     async def ExportInteractions(
@@ -169,13 +208,22 @@ class ReportingServicer(reporting_pb2_grpc.ReportingServicer):
         violations.identifier("licence_id", request.licence_id)
         if not 0 <= request.top_campaigns <= MAX_TOP:
             violations.add("top_campaigns", f"0 (meaning {DEFAULT_TOP}) to {MAX_TOP}")
-        end = _time(request.end_time, request.HasField("end_time")) or datetime.now(UTC)
-        start = _time(request.start_time, request.HasField("start_time")) or end - DEFAULT_SUMMARY_RANGE
-        if start >= end:
+        end = (
+            violations.time("end_time", request.end_time)
+            if request.HasField("end_time")
+            else datetime.now(UTC)
+        )
+        if request.HasField("start_time"):
+            start = violations.time("start_time", request.start_time)
+        else:  # 30 days before the end, or as many as there are since year 1
+            start = end - min(DEFAULT_SUMMARY_RANGE, end - FIRST_INSTANT) if end else None
+        if start and end and start >= end:
             violations.add("end_time", "must be after start_time")
-        elif end - start > MAX_SUMMARY_RANGE:
+        elif start and end and end - start > MAX_SUMMARY_RANGE:
             violations.add("start_time", "the range may span at most 366 days")
         violations.raise_if_any()
+        assert start is not None
+        assert end is not None
         size, daily, campaigns = await self.store.licence_summary(
             request.licence_id, start, end, request.top_campaigns or DEFAULT_TOP
         )
@@ -183,11 +231,15 @@ class ReportingServicer(reporting_pb2_grpc.ReportingServicer):
         response = pb.GetLicenceSummaryResponse(
             quarantine_size=size, top_campaigns=[campaign_report(row) for row in campaigns]
         )
-        day = datetime(start.year, start.month, start.day, tzinfo=UTC)
-        while day < end:
-            row = counts.get(day.date())
+        # Every day from start's to end's (end excluded), counted rather than stepped past: a day after
+        # 9999-12-31 cannot even be computed
+        first, last = start.date(), (end - _MICROSECOND).date()
+        for offset in range((last - first).days + 1):
+            day = first + timedelta(days=offset)
+            row = counts.get(day)
             response.daily.add(
-                day=timestamp(day), stops=row["stops"] if row else 0, opt_ins=row["opt_ins"] if row else 0
+                day=timestamp(datetime(day.year, day.month, day.day, tzinfo=UTC)),
+                stops=row["stops"] if row else 0,
+                opt_ins=row["opt_ins"] if row else 0,
             )
-            day += timedelta(days=1)
         return response

@@ -12,9 +12,10 @@ from google.protobuf import json_format
 from google.rpc import status_pb2
 from stopgate.v1 import common_pb2, stop_ingest_pb2, stop_ingest_pb2_grpc
 
+from stopgate_server.api.quarantine_check import attribution_rule
 from stopgate_server.api.turns import in_turns
-from stopgate_server.api.validation import MAX_REASON, NUL, Violations
-from stopgate_server.domain import ingest, keywords, phones
+from stopgate_server.api.validation import MAX_REASON, NUL, Violations, to_datetime
+from stopgate_server.domain import ingest, keywords, phones, senders
 from stopgate_server.errors import FieldViolation, InvalidArgument, status_for
 from stopgate_server.obs import metrics
 from stopgate_server.store.ingest import Event, IngestStore, Outcome, Rejected
@@ -68,8 +69,11 @@ class _Read:
         )
         if phone is None:
             violations.add("phone_number", "not a valid phone number")
-        self.received_at = raw.received_at.ToDatetime(UTC) if raw.HasField("received_at") else now
-        if not now - ACCEPTED_LATE <= self.received_at <= now + ACCEPTED_EARLY:
+        # None when it is no valid Timestamp: the event is rejected, stored without a time
+        self.received_at = (
+            violations.time("received_at", raw.received_at) if raw.HasField("received_at") else now
+        )
+        if self.received_at and not now - ACCEPTED_LATE <= self.received_at <= now + ACCEPTED_EARLY:
             violations.add("received_at", "must be within the last 31 days")
         violations.text("text", raw.text, MAX_TEXT, required=False)
         violations.text("recipient", raw.recipient, 32, required=False)
@@ -83,6 +87,7 @@ class _Read:
             self.error, _ = status_for(InvalidArgument(violations.items))
             return
         assert phone is not None
+        assert self.received_at is not None
         source = _SOURCE_NAMES[raw.source]
         hint = _INTENT_NAMES.get(raw.intent_hint)
         country = phones.region_of(phone)
@@ -94,7 +99,7 @@ class _Read:
             received_at=self.received_at,
             source=source,
             recipient=raw.recipient,
-            shortcode=ingest.shortcode_of(raw.recipient),
+            shortcode=senders.shortcode_of(raw.recipient),
             network=raw.network,
             text=raw.text,
             country_prefix=raw.country_prefix,
@@ -111,7 +116,7 @@ class _Read:
         return Rejected(
             event_id=self.raw.event_id[:MAX_EVENT_ID].replace(NUL, REPLACEMENT),
             received_at=self.received_at,
-            raw_json=json.dumps(_storable(json_format.MessageToDict(self.raw))),
+            raw_json=json.dumps(_storable(_raw_input(self.raw))),
             error=self.error.message,
         )
 
@@ -124,7 +129,9 @@ class _Read:
         assert self.event is not None
         intent = _STORED_INTENTS[outcome.intent]
         fresh = outcome.outcome != "DUPLICATE"
-        reply = ingest.reply_for(intent, self.language, outcome.blocked and fresh, self.received_at, now)
+        reply = ingest.reply_for(
+            intent, self.language, outcome.blocked and fresh, self.event.received_at, now
+        )
         return pb.EventAck(
             event_id=self.event.event_id,
             outcome=_OUTCOMES[outcome.outcome],
@@ -133,6 +140,7 @@ class _Read:
             match_kind=_STORED_MATCH_KINDS[outcome.match_kind],
             attributed_licence_id=outcome.licence_id,
             attributed_campaign_id=outcome.campaign_id,
+            attribution_rule=attribution_rule(outcome.attribution),
             confirmation_allowed=reply.confirmation_allowed,
             confirmation_text=reply.text,
             e164=self.event.phone,
@@ -169,10 +177,10 @@ class StopIngestServicer(stop_ingest_pb2_grpc.StopIngestServicer):
         # One request at a time: the next is read only once this one is committed and acked, so a slow
         # database slows the stream down (gRPC flow control) instead of queueing events in memory.
         async for request in request_iterator:
-            if len(request.events) > MAX_EVENTS:
-                limit = f"at most {MAX_EVENTS} events per request (got {len(request.events)})"
+            if not 1 <= len(request.events) <= MAX_EVENTS:
+                limit = f"1 to {MAX_EVENTS} events per request (got {len(request.events)})"
                 raise InvalidArgument([FieldViolation("events", limit)])
-            yield pb.StreamEventsResponse(acks=await self._ingest(request.events) if request.events else [])
+            yield pb.StreamEventsResponse(acks=await self._ingest(request.events))
 
     async def IngestEvent(self, request: pb.IngestEventRequest, context: Any) -> pb.IngestEventResponse:
         (ack,) = await self._ingest([request.event])
@@ -190,6 +198,19 @@ class StopIngestServicer(stop_ingest_pb2_grpc.StopIngestServicer):
             match_kind=_MATCH_KINDS[result.kind],
             language=result.language,
         )
+
+
+def _raw_input(raw: pb.InboundEvent) -> dict[str, Any]:
+    """An event as JSON data, as it came: json_format refuses to print an invalid Timestamp, so one that is
+    not valid is kept as its two numbers, {"seconds": ..., "nanos": ...}."""
+    if not raw.HasField("received_at") or to_datetime(raw.received_at) is not None:
+        return json_format.MessageToDict(raw)
+    readable = pb.InboundEvent()
+    readable.CopyFrom(raw)
+    readable.ClearField("received_at")
+    data = json_format.MessageToDict(readable)
+    data["receivedAt"] = {"seconds": raw.received_at.seconds, "nanos": raw.received_at.nanos}
+    return data
 
 
 def _storable(value: Any) -> Any:

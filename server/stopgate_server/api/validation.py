@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from google.protobuf.timestamp_pb2 import Timestamp
 from stopgate.v1 import common_pb2
 
 from stopgate_server.domain import phones
-from stopgate_server.domain.senders import SenderKind, infer_kind
+from stopgate_server.domain.senders import Sender, SenderKind, ascii_digits, infer_kind, shortcode_of
 from stopgate_server.errors import FieldViolation, InvalidArgument
 
 MAX_BATCH = 10_000
@@ -17,12 +19,29 @@ NUL = "\x00"
 MAX_PHONE_INPUT = 64
 MAX_ACTOR = 128
 MAX_REASON = 500
+# What a google.protobuf.Timestamp may hold (timestamp.proto): 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
+FIRST_TIMESTAMP_SECOND = -62_135_596_800
+LAST_TIMESTAMP_SECOND = 253_402_300_799
+MAX_NANOS = 999_999_999
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 _SENDER_KINDS = {
     common_pb2.SENDER_TYPE_ALPHANUMERIC: SenderKind.ALPHANUMERIC,
     common_pb2.SENDER_TYPE_SHORTCODE: SenderKind.SHORTCODE,
     common_pb2.SENDER_TYPE_LONGCODE: SenderKind.LONGCODE,
 }
+
+
+def to_datetime(stamp: Timestamp) -> datetime | None:
+    """A Timestamp as a UTC datetime (to the microsecond), or None when it is not a valid Timestamp: seconds
+    outside 0001-01-01..9999-12-31, or nanos outside 0..999,999,999. It never raises, unlike
+    `Timestamp.ToDatetime`, whose ValueError would reach the caller as INTERNAL."""
+    if (
+        not FIRST_TIMESTAMP_SECOND <= stamp.seconds <= LAST_TIMESTAMP_SECOND
+        or not 0 <= stamp.nanos <= MAX_NANOS
+    ):
+        return None
+    return EPOCH + timedelta(seconds=stamp.seconds, microseconds=stamp.nanos // 1000)
 
 
 class Violations:
@@ -67,26 +86,56 @@ class Violations:
         elif value not in enum_type.values():
             self.add(field, f"unknown value {value}")
 
+    def time(self, field: str, stamp: Timestamp) -> datetime | None:
+        """A Timestamp field as a UTC datetime; None, with the field named, when it is not a valid one."""
+        moment = to_datetime(stamp)
+        if moment is None:
+            self.add(field, "not a valid Timestamp: 0001-01-01 to 9999-12-31 UTC, nanos 0 to 999,999,999")
+        return moment
+
     def region(self, field: str, value: str) -> None:
         if value and not phones.is_region(value):
             self.add(field, "must be an ISO 3166-1 alpha-2 region code such as FR")
 
-    def sender(self, field: str, sender: common_pb2.Sender, present: bool) -> SenderKind | None:
-        """The kind of a required sender: declared, or inferred from its address."""
-        if not present or not sender.address:
+    def sender(self, field: str, sender: common_pb2.Sender, present: bool) -> Sender | None:
+        """A required sender: its kind declared or inferred from its address, digits read as ASCII, and
+        its reply shortcode (an alias's; a shortcode may only repeat itself there, a longcode has none)."""
+        address = ascii_digits(sender.address)
+        before = len(self.items)
+        if not present or not address:
             self.add(f"{field}.address", "required")
             return None
-        inferred = infer_kind(sender.address)
+        inferred = infer_kind(address)
+        kind: SenderKind | None
         if sender.type == common_pb2.SENDER_TYPE_UNSPECIFIED:
-            if inferred is None:
+            kind = inferred
+            if kind is None:
                 self.add(f"{field}.address", "not an alphanumeric alias, a shortcode or a phone number")
-            return inferred
-        declared = _SENDER_KINDS.get(sender.type)
-        if declared is None:
-            self.add(f"{field}.type", f"unknown value {sender.type}")
-        elif inferred != declared:
-            self.add(f"{field}.address", f"not a valid {declared.value.lower()} address")
-        return declared
+        else:
+            kind = _SENDER_KINDS.get(sender.type)
+            if kind is None:
+                self.add(f"{field}.type", f"unknown value {sender.type}")
+            elif inferred != kind:
+                self.add(f"{field}.address", f"not a valid {kind.value.lower()} address")
+        reply_shortcode = self.shortcode(f"{field}.reply_shortcode", sender.reply_shortcode)
+        if reply_shortcode and kind is SenderKind.LONGCODE:
+            self.add(
+                f"{field}.reply_shortcode", "a longcode sender has no reply shortcode: replies come to it"
+            )
+        elif reply_shortcode and kind is SenderKind.SHORTCODE and reply_shortcode != address:
+            self.add(f"{field}.reply_shortcode", "a shortcode sender's replies come to the shortcode itself")
+        if kind is None or len(self.items) > before:
+            return None
+        return Sender(address, kind, reply_shortcode if kind is SenderKind.ALPHANUMERIC else "")
+
+    def shortcode(self, field: str, value: str) -> str:
+        """An optional shortcode: 3 to 8 digits of any script, returned in ASCII ("" when empty)."""
+        if not value:
+            return ""
+        shortcode = shortcode_of(value)
+        if not shortcode:
+            self.add(field, "must be a shortcode of 3 to 8 digits")
+        return shortcode
 
     def batch(self, field: str, values: Sequence[str], limit: int = MAX_BATCH) -> None:
         """A list of 1..limit phone inputs, none absurdly long."""

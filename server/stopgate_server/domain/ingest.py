@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from enum import Enum
 
 from stopgate_server.domain import keywords, phones
 from stopgate_server.domain.keywords import Classification, Intent, MatchKind
@@ -12,7 +13,6 @@ from stopgate_server.domain.verdicts import CONFIRMATION_WINDOW
 
 # Sources that mean "opt out" whatever their text (the operator or web page already decided).
 OPT_OUT_SOURCES = frozenset({"OPERATOR_NOTIFICATION", "WEB_UNSUBSCRIBE", "IMPORT"})
-_SHORTCODE = re.compile(r"\d{3,8}")
 _DIGITS = re.compile(r"\d{8,15}")
 
 CONFIRMATIONS = {
@@ -42,10 +42,25 @@ def read_phone(raw: str, default_region: str) -> str | None:
     return e164
 
 
-def shortcode_of(recipient: str) -> str:
-    """The shortcode an event was sent to, or "" when the recipient is not a shortcode."""
-    recipient = recipient.strip()
-    return recipient if _SHORTCODE.fullmatch(recipient) else ""
+ATTRIBUTION_WINDOW = timedelta(days=90)
+"""How far back before an opt-out or opt-in a send may be and still be the campaign it is attributed to."""
+
+
+class Attribution(Enum):
+    """The rules that attribute an opt-out or opt-in to a licence and campaign, in the order they are
+    tried ("regardless of the unsubscribe method, a STOP is assigned to a campaign / a licence according to
+    the most recent campaign sent to this number"). Applied in SQL, in the same statement as the event
+    (store/queries.sql, ingest_round), over the sends within ATTRIBUTION_WINDOW before the event."""
+
+    SHORTCODE_ROUTE = "SHORTCODE_ROUTE"
+    """The event names a shortcode: the most recent send routed through it, sent from that shortcode or
+    from an alias whose reply shortcode it is (the operator's "STOP 00000")."""
+    MOST_RECENT_SEND = "MOST_RECENT_SEND"
+    """No send went through the event's shortcode, or it names none: the most recent send at all."""
+    LICENCE_HINT = "LICENCE_HINT"
+    """No send is known: the licence ingress named in the event, with no campaign."""
+    UNATTRIBUTED = "UNATTRIBUTED"
+    """Neither: the event reaches only its shortcode's stop list, and no licence's quarantine."""
 
 
 def intent_of(source: str, text: str, hint: Intent | None, country: str) -> Classification:

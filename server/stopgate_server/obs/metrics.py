@@ -63,6 +63,19 @@ PROPAGATION_SECONDS = Histogram(
     "reach this process's index.",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
+INDEX_RESTARTS = Counter(
+    "stopgate_blocklist_index_restarts_total",
+    "Failures the block-list index started over after (its listening connection lost, terminated or hung, "
+    "PostgreSQL unreachable, a bug): each is logged at ERROR and followed by a reconnect and a full reload.",
+)
+INDEX_RELOADED_LISTS = Counter(
+    "stopgate_blocklist_index_reloaded_lists_total",
+    "Block lists the index reloaded because reconciliation found them different from PostgreSQL: writes that "
+    "bypassed the triggers (logical replication, pg_restore --disable-triggers, session_replication_role).",
+    ("list",),
+)
+for _kind in ("quarantine", "stop_list"):
+    INDEX_RELOADED_LISTS.labels(_kind)
 
 
 EVENT_LOOP_LAG_SECONDS = Histogram(

@@ -9,7 +9,7 @@ import time
 import asyncpg
 
 from stopgate_server.config import Settings
-from stopgate_server.store import DbConnection
+from stopgate_server.store import CONNECTION_ERRORS, DbConnection
 from stopgate_server.store.migrations import Migration, migrate
 from stopgate_server.store.queries import QUERIES
 
@@ -37,7 +37,7 @@ async def open_pool(dsn: str, settings: Settings) -> asyncpg.Pool:
                     "timezone": "UTC",
                 },
             )
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except CONNECTION_ERRORS as exc:
             if time.monotonic() + delay > deadline:
                 raise DatabaseUnreachable(
                     f"PostgreSQL did not accept connections within {settings.db_connect_timeout_s:g}s: {exc}"

@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 import asyncpg
 
+from stopgate_server.domain.ingest import ATTRIBUTION_WINDOW
 from stopgate_server.store import DbConnection
 from stopgate_server.store.blocklist import BlocklistIndex
 from stopgate_server.store.queries import QUERIES
@@ -62,6 +63,7 @@ class Outcome:
     match_kind: str
     licence_id: str
     campaign_id: str
+    attribution: str  # the rule that attributed it (domain.ingest.Attribution), "" for other intents
     blocked: bool = False
 
 
@@ -132,8 +134,18 @@ class _Batch:
         outcomes: dict[int, Outcome] = {}
         for indexes in self.rounds:
             applied = [events[i] for i in indexes]
-            for row in await connection.fetch(QUERIES["ingest_round"], *_columns(applied)):
-                outcomes[indexes[row["idx"] - 1]] = Outcome(*row[1:])
+            rows = await connection.fetch(QUERIES["ingest_round"], *round_arguments(applied))
+            for row in rows:
+                outcomes[indexes[row["idx"] - 1]] = Outcome(
+                    outcome=row["outcome"],
+                    intent=row["intent"],
+                    keyword=row["matched_keyword"],
+                    match_kind=row["match_kind"],
+                    licence_id=row["licence_id"],
+                    campaign_id=row["campaign_id"],
+                    attribution=row["attribution"],
+                    blocked=row["blocked"],
+                )
         for i, event in enumerate(events):
             if i not in outcomes:  # a repeat inside the batch
                 first = outcomes[self.first_seen[(event.phone, event.event_id)]]
@@ -141,6 +153,6 @@ class _Batch:
         return [outcomes[i] for i in range(len(events))]
 
 
-def _columns(events: Sequence[Event]) -> list[list[object]]:
-    """The arguments of ingest_round: one array per field of Event."""
-    return [list(column) for column in zip(*events, strict=True)]
+def round_arguments(events: Sequence[Event]) -> list[object]:
+    """The arguments of ingest_round: one array per field of Event, then the attribution window."""
+    return [*(list(column) for column in zip(*events, strict=True)), ATTRIBUTION_WINDOW]

@@ -16,8 +16,12 @@ an array.
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import operator
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -33,6 +37,36 @@ _PLAIN_E164 = re.compile(r"\+[1-9][0-9]{0,14}")
 def number_of(phone: str) -> int | None:
     """The integer a phone is stored as in an array, or None for a string that must stay a string."""
     return int(phone) if _PLAIN_E164.fullmatch(phone) else None
+
+
+def phone_key(phone: str) -> int:
+    """A phone's key in a list's Digest: its number when it is plain E.164, else the first 64 bits of its
+    md5 (as store/queries.sql's blocklist_summary computes it)."""
+    number = number_of(phone)
+    if number is not None:
+        return number
+    digest = hashlib.md5(phone.encode(), usedforsecurity=False).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+class Digest(NamedTuple):
+    """A list summed up whatever its order: its size, and the sum and the xor of its phones' keys (modulo
+    2**64). Two lists with the same phones have the same digest; a change of a few phones changes it."""
+
+    size: int
+    total: int
+    mixed: int
+
+    @classmethod
+    def of(cls, size: int, total: int, mixed: int) -> Digest:
+        return cls(size, total % 2**64, mixed % 2**64)
+
+    def without(self, phones: Collection[str]) -> Digest:
+        """The digest with these phones taken out (it has got them)."""
+        keys = [phone_key(phone) for phone in phones]
+        return Digest.of(
+            self.size - len(keys), self.total - sum(keys), functools.reduce(operator.xor, keys, self.mixed)
+        )
 
 
 def numbers_of(phones: Sequence[str]) -> Numbers:
@@ -77,6 +111,17 @@ class PhoneSet:
     @property
     def has_array(self) -> bool:
         return len(self._array) > 0
+
+    def digest(self) -> Digest:
+        """The set's Digest, to compare with PostgreSQL's: O(size) in numpy (the sums wrap around modulo
+        2**64, as the digest is taken anyway), but for the phones that are not plain E.164."""
+        parts = (self._array, numbers_of(list(self._added)), numbers_of(list(self._removed)))
+        array, added, removed = (int(part.sum()) for part in parts)
+        others = [phone_key(phone) for phone in self._others]
+        mixed = functools.reduce(
+            operator.xor, [*(int(np.bitwise_xor.reduce(part)) for part in parts), *others]
+        )
+        return Digest.of(len(self), array + added - removed + sum(others), mixed)
 
     def add(self, phone: str, since: int) -> None:
         """List the phone at `since`, or set its `since` when it is listed already."""

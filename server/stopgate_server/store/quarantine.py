@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
+from stopgate_server.domain.senders import Sender
 from stopgate_server.domain.verdicts import CONFIRMATION_WINDOW
 from stopgate_server.store.blocklist import BlocklistIndex
 from stopgate_server.store.queries import QUERIES
@@ -40,6 +41,7 @@ class HistoryRow:
     actor: str | None
     reason: str | None
     consent_reference: str | None
+    attribution: str
 
 
 @dataclass(frozen=True)
@@ -85,13 +87,20 @@ class QuarantineStore:
         return {row["phone"] for row in rows}
 
     async def record_sends(
-        self, licence_id: str, campaign_id: str, sender: str, sent_at: datetime, phones: Sequence[str]
+        self, licence_id: str, campaign_id: str, sender: Sender, sent_at: datetime, phones: Sequence[str]
     ) -> int:
-        """Record one send per phone and move the campaign's counters, atomically."""
+        """Record one send per phone (with the sender's reply shortcode) and move the campaign's counters,
+        atomically."""
         if not phones:
             return 0
         recorded = await self.pool.fetchval(
-            QUERIES["record_sends"], licence_id, campaign_id, sender, sent_at, list(phones)
+            QUERIES["record_sends"],
+            licence_id,
+            campaign_id,
+            sender.address,
+            sent_at,
+            list(phones),
+            sender.reply_shortcode,
         )
         return int(recorded)
 

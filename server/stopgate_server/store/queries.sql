@@ -64,13 +64,14 @@ WHERE (e.phone IN (SELECT phone FROM claimed_quarantine)
                       WHERE $2::text <> '' AND s.shortcode = $2 AND s.phone = e.phone));
 
 -- name: record_sends
--- Records one send per phone of $5 (duplicates included) for licence $1, campaign $2, sender $3 at $4,
--- and moves the campaign's counters in the same statement. Returns the number of sends recorded.
+-- Records one send per phone of $5 (duplicates included) for licence $1, campaign $2, sender $3 (reply
+-- shortcode $6 for an alias, else '') at $4, and moves the campaign's counters in the same statement.
+-- Returns the number of sends recorded.
 WITH input AS (
     SELECT unnest($5::text[]) AS phone
 ), inserted AS (
-    INSERT INTO sends (phone, sent_at, licence_id, campaign_id, sender)
-    SELECT phone, $4, $1, $2, $3 FROM input
+    INSERT INTO sends (phone, sent_at, licence_id, campaign_id, sender, reply_shortcode)
+    SELECT phone, $4, $1, $2, $3, $6 FROM input
     RETURNING 1
 ), new_recipients AS (
     INSERT INTO campaign_recipients (phone, licence_id, campaign_id, first_sent_at)
@@ -121,19 +122,19 @@ WITH input AS (
 SELECT phone FROM released;
 
 -- name: number_quarantine
-SELECT since, source, campaign_id FROM quarantine WHERE phone = $1 AND licence_id = $2;
+SELECT since, source, campaign_id, attribution FROM quarantine WHERE phone = $1 AND licence_id = $2;
 
 -- name: number_stop_lists
 SELECT shortcode, since, event_id FROM shortcode_stop_list WHERE phone = $1 ORDER BY since, shortcode;
 
 -- name: number_last_send
-SELECT campaign_id, sender, sent_at FROM sends
+SELECT campaign_id, sender, reply_shortcode, sent_at FROM sends
 WHERE phone = $1 AND licence_id = $2 ORDER BY sent_at DESC LIMIT 1;
 
 -- name: number_history
 -- The number's history in licence $2, with the unattributed (stop-list only) entries, oldest first.
 SELECT occurred_at, action, source, licence_id, campaign_id, shortcode, event_id, actor, reason,
-       consent_reference
+       consent_reference, attribution
 FROM number_history
 WHERE phone = $1 AND (licence_id = $2 OR licence_id IS NULL)
 ORDER BY occurred_at, id;
@@ -154,9 +155,11 @@ SELECT pg_notify('stopgate_blocklist', $1);
 -- name: ingest_round
 -- Applies inbound events of distinct phones (one round of a batch) in one statement: one row per event,
 -- `idx` its 1-based position. An event stored before (same phone and event_id) is a DUPLICATE answered with
--- what was done the first time. For the others: an opt-out or opt-in is attributed to the most recent send
--- to the phone, through the event's shortcode when it has one (whatever the licence: a shared shortcode
--- attributes across licences), else to the licence hint; an opt-out quarantines the number in that licence
+-- what was done the first time. For the others: an opt-out or opt-in is attributed (rule in `attribution`)
+-- to the most recent send to the phone within the attribution window $16 before the event, a send routed
+-- through the event's shortcode first (sent from it, or from an alias whose reply shortcode it is; whatever
+-- the licence: a shared shortcode attributes across licences), else to the licence hint (domain/ingest.py,
+-- Attribution, says each rule); an opt-out quarantines the number in that licence
 -- (a new STOP of a quarantined number renews its confirmation) and puts it on the shortcode's stop list; an
 -- opt-in releases both; both go to the number's history; every event is stored with its outcome; and the
 -- STOPs that blocked anew count as unsubscribes of their campaign. One event per phone is what makes the
@@ -177,20 +180,30 @@ attributed AS (
     SELECT b.*, s.sent_at,
            CASE WHEN b.intent IN ('OPT_OUT', 'OPT_IN') THEN coalesce(s.licence_id, b.licence_hint) ELSE '' END
                AS licence_id,
-           coalesce(s.campaign_id, '') AS campaign_id
+           coalesce(s.campaign_id, '') AS campaign_id,
+           CASE
+               WHEN b.intent NOT IN ('OPT_OUT', 'OPT_IN') THEN ''
+               WHEN s.routed THEN 'SHORTCODE_ROUTE'
+               WHEN s.sent_at IS NOT NULL THEN 'MOST_RECENT_SEND'
+               WHEN b.licence_hint <> '' THEN 'LICENCE_HINT'
+               ELSE 'UNATTRIBUTED'
+           END AS attribution
     FROM batch b
     LEFT JOIN LATERAL (
-        SELECT licence_id, campaign_id, sent_at FROM sends
+        SELECT licence_id, campaign_id, sent_at,
+               b.shortcode <> '' AND b.shortcode IN (sends.sender, sends.reply_shortcode) AS routed
+        FROM sends
         WHERE b.intent IN ('OPT_OUT', 'OPT_IN')
-          AND sends.phone = b.phone AND (b.shortcode = '' OR sends.sender = b.shortcode)
-        ORDER BY sent_at DESC
+          AND sends.phone = b.phone AND sends.sent_at > b.received_at - $16::interval
+        ORDER BY routed DESC, sent_at DESC
         LIMIT 1
     ) s ON true
     WHERE b.idx NOT IN (SELECT idx FROM stored)
 ),
 quarantined AS (
-    INSERT INTO quarantine AS q (phone, licence_id, since, source, campaign_id, event_id, last_stop_at)
-    SELECT phone, licence_id, received_at, source, nullif(campaign_id, ''), event_id, received_at
+    INSERT INTO quarantine AS q (phone, licence_id, since, source, campaign_id, event_id, last_stop_at,
+                                 attribution)
+    SELECT phone, licence_id, received_at, source, nullif(campaign_id, ''), event_id, received_at, attribution
     FROM attributed
     WHERE intent = 'OPT_OUT' AND licence_id <> ''
     ORDER BY phone, licence_id
@@ -239,9 +252,9 @@ decided AS (
 ),
 history AS (
     INSERT INTO number_history (phone, occurred_at, action, source, licence_id, campaign_id, shortcode,
-                                event_id, reason)
+                                event_id, reason, attribution)
     SELECT phone, received_at, intent, source, nullif(licence_id, ''), nullif(campaign_id, ''),
-           nullif(shortcode, ''), event_id, nullif(reason, '')
+           nullif(shortcode, ''), event_id, nullif(reason, ''), attribution
     FROM attributed
     WHERE intent IN ('OPT_OUT', 'OPT_IN')
     ORDER BY idx
@@ -249,10 +262,10 @@ history AS (
 events AS (
     INSERT INTO inbound_events (phone, event_id, received_at, source, recipient, network, raw_text,
                                 country_prefix, reason, licence_hint, intent_hint, intent, matched_keyword,
-                                match_kind, outcome, licence_id, campaign_id, attributed_sent_at)
+                                match_kind, outcome, licence_id, campaign_id, attributed_sent_at, attribution)
     SELECT phone, event_id, received_at, source, recipient, network, raw_text, country_prefix, reason,
            licence_hint, intent_hint, intent, matched_keyword, match_kind, outcome, nullif(licence_id, ''),
-           nullif(campaign_id, ''), sent_at
+           nullif(campaign_id, ''), sent_at, attribution
     FROM decided
 ),
 counted AS (
@@ -280,10 +293,11 @@ counted AS (
     ) d
     WHERE c.licence_id = d.licence_id AND c.campaign_id = d.campaign_id
 )
-SELECT idx, outcome, intent, matched_keyword, match_kind, licence_id, campaign_id, blocked FROM decided
+SELECT idx, outcome, intent, matched_keyword, match_kind, licence_id, campaign_id, attribution, blocked
+FROM decided
 UNION ALL
 SELECT idx, 'DUPLICATE', intent, matched_keyword, match_kind, coalesce(licence_id, ''), coalesce(campaign_id, ''),
-       false
+       attribution, false
 FROM stored;
 
 -- name: ingest_rejected
@@ -364,3 +378,55 @@ RETURNING token_id, name;
 
 -- name: any_token
 SELECT EXISTS (SELECT 1 FROM api_tokens);
+
+-- name: blocklist_summary
+-- Each block list summed up in three numbers, compared with the in-memory index's (phone_set.Digest) to find
+-- the lists that writes bypassing the triggers changed: its size, and the sum and the bit_xor of its phones'
+-- keys (the digits of a plain E.164 phone as a bigint; for any other string, the first 64 bits of its md5).
+-- One aggregate per table (hashed, parallel). `~ '^\+[1-9][0-9]*$' AND length(phone) <= 16` means
+-- `~ '^\+[1-9][0-9]{0,14}$'` (phone_set.number_of), at a fraction of the cost.
+SELECT 'q' AS kind, licence_id AS list_key, count(*) AS size, sum(key) AS total, bit_xor(key) AS mixed
+FROM (SELECT licence_id,
+             CASE WHEN phone ~ '^\+[1-9][0-9]*$' AND length(phone) <= 16 THEN substr(phone, 2)::bigint
+                  ELSE ('x' || left(md5(phone), 16))::bit(64)::bigint END AS key
+      FROM quarantine) q
+GROUP BY licence_id
+UNION ALL
+SELECT 's', shortcode, count(*), sum(key), bit_xor(key)
+FROM (SELECT shortcode,
+             CASE WHEN phone ~ '^\+[1-9][0-9]*$' AND length(phone) <= 16 THEN substr(phone, 2)::bigint
+                  ELSE ('x' || left(md5(phone), 16))::bit(64)::bigint END AS key
+      FROM shortcode_stop_list) s
+GROUP BY shortcode;
+
+-- name: blocklist_summary_of
+-- blocklist_summary of the quarantines of licences $1 and the stop lists of shortcodes $2 only.
+SELECT 'q' AS kind, licence_id AS list_key, count(*) AS size, sum(key) AS total, bit_xor(key) AS mixed
+FROM (SELECT licence_id,
+             CASE WHEN phone ~ '^\+[1-9][0-9]*$' AND length(phone) <= 16 THEN substr(phone, 2)::bigint
+                  ELSE ('x' || left(md5(phone), 16))::bit(64)::bigint END AS key
+      FROM quarantine WHERE licence_id = ANY($1::text[])) q
+GROUP BY licence_id
+UNION ALL
+SELECT 's', shortcode, count(*), sum(key), bit_xor(key)
+FROM (SELECT shortcode,
+             CASE WHEN phone ~ '^\+[1-9][0-9]*$' AND length(phone) <= 16 THEN substr(phone, 2)::bigint
+                  ELSE ('x' || left(md5(phone), 16))::bit(64)::bigint END AS key
+      FROM shortcode_stop_list WHERE shortcode = ANY($2::text[])) s
+GROUP BY shortcode;
+
+-- name: blocklist_snapshot_of
+-- blocklist_snapshot of the quarantines of licences $1 and the stop lists of shortcodes $2 only.
+SELECT 'q' AS kind, licence_id AS list_key, phone, (extract(epoch FROM since) * 1000000)::bigint AS since
+FROM quarantine WHERE licence_id = ANY($1::text[])
+UNION ALL
+SELECT 's', shortcode, phone, (extract(epoch FROM since) * 1000000)::bigint
+FROM shortcode_stop_list WHERE shortcode = ANY($2::text[]);
+
+-- name: blocklist_members_of
+-- Which of the entries ($1 kind 'q' or 's', $2 licence or shortcode, $3 phone) are on their list.
+SELECT t.kind, t.list_key, t.phone
+FROM unnest($1::text[], $2::text[], $3::text[]) AS t(kind, list_key, phone)
+WHERE (t.kind = 'q' AND EXISTS (SELECT 1 FROM quarantine q WHERE q.phone = t.phone AND q.licence_id = t.list_key))
+   OR (t.kind = 's' AND EXISTS (SELECT 1 FROM shortcode_stop_list s
+                                WHERE s.phone = t.phone AND s.shortcode = t.list_key));
