@@ -23,7 +23,7 @@ from pathlib import Path
 import asyncpg
 from harness import cpu_seconds, postmaster_pid, private_database
 from sizing import fill
-from stopgate_server.store.blocklist import BlocklistIndex
+from stopgate_server.store.blocklist import RECONCILE_SESSION, BlocklistIndex
 from stopgate_server.store.queries import QUERIES
 
 
@@ -31,7 +31,7 @@ async def measure(dsn: str, workdir: Path, size: int, rounds: int) -> dict[str, 
     """Medians over `rounds` of each figure, in seconds."""
     await fill(dsn, size)
     postmaster = postmaster_pid(workdir)
-    connection = await asyncpg.connect(dsn, server_settings={"statement_timeout": "0"})
+    connection = await asyncpg.connect(dsn, server_settings=RECONCILE_SESSION)
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
     index = BlocklistIndex(dsn, pool, reconcile_interval_s=3600)  # rounds run by hand below
     figures: dict[str, list[float]] = {"aggregate": [], "aggregate_cpu": [], "digests": [], "longest": []}

@@ -51,7 +51,6 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "stopgate_blocklist"
 APPLICATION_NAME = "stopgate-blocklist-index"  # of the listening connection, for operators and tests
-RECONCILE_APPLICATION_NAME = "stopgate-blocklist-reconcile"
 HEARTBEAT_INTERVAL_S = 0.1
 MAX_STALENESS_S = 0.5
 SEND_TIMEOUT_S = 1.0  # a statement on the listening connection slower than this: the connection is hung
@@ -63,7 +62,13 @@ STOP_TIMEOUT_S = 5.0
 # once PostgreSQL is reachable again, the next attempt is at most a second away.
 RECONNECT_MIN_S = 0.05
 RECONNECT_MAX_S = 1.0
-RECONCILE_STATEMENT_TIMEOUT_MS = 120_000
+RECONCILE_SESSION = {  # the settings of the reconciliation's connection
+    "application_name": "stopgate-blocklist-reconcile",
+    "statement_timeout": "120000",  # the aggregate reads every entry: longer than the pool's statements may
+    # Background work: one core of PostgreSQL, never all of them, so that the statements of the calls being
+    # served do not queue behind a parallel scan (BENCHMARKS.md, Reconciliation).
+    "max_parallel_workers_per_gather": "0",
+}
 RECONCILE_TIMEOUT_S = 300.0
 MAX_TOUCHED = 100_000  # changes during one comparison beyond which the round gives up (and runs next time)
 SNAPSHOT_CHUNK = 10_000  # rows per fetch: a fetch's objects leave heap behind (BENCHMARKS.md, Sizing)
@@ -378,10 +383,7 @@ class BlocklistIndex:
         connection = await asyncpg.connect(
             self._dsn,
             timeout=CONNECT_TIMEOUT_S,
-            server_settings={
-                "application_name": RECONCILE_APPLICATION_NAME,
-                "statement_timeout": str(RECONCILE_STATEMENT_TIMEOUT_MS),
-            },
+            server_settings=RECONCILE_SESSION,
         )
         try:
             async with (
