@@ -12,6 +12,7 @@ import asyncpg
 import grpc
 import pytest
 from clients import EitherClient
+from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from stopgate import InboundEvent, Sender
@@ -65,10 +66,10 @@ async def record(
 
 
 async def stop_to(
-    ingest: Any, recipient: str, event_id: str = "evt-1", **fields: Any
+    ingest: Any, recipient: str, event_id: str = "evt-1", *, phone: str = PHONE, **fields: Any
 ) -> stop_ingest_pb2.EventAck:
     event = InboundEvent(
-        event_id=event_id, source=OPERATOR, phone_number=PHONE, text="STOP", recipient=recipient, **fields
+        event_id=event_id, source=OPERATOR, phone_number=phone, text="STOP", recipient=recipient, **fields
     )
     response = await ingest.IngestEvent(stop_ingest_pb2.IngestEventRequest(event=event), timeout=10)
     ack: stop_ingest_pb2.EventAck = response.ack
@@ -139,27 +140,81 @@ async def test_with_no_send_through_the_shortcode_the_most_recent_send_attribute
     assert await verdict(checks, Sender(address="ACME")) == (qc.VERDICT_BLOCK, qc.CHECK_REASON_QUARANTINED)
 
 
-async def test_sends_older_than_the_attribution_window_attribute_nothing(
-    checks: Any, ingest: Any, db: asyncpg.Connection
+async def insert_send(
+    db: asyncpg.Connection, phone: str, sent_at: datetime, campaign: str, sender: str, reply: str
 ) -> None:
-    old = datetime.now(UTC) - ATTRIBUTION_WINDOW - timedelta(days=1)
-    await db.execute("SELECT stopgate_ensure_sends_partitions($1::date, 5)", old)
+    """A send as RecordSends stores it, at any time (RecordSends accepts only the last 31 days)."""
+    await db.execute("SELECT stopgate_ensure_sends_partitions($1::date, 5)", sent_at)
     await db.execute(
         "INSERT INTO sends (phone, sent_at, licence_id, campaign_id, sender, reply_shortcode)"
-        " VALUES ($1, $2, 'acme', 'ancient', 'ACME', '36180')",
-        PHONE,
-        old,
+        " VALUES ($1, $2, 'acme', $3, $4, $5)",
+        phone,
+        sent_at,
+        campaign,
+        sender,
+        reply,
     )
 
-    hinted = await stop_to(ingest, "36180", licence_id="acme")
-    unhinted = await stop_to(ingest, "60999", event_id="evt-2")
 
+async def test_only_a_send_through_another_route_must_be_within_the_window(
+    ingest: Any, db: asyncpg.Connection
+) -> None:
+    old = datetime.now(UTC) - ATTRIBUTION_WINDOW - timedelta(days=1)
+    phones = [f"+3361234{i:04d}" for i in range(4)]
+    for phone in phones:
+        await insert_send(db, phone, old, "ancient", "ACME", "36180")
+
+    routed = await stop_to(ingest, "36180", "evt-1", phone=phones[0])
+    hinted = await stop_to(ingest, "60999", "evt-2", phone=phones[1], licence_id="acme")
+    unhinted = await stop_to(ingest, "60999", "evt-3", phone=phones[2])
+    no_shortcode = await stop_to(ingest, "", "evt-4", phone=phones[3])
+
+    assert (routed.attributed_campaign_id, routed.attribution_rule) == ("ancient", ROUTE)
     assert (hinted.attributed_licence_id, hinted.attributed_campaign_id) == ("acme", "")
     assert hinted.attribution_rule == common_pb2.ATTRIBUTION_RULE_LICENCE_HINT
     assert (unhinted.attributed_licence_id, unhinted.attribution_rule) == (
         "",
         common_pb2.ATTRIBUTION_RULE_UNATTRIBUTED,
     )
+    assert (no_shortcode.attributed_campaign_id, no_shortcode.attribution_rule) == ("ancient", MOST_RECENT)
+
+
+async def test_a_send_made_after_the_stop_is_not_what_it_answers(
+    checks: Any, ingest: Any, db: asyncpg.Connection
+) -> None:
+    """A STOP replayed late (received_at an hour ago) belongs to the campaign before it, not to one sent
+    since."""
+    stopped_at = datetime.now(UTC) - timedelta(hours=1)
+    await insert_send(db, PHONE, stopped_at - timedelta(hours=1), "before", "ACME", "36180")
+    await record(checks, ALIAS, "after")
+    received_at = Timestamp()
+    received_at.FromDatetime(stopped_at)
+
+    ack = await stop_to(ingest, "36180", received_at=received_at)
+
+    assert (ack.attributed_campaign_id, ack.attribution_rule) == ("before", ROUTE)
+
+
+async def test_an_opt_in_releases_only_the_licence_its_route_reached(checks: Any, ingest: Any) -> None:
+    """A STOP through another route still quarantines the licence that last wrote (MOST_RECENT_SEND), but a
+    START to some shortcode must not release a licence that never sent through it."""
+    await record(checks, Sender(address="ACME"), "spring")  # reply shortcode not given
+    stop = await stop_to(ingest, "36180")
+    assert (stop.attributed_licence_id, stop.attribution_rule) == ("acme", MOST_RECENT)
+
+    start = await ingest.IngestEvent(
+        stop_ingest_pb2.IngestEventRequest(
+            event=InboundEvent(
+                event_id="mo-2", source=SMS_REPLY, phone_number=PHONE, text="START", recipient="60999"
+            )
+        ),
+        timeout=10,
+    )
+    assert (start.ack.attributed_licence_id, start.ack.attribution_rule) == (
+        "",
+        common_pb2.ATTRIBUTION_RULE_UNATTRIBUTED,
+    )
+    assert await verdict(checks, Sender(address="ACME")) == (qc.VERDICT_BLOCK, qc.CHECK_REASON_QUARANTINED)
 
 
 async def test_a_duplicate_repeats_the_rule_of_its_first_attribution(checks: Any, ingest: Any) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import logging
 import os
 import signal
@@ -286,3 +287,42 @@ async def test_no_reload_for_changes_in_flight(
         await writer.close()
     assert all(not differing for differing in rounds)  # None: a round that could not tell
     assert rounds.count(set()) >= 5
+
+
+async def test_reconciliation_is_not_starved_by_steady_writes(
+    app: Application, stub: Any, db: asyncpg.Connection
+) -> None:
+    """Every write makes its process wait for the index (`sync`), and under steady writes one such wait is
+    nearly always under way: a round must still tell, find the list a bypassing write changed, and reload
+    it, not give up round after round while the number stays allowed."""
+    assert app.index is not None
+    await wait_until_index_current(app)
+    writing = True
+
+    async def write_steadily() -> None:
+        for i in itertools.count():
+            if not writing:
+                return
+            await quarantine(stub, f"+336200{i:05d}")
+
+    writer = asyncio.create_task(write_steadily())
+    bypassed = [f"+336999999{k:02d}" for k in range(5)]
+    rounds = []
+    try:
+        await asyncio.sleep(0.2)  # writes under way
+        for phone in bypassed:  # five rounds in a row, each must tell
+            async with db.transaction():
+                await db.execute("SET LOCAL session_replication_role = replica")
+                await db.execute(
+                    "INSERT INTO quarantine (phone, licence_id, since, source)"
+                    " VALUES ($1, 'acme', now(), 'IMPORT')",
+                    phone,
+                )
+            rounds.append(await app.index.reconcile())
+    finally:
+        writing = False
+        await writer
+    assert rounds == [{("q", "acme")}] * len(bypassed)
+    found = app.index.find("acme", "", bypassed)
+    assert found is not None
+    assert set(found[0]) == set(bypassed)

@@ -117,3 +117,31 @@ async def test_sends_partitions_exist_around_now(database_url: str) -> None:
         assert await connection.fetchval("SELECT stopgate_ensure_sends_partitions(now()::date, 2)") == 0
     finally:
         await connection.close()
+
+
+async def test_stop_lists_keyed_in_other_digits_move_to_ascii(cluster: EmbeddedPostgres) -> None:
+    """Before version 7, a STOP to "３６１８０" was listed under those characters, where no check from 36180
+    looked: migration 0007 moves such entries to the ASCII key, keeping an entry already there."""
+    connection = await asyncpg.connect(await _empty_database(cluster, "digits_before_0007"))
+    try:
+        await migrate(connection, load_migrations()[:6])
+        await connection.executemany(
+            "INSERT INTO shortcode_stop_list (phone, shortcode, since) VALUES ($1, $2, $3)",
+            [
+                ("+33612340001", "３６１８０", datetime(2026, 1, 1, tzinfo=UTC)),  # fullwidth
+                ("+33612340002", "٣٦١٨٠", datetime(2026, 1, 2, tzinfo=UTC)),  # Arabic-Indic
+                ("+33612340002", "36180", datetime(2026, 1, 3, tzinfo=UTC)),  # already listed in ASCII
+                ("+33612340003", "60999", datetime(2026, 1, 4, tzinfo=UTC)),
+            ],
+        )
+        await migrate(connection)
+        rows = await connection.fetch(
+            "SELECT phone, shortcode, since FROM shortcode_stop_list ORDER BY phone"
+        )
+    finally:
+        await connection.close()
+    assert [(r["phone"], r["shortcode"], r["since"].day) for r in rows] == [
+        ("+33612340001", "36180", 1),
+        ("+33612340002", "36180", 3),
+        ("+33612340003", "60999", 4),
+    ]

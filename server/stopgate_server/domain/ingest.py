@@ -43,22 +43,30 @@ def read_phone(raw: str, default_region: str) -> str | None:
 
 
 ATTRIBUTION_WINDOW = timedelta(days=90)
-"""How far back before an opt-out or opt-in a send may be and still be the campaign it is attributed to."""
+"""How far back before an opt-out a send through another route than the event's shortcode may be and still
+be the campaign it is attributed to (MOST_RECENT_SEND)."""
+ATTRIBUTION_CLOCK_SKEW = timedelta(minutes=1)
+"""A send is attributed an event only if it was made before the event, give or take this much: the clocks
+of ingress (received_at) and of the sender services (sent_at) may differ a little; a send made after a STOP
+is never the campaign it answers."""
 
 
 class Attribution(Enum):
     """The rules that attribute an opt-out or opt-in to a licence and campaign, in the order they are
     tried ("regardless of the unsubscribe method, a STOP is assigned to a campaign / a licence according to
-    the most recent campaign sent to this number"). Applied in SQL, in the same statement as the event
-    (store/queries.sql, ingest_round), over the sends within ATTRIBUTION_WINDOW before the event."""
+    the most recent campaign sent to this number"), over the sends made before the event (give or take
+    ATTRIBUTION_CLOCK_SKEW). Applied in SQL, in the same statement as the event (store/queries.sql,
+    ingest_round)."""
 
     SHORTCODE_ROUTE = "SHORTCODE_ROUTE"
     """The event names a shortcode: the most recent send routed through it, sent from that shortcode or
     from an alias whose reply shortcode it is (the operator's "STOP 00000")."""
     MOST_RECENT_SEND = "MOST_RECENT_SEND"
-    """No send went through the event's shortcode, or it names none: the most recent send at all."""
+    """The event names no shortcode: the most recent send to the number. Or, for an opt-out only, no send
+    went through the event's shortcode: the most recent send within ATTRIBUTION_WINDOW. An opt-in to a
+    shortcode never falls back so: it releases only the licence its own route reached."""
     LICENCE_HINT = "LICENCE_HINT"
-    """No send is known: the licence ingress named in the event, with no campaign."""
+    """No send is found: the licence ingress named in the event, with no campaign."""
     UNATTRIBUTED = "UNATTRIBUTED"
     """Neither: the event reaches only its shortcode's stop list, and no licence's quarantine."""
 

@@ -21,7 +21,8 @@ a short capped backoff and loads a new snapshot. Every wait on the listening con
 
 Writes that bypass the triggers (`session_replication_role = replica`, as logical replication and
 `pg_restore --disable-triggers` use) are announced by nothing: every reconcile interval the index compares
-each list with PostgreSQL's (a Digest: size, sum and xor of its phones) and reloads the lists that differ.
+each list with PostgreSQL's (a Digest: size, sum, xor and sum of squares of its phones) and reloads the
+lists that differ.
 
 A current index answers a check on its own, `since` included: no query per batch. It may be up to
 MAX_STALENESS_S behind; invariant 3 bounds only how late a STOP may block, and a number released in
@@ -70,6 +71,7 @@ RECONCILE_SESSION = {  # the settings of the reconciliation's connection
     "max_parallel_workers_per_gather": "0",
 }
 RECONCILE_TIMEOUT_S = 300.0
+LOAD_TIMEOUT_S = 300.0  # reading every list: about ten times a load of 10M entries (BENCHMARKS.md, Sizing)
 MAX_TOUCHED = 100_000  # changes during one comparison beyond which the round gives up (and runs next time)
 SNAPSHOT_CHUNK = 10_000  # rows per fetch: a fetch's objects leave heap behind (BENCHMARKS.md, Sizing)
 Listed = dict[str, int]  # phone → since, in microseconds since the epoch
@@ -187,13 +189,15 @@ class BlocklistIndex:
         if listener is not None:
             await _close(listener)
 
-    async def sync(self, timeout_s: float = 1.0) -> None:
-        """Wait until every change committed before this call is in the index, for `timeout_s` at most.
-        Until then (or when the wait times out) `is_current` is false, so no check is answered from an
-        index missing the change. The heartbeat goes through the pool, not the listening connection, so
-        that a hung listener holds no caller up for longer than `timeout_s`."""
+    async def sync(self, timeout_s: float = 1.0) -> bool:
+        """Wait until every change committed before this call is in the index, for `timeout_s` at most;
+        return whether it is. Until then (or when the wait times out) `is_current` is false, so no check is
+        answered from an index missing the change. The heartbeat goes through the pool, not the listening
+        connection, so that a hung listener holds no caller up for longer than `timeout_s`."""
         if self._listener is None or self._listener.is_closed():
-            return  # not listening: not current either, so checks go to PostgreSQL, which has the change
+            return (
+                False  # not listening: not current either, so checks go to PostgreSQL, which has the change
+            )
         seq = next(self._heartbeats)
         self._required_seq = max(self._required_seq, seq)
         confirmed = asyncio.get_running_loop().create_future()
@@ -207,11 +211,13 @@ class BlocklistIndex:
             async with asyncio.timeout(timeout_s):
                 await asyncio.shield(send)
                 await confirmed
+            return True
         except SEND_ERRORS as exc:
             log.warning(
                 "block list index did not confirm a write in time; checks use PostgreSQL meanwhile",
                 extra={"error": repr(exc)},
             )
+            return False
         finally:
             self._confirmations.pop(seq, None)
 
@@ -228,7 +234,8 @@ class BlocklistIndex:
             "block lists differed from PostgreSQL (written bypassing the triggers?); reloading them",
             extra={kind: sorted(key for k, key in differing if k == short) for short, kind in KINDS.items()},
         )
-        await self._reload(differing)
+        if not await self._reload(differing):
+            return set()  # reconnecting: the full load under way reads every list anew
         if self.on_reloaded is not None:
             for short, kind in KINDS.items():
                 if reloaded := sum(k == short for k, _ in differing):
@@ -318,9 +325,15 @@ class BlocklistIndex:
             listener.terminate()
 
     async def _read(self, only: Collection[ListId] | None) -> dict[ListId, PhoneSet]:
-        """Every list (or those of `only`) as PostgreSQL has them now."""
+        """Every list (or those of `only`) as PostgreSQL has them now. Bounded by LOAD_TIMEOUT_S: a pool
+        connection whose peer went silent (a partition) would otherwise hold the index, which cannot
+        reconnect while a load holds its lock, until TCP gives up."""
         loaders: defaultdict[ListId, PhoneSetLoader] = defaultdict(PhoneSetLoader)
-        async with self._pool.acquire() as connection, connection.transaction(isolation="repeatable_read"):
+        async with (
+            asyncio.timeout(LOAD_TIMEOUT_S),
+            self._pool.acquire() as connection,
+            connection.transaction(isolation="repeatable_read"),
+        ):
             if only is None:
                 cursor = await connection.cursor(QUERIES["blocklist_snapshot"])
             else:
@@ -338,11 +351,12 @@ class BlocklistIndex:
             lambda: {list_id: loader.build() for list_id, loader in loaders.items()}
         )
 
-    async def _reload(self, list_ids: Collection[ListId]) -> None:
-        """Replace the lists with PostgreSQL's, buffering announcements meanwhile as a full load does."""
+    async def _reload(self, list_ids: Collection[ListId]) -> bool:
+        """Replace the lists with PostgreSQL's, buffering announcements meanwhile as a full load does; False
+        when the index is reconnecting instead (its full load reads every list anew)."""
         async with self._load_lock:
-            if not self.is_current():
-                return  # reconnecting: the full load to come reloads everything
+            if not self._loaded:
+                return False
             self._buffer = []
             try:
                 lists = await self._read(list_ids)
@@ -356,6 +370,13 @@ class BlocklistIndex:
                 buffered, self._buffer = self._buffer or [], None
                 self._apply(buffered)
         spare_from_garbage_collection()
+        return True
+
+    async def _settled(self, generation: int) -> bool:
+        """Whether every change committed before now is in the index, loaded on the same connection as at
+        `generation`. Only this caller's heartbeat must come back: under steady ingest some other `sync` is
+        nearly always waiting, which keeps `is_current` false but says nothing of this round."""
+        return await self.sync() and self._loaded and self._buffer is None and self._generation == generation
 
     async def _reconcile_forever(self) -> None:
         while True:
@@ -390,19 +411,19 @@ class BlocklistIndex:
                 asyncio.timeout(RECONCILE_TIMEOUT_S),
                 connection.transaction(isolation="repeatable_read", readonly=True),
             ):
-                await self.sync()
-                if not self.is_current():
+                if not await self._settled(generation):
                     return None
                 self._touched, self._touched_count = defaultdict(set), 0
                 if only is None:
                     rows = await connection.fetch(QUERIES["blocklist_summary"])
                 else:
                     rows = await connection.fetch(QUERIES["blocklist_summary_of"], *_keys_by_kind(only))
-                await self.sync()
-                if not self.is_current():
+                if not await self._settled(generation):
                     return None
                 theirs = {
-                    (r["kind"], r["list_key"]): Digest.of(r["size"], int(r["total"]), r["mixed"])
+                    (r["kind"], r["list_key"]): Digest.of(
+                        r["size"], int(r["total"]), r["mixed"], int(r["squares"])
+                    )
                     for r in rows
                 }
                 list_ids = set(theirs) | self._list_ids() if only is None else set(only)
@@ -524,7 +545,7 @@ class BlocklistIndex:
                     phone_set.discard(phone)
 
 
-EMPTY = Digest(0, 0, 0)
+EMPTY = Digest(0, 0, 0, 0)
 
 
 def _keys_by_kind(list_ids: Collection[ListId]) -> tuple[list[str], list[str]]:

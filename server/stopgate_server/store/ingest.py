@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import asyncpg
 
-from stopgate_server.domain.ingest import ATTRIBUTION_WINDOW
+from stopgate_server.domain.ingest import ATTRIBUTION_CLOCK_SKEW, ATTRIBUTION_WINDOW
 from stopgate_server.store import DbConnection
 from stopgate_server.store.blocklist import BlocklistIndex
 from stopgate_server.store.queries import QUERIES
@@ -154,5 +154,10 @@ class _Batch:
 
 
 def round_arguments(events: Sequence[Event]) -> list[object]:
-    """The arguments of ingest_round: one array per field of Event, then the attribution window."""
-    return [*(list(column) for column in zip(*events, strict=True)), ATTRIBUTION_WINDOW]
+    """The arguments of ingest_round: one array per field of Event, then the attribution window and the
+    clock skew allowed between an event and the send it answers."""
+    return [
+        *(list(column) for column in zip(*events, strict=True)),
+        ATTRIBUTION_WINDOW,
+        ATTRIBUTION_CLOCK_SKEW,
+    ]

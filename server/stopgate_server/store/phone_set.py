@@ -49,23 +49,36 @@ def phone_key(phone: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
+SQUARE_MODULUS = 2_147_483_647  # keys are squared modulo this prime: the squares fit 64 bits, in SQL too
+
+
+def square(key: int) -> int:
+    """The square term of a key in a Digest (as blocklist_summary computes it)."""
+    return (key % SQUARE_MODULUS) ** 2
+
+
 class Digest(NamedTuple):
-    """A list summed up whatever its order: its size, and the sum and the xor of its phones' keys (modulo
-    2**64). Two lists with the same phones have the same digest; a change of a few phones changes it."""
+    """A list summed up whatever its order: its size, and the sum, the xor and the sum of the squares of its
+    phones' keys (modulo 2**64). Two lists with the same phones have the same digest; a change of a few
+    phones changes it (the squares tell {x, x+3} from {x+1, x+2}, which sum and xor alone do not)."""
 
     size: int
     total: int
     mixed: int
+    squares: int
 
     @classmethod
-    def of(cls, size: int, total: int, mixed: int) -> Digest:
-        return cls(size, total % 2**64, mixed % 2**64)
+    def of(cls, size: int, total: int, mixed: int, squares: int) -> Digest:
+        return cls(size, total % 2**64, mixed % 2**64, squares % 2**64)
 
     def without(self, phones: Collection[str]) -> Digest:
         """The digest with these phones taken out (it has got them)."""
         keys = [phone_key(phone) for phone in phones]
         return Digest.of(
-            self.size - len(keys), self.total - sum(keys), functools.reduce(operator.xor, keys, self.mixed)
+            self.size - len(keys),
+            self.total - sum(keys),
+            functools.reduce(operator.xor, keys, self.mixed),
+            self.squares - sum(map(square, keys)),
         )
 
 
@@ -117,11 +130,18 @@ class PhoneSet:
         2**64, as the digest is taken anyway), but for the phones that are not plain E.164."""
         parts = (self._array, numbers_of(list(self._added)), numbers_of(list(self._removed)))
         array, added, removed = (int(part.sum()) for part in parts)
+        # numbers are positive: their remainders too, and a remainder's square fits an int64
+        array_sq, added_sq, removed_sq = (int(np.square(part % SQUARE_MODULUS).sum()) for part in parts)
         others = [phone_key(phone) for phone in self._others]
         mixed = functools.reduce(
             operator.xor, [*(int(np.bitwise_xor.reduce(part)) for part in parts), *others]
         )
-        return Digest.of(len(self), array + added - removed + sum(others), mixed)
+        return Digest.of(
+            len(self),
+            array + added - removed + sum(others),
+            mixed,
+            array_sq + added_sq - removed_sq + sum(map(square, others)),
+        )
 
     def add(self, phone: str, since: int) -> None:
         """List the phone at `since`, or set its `since` when it is listed already."""

@@ -156,10 +156,11 @@ SELECT pg_notify('stopgate_blocklist', $1);
 -- Applies inbound events of distinct phones (one round of a batch) in one statement: one row per event,
 -- `idx` its 1-based position. An event stored before (same phone and event_id) is a DUPLICATE answered with
 -- what was done the first time. For the others: an opt-out or opt-in is attributed (rule in `attribution`)
--- to the most recent send to the phone within the attribution window $16 before the event, a send routed
--- through the event's shortcode first (sent from it, or from an alias whose reply shortcode it is; whatever
--- the licence: a shared shortcode attributes across licences), else to the licence hint (domain/ingest.py,
--- Attribution, says each rule); an opt-out quarantines the number in that licence
+-- to the most recent send to the phone made before it (up to the clock skew $17 after), routed through the
+-- event's shortcode first (sent from it, or from an alias whose reply shortcode it is; whatever the licence:
+-- a shared shortcode attributes across licences); failing that, an opt-out to the most recent send of the
+-- attribution window $16 through another route; else to the licence hint (domain/ingest.py, Attribution,
+-- says each rule); an opt-out quarantines the number in that licence
 -- (a new STOP of a quarantined number renews its confirmation) and puts it on the shortcode's stop list; an
 -- opt-in releases both; both go to the number's history; every event is stored with its outcome; and the
 -- STOPs that blocked anew count as unsubscribes of their campaign. One event per phone is what makes the
@@ -190,11 +191,15 @@ attributed AS (
            END AS attribution
     FROM batch b
     LEFT JOIN LATERAL (
-        SELECT licence_id, campaign_id, sent_at,
-               b.shortcode <> '' AND b.shortcode IN (sends.sender, sends.reply_shortcode) AS routed
-        FROM sends
-        WHERE b.intent IN ('OPT_OUT', 'OPT_IN')
-          AND sends.phone = b.phone AND sends.sent_at > b.received_at - $16::interval
+        SELECT licence_id, campaign_id, sent_at, routed
+        FROM (
+            SELECT licence_id, campaign_id, sent_at,
+                   b.shortcode <> '' AND b.shortcode IN (sends.sender, sends.reply_shortcode) AS routed
+            FROM sends
+            WHERE b.intent IN ('OPT_OUT', 'OPT_IN')
+              AND sends.phone = b.phone AND sends.sent_at <= b.received_at + $17::interval
+        ) candidate
+        WHERE routed OR b.shortcode = '' OR (b.intent = 'OPT_OUT' AND sent_at > b.received_at - $16::interval)
         ORDER BY routed DESC, sent_at DESC
         LIMIT 1
     ) s ON true
@@ -380,19 +385,23 @@ RETURNING token_id, name;
 SELECT EXISTS (SELECT 1 FROM api_tokens);
 
 -- name: blocklist_summary
--- Each block list summed up in three numbers, compared with the in-memory index's (phone_set.Digest) to find
--- the lists that writes bypassing the triggers changed: its size, and the sum and the bit_xor of its phones'
--- keys (the digits of a plain E.164 phone as a bigint; for any other string, the first 64 bits of its md5).
+-- Each block list summed up in four numbers, compared with the in-memory index's (phone_set.Digest) to find
+-- the lists that writes bypassing the triggers changed: its size, and the sum, the bit_xor and the sum of the
+-- squares (modulo the prime 2^31 - 1, phone_set.SQUARE_MODULUS) of its phones' keys (the digits of a plain
+-- E.164 phone as a bigint; for any other string, the first 64 bits of its md5).
 -- One aggregate per table (hashed, parallel). `~ '^\+[1-9][0-9]*$' AND length(phone) <= 16` means
 -- `~ '^\+[1-9][0-9]{0,14}$'` (phone_set.number_of), at a fraction of the cost.
-SELECT 'q' AS kind, licence_id AS list_key, count(*) AS size, sum(key) AS total, bit_xor(key) AS mixed
+SELECT 'q' AS kind, licence_id AS list_key, count(*) AS size, sum(key) AS total, bit_xor(key) AS mixed,
+       sum(((key % 2147483647 + 2147483647) % 2147483647) * ((key % 2147483647 + 2147483647) % 2147483647))
+           AS squares
 FROM (SELECT licence_id,
              CASE WHEN phone ~ '^\+[1-9][0-9]*$' AND length(phone) <= 16 THEN substr(phone, 2)::bigint
                   ELSE ('x' || left(md5(phone), 16))::bit(64)::bigint END AS key
       FROM quarantine) q
 GROUP BY licence_id
 UNION ALL
-SELECT 's', shortcode, count(*), sum(key), bit_xor(key)
+SELECT 's', shortcode, count(*), sum(key), bit_xor(key),
+       sum(((key % 2147483647 + 2147483647) % 2147483647) * ((key % 2147483647 + 2147483647) % 2147483647))
 FROM (SELECT shortcode,
              CASE WHEN phone ~ '^\+[1-9][0-9]*$' AND length(phone) <= 16 THEN substr(phone, 2)::bigint
                   ELSE ('x' || left(md5(phone), 16))::bit(64)::bigint END AS key
@@ -401,14 +410,17 @@ GROUP BY shortcode;
 
 -- name: blocklist_summary_of
 -- blocklist_summary of the quarantines of licences $1 and the stop lists of shortcodes $2 only.
-SELECT 'q' AS kind, licence_id AS list_key, count(*) AS size, sum(key) AS total, bit_xor(key) AS mixed
+SELECT 'q' AS kind, licence_id AS list_key, count(*) AS size, sum(key) AS total, bit_xor(key) AS mixed,
+       sum(((key % 2147483647 + 2147483647) % 2147483647) * ((key % 2147483647 + 2147483647) % 2147483647))
+           AS squares
 FROM (SELECT licence_id,
              CASE WHEN phone ~ '^\+[1-9][0-9]*$' AND length(phone) <= 16 THEN substr(phone, 2)::bigint
                   ELSE ('x' || left(md5(phone), 16))::bit(64)::bigint END AS key
       FROM quarantine WHERE licence_id = ANY($1::text[])) q
 GROUP BY licence_id
 UNION ALL
-SELECT 's', shortcode, count(*), sum(key), bit_xor(key)
+SELECT 's', shortcode, count(*), sum(key), bit_xor(key),
+       sum(((key % 2147483647 + 2147483647) % 2147483647) * ((key % 2147483647 + 2147483647) % 2147483647))
 FROM (SELECT shortcode,
              CASE WHEN phone ~ '^\+[1-9][0-9]*$' AND length(phone) <= 16 THEN substr(phone, 2)::bigint
                   ELSE ('x' || left(md5(phone), 16))::bit(64)::bigint END AS key
