@@ -165,11 +165,12 @@ class _AttributionRuleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Attri
     from an alias whose reply shortcode it is.
     """
     ATTRIBUTION_RULE_MOST_RECENT_SEND: _AttributionRule.ValueType  # 2
-    """The most recent send to the number at all, within the attribution window: the event named no
-    shortcode, or no send to the number went through it.
+    """The event named no shortcode: the most recent send to the number. Or, for an opt-out, no send went
+    through its shortcode: the most recent send of the attribution window (90 days) through another route.
+    Only sends made before the event count, in every rule.
     """
     ATTRIBUTION_RULE_LICENCE_HINT: _AttributionRule.ValueType  # 3
-    """No send to the number within the attribution window: the licence hint of the event (no campaign)."""
+    """No send found: the licence hint of the event (no campaign)."""
     ATTRIBUTION_RULE_UNATTRIBUTED: _AttributionRule.ValueType  # 4
     """No send and no licence hint: the event reached only the shortcode's stop list, if it named one."""
 
@@ -185,11 +186,12 @@ ATTRIBUTION_RULE_SHORTCODE_ROUTE: AttributionRule.ValueType  # 1
 from an alias whose reply shortcode it is.
 """
 ATTRIBUTION_RULE_MOST_RECENT_SEND: AttributionRule.ValueType  # 2
-"""The most recent send to the number at all, within the attribution window: the event named no
-shortcode, or no send to the number went through it.
+"""The event named no shortcode: the most recent send to the number. Or, for an opt-out, no send went
+through its shortcode: the most recent send of the attribution window (90 days) through another route.
+Only sends made before the event count, in every rule.
 """
 ATTRIBUTION_RULE_LICENCE_HINT: AttributionRule.ValueType  # 3
-"""No send to the number within the attribution window: the licence hint of the event (no campaign)."""
+"""No send found: the licence hint of the event (no campaign)."""
 ATTRIBUTION_RULE_UNATTRIBUTED: AttributionRule.ValueType  # 4
 """No send and no licence hint: the event reached only the shortcode's stop list, if it named one."""
 Global___AttributionRule: _TypeAlias = AttributionRule  # noqa: Y015

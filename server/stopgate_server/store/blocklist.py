@@ -21,7 +21,7 @@ a short capped backoff and loads a new snapshot. Every wait on the listening con
 
 Writes that bypass the triggers (`session_replication_role = replica`, as logical replication and
 `pg_restore --disable-triggers` use) are announced by nothing: every reconcile interval the index compares
-each list with PostgreSQL's (a Digest: size, sum, xor and sum of squares of its phones) and reloads the
+each list with PostgreSQL's (a Digest: size, sum and xor of its phones, xor of them scrambled) and reloads the
 lists that differ.
 
 A current index answers a check on its own, `since` included: no query per batch. It may be up to
@@ -422,7 +422,7 @@ class BlocklistIndex:
                     return None
                 theirs = {
                     (r["kind"], r["list_key"]): Digest.of(
-                        r["size"], int(r["total"]), r["mixed"], int(r["squares"])
+                        r["size"], int(r["total"]), r["mixed"], r["scrambled"]
                     )
                     for r in rows
                 }

@@ -49,27 +49,32 @@ def phone_key(phone: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-SQUARE_MODULUS = 2_147_483_647  # keys are squared modulo this prime: the squares fit 64 bits, in SQL too
+SCRAMBLE_MODULUS = 2_147_483_647  # the prime 2**31 - 1
+SCRAMBLE_FACTOR = (
+    2_147_483_629  # a prime below it: their product fits 63 bits, so SQL's bigint never overflows
+)
 
 
-def square(key: int) -> int:
-    """The square term of a key in a Digest (as blocklist_summary computes it)."""
-    return (key % SQUARE_MODULUS) ** 2
+def scrambled(key: int) -> int:
+    """A key's remainder (truncated, with the key's sign, as SQL's % gives it) times SCRAMBLE_FACTOR: the
+    Digest's xor of these tells apart sets whose plain sum and xor agree."""
+    remainder = abs(key) % SCRAMBLE_MODULUS
+    return (remainder if key >= 0 else -remainder) * SCRAMBLE_FACTOR
 
 
 class Digest(NamedTuple):
-    """A list summed up whatever its order: its size, and the sum, the xor and the sum of the squares of its
-    phones' keys (modulo 2**64). Two lists with the same phones have the same digest; a change of a few
-    phones changes it (the squares tell {x, x+3} from {x+1, x+2}, which sum and xor alone do not)."""
+    """A list summed up whatever its order: its size, the sum and the xor of its phones' keys, and the xor of
+    their scrambled keys (modulo 2**64). Two lists with the same phones have the same digest; a change of a
+    few phones changes it (the scrambled keys tell {x, x+3} from {x+1, x+2}, which sum and xor do not)."""
 
     size: int
     total: int
     mixed: int
-    squares: int
+    scrambled: int
 
     @classmethod
-    def of(cls, size: int, total: int, mixed: int, squares: int) -> Digest:
-        return cls(size, total % 2**64, mixed % 2**64, squares % 2**64)
+    def of(cls, size: int, total: int, mixed: int, scrambled: int) -> Digest:
+        return cls(size, total % 2**64, mixed % 2**64, scrambled % 2**64)
 
     def without(self, phones: Collection[str]) -> Digest:
         """The digest with these phones taken out (it has got them)."""
@@ -78,7 +83,7 @@ class Digest(NamedTuple):
             self.size - len(keys),
             self.total - sum(keys),
             functools.reduce(operator.xor, keys, self.mixed),
-            self.squares - sum(map(square, keys)),
+            functools.reduce(operator.xor, map(scrambled, keys), self.scrambled),
         )
 
 
@@ -130,18 +135,14 @@ class PhoneSet:
         2**64, as the digest is taken anyway), but for the phones that are not plain E.164."""
         parts = (self._array, numbers_of(list(self._added)), numbers_of(list(self._removed)))
         array, added, removed = (int(part.sum()) for part in parts)
-        # numbers are positive: their remainders too, and a remainder's square fits an int64
-        array_sq, added_sq, removed_sq = (int(np.square(part % SQUARE_MODULUS).sum()) for part in parts)
         others = [phone_key(phone) for phone in self._others]
         mixed = functools.reduce(
             operator.xor, [*(int(np.bitwise_xor.reduce(part)) for part in parts), *others]
         )
-        return Digest.of(
-            len(self),
-            array + added - removed + sum(others),
-            mixed,
-            array_sq + added_sq - removed_sq + sum(map(square, others)),
-        )
+        # numbers are positive, so numpy's remainder is SQL's; the products fit an int64
+        scrambled_parts = (np.bitwise_xor.reduce(part % SCRAMBLE_MODULUS * SCRAMBLE_FACTOR) for part in parts)
+        spread = functools.reduce(operator.xor, [*map(int, scrambled_parts), *map(scrambled, others)])
+        return Digest.of(len(self), array + added - removed + sum(others), mixed, spread)
 
     def add(self, phone: str, since: int) -> None:
         """List the phone at `since`, or set its `since` when it is listed already."""

@@ -386,14 +386,13 @@ SELECT EXISTS (SELECT 1 FROM api_tokens);
 
 -- name: blocklist_summary
 -- Each block list summed up in four numbers, compared with the in-memory index's (phone_set.Digest) to find
--- the lists that writes bypassing the triggers changed: its size, and the sum, the bit_xor and the sum of the
--- squares (modulo the prime 2^31 - 1, phone_set.SQUARE_MODULUS) of its phones' keys (the digits of a plain
--- E.164 phone as a bigint; for any other string, the first 64 bits of its md5).
+-- the lists that writes bypassing the triggers changed: its size, the sum and the bit_xor of its phones'
+-- keys (the digits of a plain E.164 phone as a bigint; for any other string, the first 64 bits of its md5),
+-- and the bit_xor of the keys scrambled (phone_set.scrambled: remainder by 2^31 - 1, times 2147483629).
 -- One aggregate per table (hashed, parallel). `~ '^\+[1-9][0-9]*$' AND length(phone) <= 16` means
 -- `~ '^\+[1-9][0-9]{0,14}$'` (phone_set.number_of), at a fraction of the cost.
 SELECT 'q' AS kind, licence_id AS list_key, count(*) AS size, sum(key) AS total, bit_xor(key) AS mixed,
-       sum(((key % 2147483647 + 2147483647) % 2147483647) * ((key % 2147483647 + 2147483647) % 2147483647))
-           AS squares
+       bit_xor(key % 2147483647 * 2147483629) AS scrambled
 FROM (SELECT licence_id,
              CASE WHEN phone ~ '^\+[1-9][0-9]*$' AND length(phone) <= 16 THEN substr(phone, 2)::bigint
                   ELSE ('x' || left(md5(phone), 16))::bit(64)::bigint END AS key
@@ -401,7 +400,7 @@ FROM (SELECT licence_id,
 GROUP BY licence_id
 UNION ALL
 SELECT 's', shortcode, count(*), sum(key), bit_xor(key),
-       sum(((key % 2147483647 + 2147483647) % 2147483647) * ((key % 2147483647 + 2147483647) % 2147483647))
+       bit_xor(key % 2147483647 * 2147483629)
 FROM (SELECT shortcode,
              CASE WHEN phone ~ '^\+[1-9][0-9]*$' AND length(phone) <= 16 THEN substr(phone, 2)::bigint
                   ELSE ('x' || left(md5(phone), 16))::bit(64)::bigint END AS key
@@ -411,8 +410,7 @@ GROUP BY shortcode;
 -- name: blocklist_summary_of
 -- blocklist_summary of the quarantines of licences $1 and the stop lists of shortcodes $2 only.
 SELECT 'q' AS kind, licence_id AS list_key, count(*) AS size, sum(key) AS total, bit_xor(key) AS mixed,
-       sum(((key % 2147483647 + 2147483647) % 2147483647) * ((key % 2147483647 + 2147483647) % 2147483647))
-           AS squares
+       bit_xor(key % 2147483647 * 2147483629) AS scrambled
 FROM (SELECT licence_id,
              CASE WHEN phone ~ '^\+[1-9][0-9]*$' AND length(phone) <= 16 THEN substr(phone, 2)::bigint
                   ELSE ('x' || left(md5(phone), 16))::bit(64)::bigint END AS key
@@ -420,7 +418,7 @@ FROM (SELECT licence_id,
 GROUP BY licence_id
 UNION ALL
 SELECT 's', shortcode, count(*), sum(key), bit_xor(key),
-       sum(((key % 2147483647 + 2147483647) % 2147483647) * ((key % 2147483647 + 2147483647) % 2147483647))
+       bit_xor(key % 2147483647 * 2147483629)
 FROM (SELECT shortcode,
              CASE WHEN phone ~ '^\+[1-9][0-9]*$' AND length(phone) <= 16 THEN substr(phone, 2)::bigint
                   ELSE ('x' || left(md5(phone), 16))::bit(64)::bigint END AS key
