@@ -195,9 +195,8 @@ class BlocklistIndex:
         answered from an index missing the change. The heartbeat goes through the pool, not the listening
         connection, so that a hung listener holds no caller up for longer than `timeout_s`."""
         if self._listener is None or self._listener.is_closed():
-            return (
-                False  # not listening: not current either, so checks go to PostgreSQL, which has the change
-            )
+            # not listening: not current either, so checks go to PostgreSQL, which has the change
+            return False
         seq = next(self._heartbeats)
         self._required_seq = max(self._required_seq, seq)
         confirmed = asyncio.get_running_loop().create_future()
@@ -435,8 +434,7 @@ class BlocklistIndex:
                         return None
                     kind, key = list_id
                     phone_set = self._lists(kind).get(key)
-                    digest = phone_set.digest() if phone_set is not None else EMPTY
-                    ours[list_id] = digest.without(
+                    ours[list_id] = self._digest(list_id).without(
                         [p for p in touched if phone_set is not None and p in phone_set]
                     )
                     left_out += [(kind, key, phone) for phone in touched]

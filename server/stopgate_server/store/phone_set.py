@@ -49,10 +49,10 @@ def phone_key(phone: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-SCRAMBLE_MODULUS = 2_147_483_647  # the prime 2**31 - 1
-SCRAMBLE_FACTOR = (
-    2_147_483_629  # a prime below it: their product fits 63 bits, so SQL's bigint never overflows
-)
+# The prime 2**31 - 1 and a prime below it: a remainder times the factor fits 63 bits, so SQL's bigint
+# arithmetic never overflows.
+SCRAMBLE_MODULUS = 2_147_483_647
+SCRAMBLE_FACTOR = 2_147_483_629
 
 
 def scrambled(key: int) -> int:
