@@ -31,7 +31,15 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from harness import authorised_channel, closed_loop, percentile, private_database, profiled, stopgate_server
+from harness import (
+    authorised_channel,
+    client_figures,
+    closed_loop,
+    percentile,
+    private_database,
+    profiled,
+    stopgate_server,
+)
 
 HERE = Path(__file__).resolve()
 DIRECT_QUERY = "SELECT phone FROM quarantine WHERE licence_id = $1 AND phone = ANY($2::text[])"
@@ -70,13 +78,22 @@ def make_batches(args: argparse.Namespace, count: int, seed: int) -> list[tuple[
 # ---- client side (runs in its own process) -------------------------------------------------------
 
 
+def check_blocked(lic: str, phones: list[str], blocked: int, distinct: bool = False) -> None:
+    """Stop the run when a client was told of another number of quarantined numbers than the batch holds
+    (`distinct`: a number drawn twice counts once): figures of wrong answers are no figures."""
+    quarantined = [phone for phone in phones if phone.startswith(QUARANTINED_PREFIX)]
+    expected = len(set(quarantined)) if distinct else len(quarantined)
+    if blocked != expected:
+        raise RuntimeError(f"{blocked} numbers of a batch of {lic} found quarantined instead of {expected}")
+
+
 async def drive(args: argparse.Namespace) -> dict[str, Any]:
     batches = make_batches(args, 256, seed=os.getpid())
     if args.mode == "direct":
         pool = await asyncpg.create_pool(args.dsn, min_size=4, max_size=4)
 
         async def call(i: int, lic: str, phones: list[str]) -> None:
-            await pool.fetch(DIRECT_QUERY, lic, phones)
+            check_blocked(lic, phones, len(await pool.fetch(DIRECT_QUERY, lic, phones)), distinct=True)
 
     elif args.mode == "record-direct":
         from stopgate_server.store.queries import QUERIES
@@ -89,7 +106,14 @@ async def drive(args: argparse.Namespace) -> dict[str, Any]:
 
         async def call(i: int, lic: str, phones: list[str]) -> None:
             await pool.fetchval(
-                QUERIES["record_sends"], lic, campaign, "ACME", datetime.now(UTC), allowed[id(phones)], ""
+                *QUERIES["record_sends"].bind(
+                    licence_id=lic,
+                    campaign_id=campaign,
+                    sender="ACME",
+                    reply_shortcode="",
+                    sent_at=datetime.now(UTC),
+                    phones=allowed[id(phones)],
+                )
             )
 
     else:
@@ -113,7 +137,8 @@ async def drive(args: argparse.Namespace) -> dict[str, Any]:
         }
 
         async def call(i: int, lic: str, phones: list[str]) -> None:
-            await stubs[i % len(stubs)].CheckBatch(requests[id(phones)], timeout=10)
+            response = await stubs[i % len(stubs)].CheckBatch(requests[id(phones)], timeout=10)
+            check_blocked(lic, phones, response.blocked_count)
 
     async def one(i: int) -> int:
         lic, phones = batches[i % len(batches)]
@@ -175,9 +200,14 @@ async def serve_ceiling(args: argparse.Namespace) -> None:
             blocked = quarantined.get(request.licence_id, set())
             response = pb.CheckBatchResponse()
             add = response.results.add
+            blocked_count = 0
             for number in request.phone_numbers:
-                verdict = pb.VERDICT_BLOCK if number in blocked else pb.VERDICT_ALLOW
-                add(phone_number=number, e164=number, verdict=verdict)
+                if number in blocked:
+                    blocked_count += 1
+                    add(phone_number=number, e164=number, verdict=pb.VERDICT_BLOCK)
+                else:
+                    add(phone_number=number, e164=number, verdict=pb.VERDICT_ALLOW)
+            response.blocked_count = blocked_count
             return response
 
     server = grpc.aio.server()
@@ -224,8 +254,21 @@ def run_client(args: argparse.Namespace, mode: str, target: str, script: Path = 
     command = [sys.executable, str(script), "--client", mode, "--target", target]
     for name in ("quarantined", "licences", "batch", "in_flight", "seconds", "warmup", "channels"):
         command += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
-    result = subprocess.run(command, capture_output=True, text=True, check=True, timeout=600)
-    return dict(json.loads(result.stdout.strip().splitlines()[-1]))
+    return client_figures(command, timeout=600)
+
+
+def start_ceiling(args: argparse.Namespace) -> tuple[subprocess.Popen[str], str]:
+    """The ceiling server (`--serve-ceiling`) in a process of its own, holding the quarantine that `load`
+    wrote; (the process, its address)."""
+    command = [sys.executable, str(HERE), "--serve-ceiling"]
+    command += ["--quarantined", str(args.quarantined), "--licences", str(args.licences)]
+    ceiling = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    assert ceiling.stdout is not None
+    port = ceiling.stdout.readline().strip()
+    if not port:
+        ceiling.wait(timeout=30)
+        raise SystemExit(f"the ceiling server exited (status {ceiling.returncode}) before it served")
+    return ceiling, f"127.0.0.1:{port}"
 
 
 def compare(
@@ -271,7 +314,7 @@ def report(args: argparse.Namespace, dsn: str, address: str, ceiling_address: st
             "ceiling": ("grpc", ceiling_address, HERE),
         },
     )
-    delays = asyncio.run(propagation(dsn, address, samples=200))
+    delays = asyncio.run(propagation(dsn, address, args.samples))
     print(
         f"\npropagation, committed elsewhere -> blocked by CheckBatch ({len(delays)} samples):"
         f" p50 {1000 * percentile(delays, 0.5):.1f} ms, p99 {1000 * percentile(delays, 0.99):.1f} ms,"
@@ -298,6 +341,7 @@ def main() -> int:
     add_load_arguments(parser)
     parser.add_argument("--workers", type=int, default=1, help="stopgate server processes")
     parser.add_argument("--channels", type=int, default=1, help="gRPC connections of the client")
+    parser.add_argument("--samples", type=int, default=200, help="quarantines timed for the propagation")
     parser.add_argument(
         "--profile", type=Path, help="first py-spy the server under one recording run, into this file"
     )
@@ -318,7 +362,7 @@ def main() -> int:
         print(json.dumps(asyncio.run(drive(args))))
         return 0
 
-    ceiling = None
+    ceiling: subprocess.Popen[str] | None = None
     with private_database() as (dsn, _):
         asyncio.run(load(dsn, args))
         with stopgate_server(dsn, "block list index loaded", args.workers) as server:
@@ -328,13 +372,8 @@ def main() -> int:
                 with profiled(server.pid, args.profile):
                     run_client(args, "record", address, HERE)
             try:
-                ceiling = subprocess.Popen(
-                    [sys.executable, str(HERE), "--serve-ceiling", "--quarantined", str(args.quarantined)],
-                    stdout=subprocess.PIPE,
-                    text=True,
-                )
-                assert ceiling.stdout is not None
-                report(args, dsn, address, f"127.0.0.1:{ceiling.stdout.readline().strip()}")
+                ceiling, ceiling_address = start_ceiling(args)
+                report(args, dsn, address, ceiling_address)
             finally:
                 if ceiling is not None:
                     ceiling.terminate()

@@ -15,12 +15,11 @@ import asyncio
 import json
 import random
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-from harness import authorised_channel, closed_loop, private_database, stopgate_server
+from harness import authorised_channel, client_figures, closed_loop, private_database, stopgate_server
 
 HERE = Path(__file__).resolve()
 OPENINGS = ["Bonjour {name}", "{name}, ce week-end", "Chère {name}", "Hello {name}"]
@@ -67,7 +66,9 @@ async def drive(address: str, args: argparse.Namespace) -> dict[str, Any]:
 
         async def one(i: int) -> int:
             request = requests[i % len(requests)]
-            await stub.CheckMessages(request, timeout=30)
+            response = await stub.CheckMessages(request, timeout=30)
+            if len(response.assessments) != len(request.texts):
+                raise RuntimeError(f"{len(response.assessments)} assessments of {len(request.texts)} texts")
             return len(request.texts)
 
         figures = await closed_loop(one, args.in_flight, args.warmup, args.seconds)
@@ -99,8 +100,7 @@ def main() -> int:
             command = [sys.executable, str(HERE), "--client", address]
             for name in ("texts", "in_flight", "seconds", "warmup"):
                 command += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
-            output = subprocess.run(command, capture_output=True, text=True, check=True, timeout=600).stdout
-            figures = json.loads(output.strip().splitlines()[-1])
+            figures = client_figures(command, timeout=600)
             runs.append(figures)
             rate, p50, p99 = figures["messages_per_s"], figures["p50_ms"], figures["p99_ms"]
             print(

@@ -20,14 +20,13 @@ import argparse
 import asyncio
 import json
 import random
-import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from harness import authorised_channel, percentile, private_database, stopgate_server
+from harness import authorised_channel, client_figures, percentile, private_database, stopgate_server
 
 HERE = Path(__file__).resolve()
 CHECK_EVERY_S = 0.02
@@ -161,10 +160,7 @@ def main() -> int:
 
     with private_database() as (dsn, _), stopgate_server(dsn, workers=1) as server:
         command = [sys.executable, str(HERE), "--client", server.address, "--requests", str(args.requests)]
-        finished = subprocess.run(command, capture_output=True, text=True, timeout=900)
-        if finished.returncode:
-            raise SystemExit(f"the client failed:\n{finished.stderr}")
-        results = json.loads(finished.stdout.strip().splitlines()[-1])
+        results = client_figures(command)
     print(f"CheckBatch of 100 numbers every {1000 * CHECK_EVERY_S:g} ms on one connection (one worker):")
     print("| beside | calls | p50 | p99 | max |\n|---|---:|---:|---:|---:|")
     heavy = {

@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 from stopgate.client import MAX_MESSAGE_BYTES
@@ -38,21 +39,33 @@ def private_database() -> Iterator[tuple[str, Path]]:
     cluster = EmbeddedPostgres(workdir / "pg")
     try:
         dsn = cluster.start()
-        subprocess.run([STOPGATE, "migrate", "--database-url", dsn], check=True, capture_output=True)
+        run_checked([STOPGATE, "migrate", "--database-url", dsn])
         roles = [
             argument for role in ("sender", "ingest", "reporting", "admin") for argument in ("--role", role)
         ]
-        created = subprocess.run(
-            [STOPGATE, "token", "create", "bench", *roles, "--database-url", dsn],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        os.environ["STOPGATE_TOKEN"] = created.stdout.strip()
+        created = run_checked([STOPGATE, "token", "create", "bench", *roles, "--database-url", dsn])
+        os.environ["STOPGATE_TOKEN"] = created.strip()
         yield dsn, workdir
     finally:
         cluster.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def run_checked(command: Sequence[str], timeout: float = 900) -> str:
+    """Run a command to its end and return its standard output. When it fails, the benchmark stops (exit
+    status 1) with what the command printed, not with a bare exit status."""
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+    if finished.returncode:
+        shown = " ".join(command[:3]) + (" ..." if len(command) > 3 else "")
+        raise SystemExit(
+            f"{shown} failed (exit status {finished.returncode}):\n{finished.stderr or finished.stdout}"
+        )
+    return finished.stdout
+
+
+def client_figures(command: Sequence[str], timeout: float = 900) -> dict[str, Any]:
+    """Run a benchmark's client process, whose last output line is a JSON object of figures: that object."""
+    return dict(json.loads(run_checked(command, timeout).strip().splitlines()[-1]))
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,6 @@ import contextlib
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -33,6 +32,7 @@ from typing import Any
 import asyncpg
 from harness import (
     authorised_channel,
+    client_figures,
     cpu_seconds,
     percentile,
     postmaster_pid,
@@ -169,35 +169,41 @@ async def statement_only(dsn: str, args: argparse.Namespace) -> dict[str, float]
     """The bound PostgreSQL sets: stopgate's ingest_round for the same STOPs, B per statement over S
     connections, as the server sends it, with none of the server's own work. Every event must come back
     QUARANTINED, so that this measures the whole effect of a STOP, not a shortcut."""
-    from stopgate_server.store.ingest import Event, round_arguments
+    from stopgate_server.domain.ingest import Classified, Inbound, Source
+    from stopgate_server.domain.keywords import Classification, Intent, MatchKind
+    from stopgate_server.store.ingest import round_parameters
     from stopgate_server.store.queries import QUERIES
+    from stopgate_server.usecases.ingest import BOUNDS
 
     now = datetime.now(UTC)
     outcomes: Counter[str] = Counter()
 
     async def apply(connection: DbConnection, rows: range) -> None:
+        stop = Classification(Intent.OPT_OUT, "STOP", MatchKind.EXACT)
         events = [
-            Event(
-                phone=phone(i),
-                event_id=f"direct-{i}",
-                received_at=now,
-                source="SMS_REPLY",
-                recipient=SHORTCODE,
-                shortcode=SHORTCODE,
-                network="",
-                text="STOP",
-                country_prefix="",
-                reason="",
-                licence_hint="",
-                intent_hint="",
-                intent="OPT_OUT",
-                keyword="STOP",
-                match_kind="EXACT",
+            Classified(
+                Inbound(
+                    event_id=f"direct-{i}",
+                    phone=phone(i),
+                    received_at=now,
+                    source=Source.SMS_REPLY,
+                    recipient=SHORTCODE,
+                    shortcode=SHORTCODE,
+                    network="",
+                    text="STOP",
+                    country_prefix="",
+                    reason="",
+                    licence_hint="",
+                    intent_hint=None,
+                ),
+                stop,
             )
             for i in rows
         ]
-        arguments = round_arguments(events)  # as store.ingest sends them
-        outcomes.update(row["outcome"] for row in await connection.fetch(QUERIES["ingest_round"], *arguments))
+        parameters = round_parameters(events, BOUNDS)  # as store.ingest sends them
+        outcomes.update(
+            row["outcome"] for row in await connection.fetch(*QUERIES["ingest_round"].bind(**parameters))
+        )
 
     rate = await statements_over_connections(dsn, args, apply)
     if outcomes != Counter(QUARANTINED=args.events // args.streams * args.streams):
@@ -225,10 +231,7 @@ def client(mode: str, target: str, args: argparse.Namespace) -> dict[str, float]
     command = [sys.executable, str(HERE), "--client", mode, "--target", target]
     for name in ("events", "batch", "streams", "rate", "seconds"):
         command += [f"--{name}", str(getattr(args, name))]
-    finished = subprocess.run(command, capture_output=True, text=True, timeout=900)
-    if finished.returncode:
-        raise SystemExit(f"the {mode} client failed:\n{finished.stderr}")
-    return dict(json.loads(finished.stdout.strip().splitlines()[-1]))
+    return client_figures(command)
 
 
 def main() -> int:
@@ -269,7 +272,10 @@ def main() -> int:
                 asyncio.run(_reset(dsn))
                 cpu_before = cpu_seconds(server.pid), cpu_seconds(database)
                 with profiled(server.pid, args.profile if round_number == 1 else None):
-                    streamed.append(client("stream", address, args)["events_per_s"])
+                    figures = client("stream", address, args)
+                if figures["events"] != args.events:
+                    raise SystemExit(f"{figures['events']:,.0f} of {args.events:,} streamed events acked")
+                streamed.append(figures["events_per_s"])
                 server_ms, database_ms = (
                     1000 * (cpu_seconds(pid) - before) / (args.events / 1000)
                     for pid, before in zip((server.pid, database), cpu_before, strict=True)

@@ -39,7 +39,7 @@ async def measure(dsn: str, workdir: Path, size: int, rounds: int) -> dict[str, 
     try:
         for _ in range(rounds):
             used, started = cpu_seconds(postmaster), time.perf_counter()
-            rows = await connection.fetch(QUERIES["blocklist_summary"])
+            rows = await connection.fetch(QUERIES["blocklist_summary"].sql)
             figures["aggregate"].append(time.perf_counter() - started)
             figures["aggregate_cpu"].append(cpu_seconds(postmaster) - used)
             assert sum(row["size"] for row in rows) == size

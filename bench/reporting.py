@@ -14,14 +14,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
-from harness import authorised_channel, percentile, private_database, rss_kib, stopgate_server
+from harness import (
+    authorised_channel,
+    client_figures,
+    percentile,
+    private_database,
+    rss_kib,
+    stopgate_server,
+)
 
 HERE = Path(__file__).resolve()
 STOP_FIELDS = ("SMS_REPLY", "STOP", "OPT_OUT", "QUARANTINED", "acme")  # source ... licence_id
@@ -113,9 +119,8 @@ def main() -> int:
         with stopgate_server(dsn) as server:
             rss_before, _ = rss_kib(server.pid)
             command = [sys.executable, str(HERE), "--client", server.address, "--calls", str(args.calls)]
-            output = subprocess.run(command, capture_output=True, text=True, check=True, timeout=900).stdout
+            figures = client_figures(command)
             _, peak_after = rss_kib(server.pid)
-    figures = json.loads(output.strip().splitlines()[-1])
     print(
         f"GetCampaignReport, {args.calls} calls each: 10,000 sends p50 {figures['small_p50_ms']:.2f} ms"
         f" p99 {figures['small_p99_ms']:.2f} ms; {args.sends:,} sends p50 {figures['big_p50_ms']:.2f} ms"
@@ -127,6 +132,9 @@ def main() -> int:
         f" server RSS {rss_before / 1024:.1f} MiB before, peak {peak_after / 1024:.1f} MiB after"
         f" (growth {(peak_after - rss_before) / 1024:.1f} MiB)"
     )
+    if rows != args.sends:
+        print(f"FAILED: the big campaign's export has {rows:,.0f} rows, not one per send ({args.sends:,})")
+        return 1
     return 0
 
 

@@ -77,7 +77,14 @@ async def record_sends(dsn: str, sends: int) -> float:
             phones = [f"+337{n:08d}" for n in range(batch, min(batch + 1000, sends))]
             campaign = f"campaign-{batch // 1000 % 10}"
             await connection.fetchval(
-                QUERIES["record_sends"], "licence-000", campaign, "ACME", now, phones, ""
+                *QUERIES["record_sends"].bind(
+                    licence_id="licence-000",
+                    campaign_id=campaign,
+                    sender="ACME",
+                    reply_shortcode="",
+                    sent_at=now,
+                    phones=phones,
+                )
             )
         return time.perf_counter() - started
     finally:
@@ -85,23 +92,33 @@ async def record_sends(dsn: str, sends: int) -> float:
 
 
 class ChecksWhileLoading(threading.Thread):
-    """From the moment the server serves until `finish()`: a CheckBatch of 100 quarantined numbers of one
-    licence every CHECK_EVERY_S, one after the other; their latencies."""
+    """From the moment the server serves until `finish()`: a CheckBatch of (up to) 100 quarantined numbers
+    of one licence every CHECK_EVERY_S, one after the other; their latencies."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, size: int) -> None:
         super().__init__(daemon=True)
         self.address = address
+        self.size = size
         self.latencies: list[float] = []
         self.finished = threading.Event()
+        self.failure: BaseException | None = None
 
     def run(self) -> None:
+        try:
+            self.check()
+        except BaseException as error:  # handed to the main thread by finish()
+            self.failure = error
+
+    def check(self) -> None:
         from stopgate.v1 import common_pb2, quarantine_check_pb2, quarantine_check_pb2_grpc
 
         request = quarantine_check_pb2.CheckBatchRequest(
             licence_id="licence-000",
             sender=common_pb2.Sender(address="ACME"),
             category=common_pb2.MESSAGE_CATEGORY_MARKETING,
-            phone_numbers=[f"+336{i:08d}" for i in range(0, 100 * LICENCES, LICENCES)],  # all licence-000
+            phone_numbers=[  # all licence-000's (see fill)
+                f"+336{i:08d}" for i in range(0, min(self.size, 100 * LICENCES), LICENCES)
+            ],
         )
         metadata = (("authorization", f"Bearer {os.environ['STOPGATE_TOKEN']}"),)
         with grpc.insecure_channel(self.address) as channel:
@@ -110,11 +127,16 @@ class ChecksWhileLoading(threading.Thread):
                 started = time.perf_counter()
                 response = stub.CheckBatch(request, metadata=metadata, timeout=60)
                 self.latencies.append(time.perf_counter() - started)
-                assert response.blocked_count == len(request.phone_numbers)
+                wanted = len(request.phone_numbers)
+                if response.blocked_count != wanted:
+                    raise RuntimeError(f"{response.blocked_count} of {wanted} quarantined numbers blocked")
 
     def finish(self) -> list[float]:
+        """Stop checking; the latencies, sorted. Raises what stopped the checks early, if anything did."""
         self.finished.set()
         self.join()
+        if self.failure is not None:
+            raise RuntimeError("a check while the index loaded failed") from self.failure
         return sorted(self.latencies)
 
 
@@ -126,7 +148,7 @@ def start_and_measure(dsn: str, size: int) -> dict[str, Any]:
 
     def check_while_loading(address: str) -> None:
         if size:
-            checks.append(ChecksWhileLoading(address))
+            checks.append(ChecksWhileLoading(address, size))
             checks[-1].start()
 
     with stopgate_server(dsn, "block list index loaded", on_serving=check_while_loading) as server:

@@ -1,11 +1,13 @@
 """Retries of idempotent calls on UNAVAILABLE, with exponential backoff and full jitter.
 
-Where gRPC can do it, it does: `RetryConfig.service_config` becomes the channel's service config, so gRPC
-core retries the methods that are always idempotent (with its retry throttling, which stops a fleet of
-clients from hammering a server that is down). Two cases need the client itself, with the same settings:
-`CheckBatch` is idempotent only without `campaign_id` (with one it records sends, which must not be counted
-twice), and `StreamEvents` reconnects and re-sends its unacked batches, which is safe because ingest is
-idempotent on event_id. RecordSends, QuarantineNumbers and ReleaseNumbers are never retried.
+Which methods are idempotent is declared once, in the protos (`option idempotency_level`), and read here
+from the generated descriptors. Where gRPC can do it, it does: `RetryConfig.service_config` becomes the
+channel's service config, so gRPC core retries the methods that are always idempotent (with its retry
+throttling, which stops a fleet of clients from hammering a server that is down). Two cases need the client
+itself, with the same settings: `CheckBatch` is idempotent only without `campaign_id` (with one it records
+sends, which must not be counted twice), so the protos leave it at the default level; and `StreamEvents`
+reconnects and re-sends its unacked batches, which is safe because ingest is idempotent on event_id.
+RecordSends, QuarantineNumbers and ReleaseNumbers are never retried.
 """
 
 from __future__ import annotations
@@ -17,20 +19,30 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+from google.protobuf.descriptor import MethodDescriptor
+from google.protobuf.descriptor_pb2 import MethodOptions
 
-# Methods whose effect does not depend on how many times they run (IngestEvent: idempotent on event_id).
+from stopgate.v1 import message_compliance_pb2, quarantine_check_pb2, reporting_pb2, stop_ingest_pb2
+
+_CONTRACTS = (quarantine_check_pb2, stop_ingest_pb2, message_compliance_pb2, reporting_pb2)
+# The `idempotency_level`s of methods whose effect does not depend on how many times they run.
+_IDEMPOTENT_LEVELS = frozenset({MethodOptions.NO_SIDE_EFFECTS, MethodOptions.IDEMPOTENT})
+
+
+def _retried_by_the_channel(method: MethodDescriptor) -> bool:
+    """Whether the channel's service config retries `method`: its protos declare it idempotent and it takes
+    a single request (a request stream, StreamEvents, is resumed by the client itself, see
+    `stopgate.events`)."""
+    return method.GetOptions().idempotency_level in _IDEMPOTENT_LEVELS and not method.client_streaming
+
+
 IDEMPOTENT_METHODS: dict[str, tuple[str, ...]] = {
-    "stopgate.v1.QuarantineCheck": ("GetNumberStatus",),
-    "stopgate.v1.StopIngest": ("IngestEvent", "ClassifyText"),
-    "stopgate.v1.MessageCompliance": ("CheckMessage", "CheckMessages", "ListCountryPolicies"),
-    "stopgate.v1.Reporting": (
-        "GetCampaignReport",
-        "ListCampaignReports",
-        "ExportInteractions",
-        "ExportQuarantine",
-        "GetLicenceSummary",
-    ),
+    service.full_name: methods
+    for contract in _CONTRACTS
+    for service in contract.DESCRIPTOR.services_by_name.values()
+    if (methods := tuple(m.name for m in service.methods if _retried_by_the_channel(m)))
 }
+"""The methods the channel retries, by full service name ("stopgate.v1.Reporting")."""
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,11 @@ from stopgate_server.store.embedded import EmbeddedPostgres
 from stopgate_server.store.ingest import IngestStore
 from stopgate_server.store.quarantine import QuarantineStore
 from stopgate_server.store.reporting import ReportingStore
+from stopgate_server.store.sends import SendsStore
+from stopgate_server.usecases.checks import Checks
+from stopgate_server.usecases.ingest import Ingest
+from stopgate_server.usecases.numbers import Numbers
+from stopgate_server.usecases.reports import Reports
 
 log = logging.getLogger(__name__)
 
@@ -132,11 +137,12 @@ class Application:
         self.index.on_restart = metrics.INDEX_RESTARTS.inc
         self.index.on_reloaded = lambda kind, lists: metrics.INDEX_RELOADED_LISTS.labels(kind).inc(lists)
         await self.index.start()
+        quarantine = QuarantineStore(self.pool, self.index)
         servicers = (
-            QuarantineCheckServicer(QuarantineStore(self.pool, self.index)),
-            StopIngestServicer(IngestStore(self.pool, self.index)),
+            QuarantineCheckServicer(Checks(quarantine, SendsStore(self.pool)), Numbers(quarantine)),
+            StopIngestServicer(Ingest(IngestStore(self.pool, self.index))),
             MessageComplianceServicer(policy_table, self.settings.max_message_parts),
-            ReportingServicer(ReportingStore(self.pool)),
+            ReportingServicer(Reports(ReportingStore(self.pool))),
         )
         for (_, add_to_server), servicer in zip(SERVICES, servicers, strict=True):
             add_to_server(servicer, self.server)

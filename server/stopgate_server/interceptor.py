@@ -15,6 +15,7 @@ import grpc
 from google.protobuf.message import DecodeError
 from grpc_status import rpc_status
 
+from stopgate_server.api.wire import EncodedResponse
 from stopgate_server.auth import Authoriser
 from stopgate_server.errors import DeadlineExceeded, FieldViolation, InvalidArgument, status_for
 from stopgate_server.obs import metrics
@@ -150,12 +151,13 @@ def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], 
 
 
 def _encoded_as_returned(serializer: Callable[[Any], bytes] | None) -> Callable[[Any], bytes] | None:
-    """A serializer that passes on responses a servicer encoded itself (CheckBatch does, see api/wire.py)."""
+    """A serializer that sends an `EncodedResponse` (a response a servicer encoded itself: CheckBatch's, see
+    api/wire.py) as it is, and serializes any other response, plain bytes included."""
     if serializer is None:
         return None
 
     def serialize(response: Any) -> bytes:
-        return response if isinstance(response, bytes) else serializer(response)
+        return response.payload if isinstance(response, EncodedResponse) else serializer(response)
 
     return serialize
 

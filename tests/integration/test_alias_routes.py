@@ -23,6 +23,7 @@ from stopgate.v1 import (
     quarantine_check_pb2,
     quarantine_check_pb2_grpc,
     reporting_pb2,
+    reporting_pb2_grpc,
     stop_ingest_pb2,
     stop_ingest_pb2_grpc,
 )
@@ -386,3 +387,29 @@ async def test_the_seed_alias_flow_end_to_end_through_the_client(client: EitherC
     assert start.ack.attribution_rule == ROUTE
     released = await client.call("check_batch", "acme", [PHONE], sender=ALIAS, category=MARKETING)
     assert [r.verdict for r in released.results] == [qc.VERDICT_ALLOW]
+
+
+async def test_an_event_points_to_the_very_send_it_was_attributed_to(
+    checks: Any, ingest: Any, db: asyncpg.Connection, channel: grpc.aio.Channel
+) -> None:
+    """Two sends to one number at the same instant (a number listed twice in one RecordSends): the STOP is
+    attributed to one send, by its id, and the export shows that one STOPPED and the other SENT."""
+    request = qc.RecordSendsRequest(
+        licence_id="acme", campaign_id="twice", sender=ALIAS, phone_numbers=[PHONE, PHONE]
+    )
+    await checks.RecordSends(request, timeout=10)
+    await stop_to(ingest, "36180")
+    sends = await db.fetch("SELECT send_id, sent_at FROM sends WHERE phone = $1", PHONE)
+    attributed = await db.fetchval("SELECT attributed_send_id FROM inbound_events WHERE event_id = 'evt-1'")
+    assert len(sends) == 2
+    assert sends[0]["sent_at"] == sends[1]["sent_at"]
+    assert attributed in {row["send_id"] for row in sends}
+    reporting = reporting_pb2_grpc.ReportingStub(channel)
+    export = reporting_pb2.ExportInteractionsRequest(licence_id="acme", campaign_id="twice")
+    statuses = [
+        row.status async for chunk in reporting.ExportInteractions(export) for row in chunk.interactions
+    ]
+    assert sorted(statuses) == [
+        reporting_pb2.INTERACTION_STATUS_SENT,
+        reporting_pb2.INTERACTION_STATUS_STOPPED,
+    ]

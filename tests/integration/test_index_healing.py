@@ -243,7 +243,7 @@ async def test_postgresql_and_the_index_sum_up_lists_alike(app: Application, db:
         "INSERT INTO shortcode_stop_list (phone, shortcode, since) VALUES ('+33612345678', '36180', now())"
     )
     await app.index.sync()
-    rows = await db.fetch(QUERIES["blocklist_summary"])
+    rows = await db.fetch(QUERIES["blocklist_summary"].sql)
     assert {(r["kind"], r["list_key"]) for r in rows} == {("q", "big"), ("q", "small"), ("s", "36180")}
     for row in rows:
         ours = app.index._digest((row["kind"], row["list_key"]))

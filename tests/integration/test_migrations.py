@@ -145,3 +145,41 @@ async def test_stop_lists_keyed_in_other_digits_move_to_ascii(cluster: EmbeddedP
         ("+33612340002", "36180", 3),
         ("+33612340003", "60999", 4),
     ]
+
+
+async def test_events_stored_before_0008_point_to_their_send(cluster: EmbeddedPostgres) -> None:
+    """Before version 8 an event kept only the time of its send: migration 0008 numbers every send and
+    points each attributed event to the send with its phone, licence, campaign and time."""
+    connection = await asyncpg.connect(await _empty_database(cluster, "sends_before_0008"))
+    sent = datetime(2026, 1, 5, tzinfo=UTC)
+    try:
+        await migrate(connection, load_migrations()[:7])
+        await connection.execute("SELECT stopgate_ensure_sends_partitions(date '2026-01-01', 1)")
+        await connection.executemany(
+            "INSERT INTO sends (phone, sent_at, licence_id, campaign_id, sender)"
+            " VALUES ($1, $2, $3, $4, 'ACME')",
+            [
+                ("+33612340001", sent, "acme", "spring"),
+                ("+33612340001", sent, "acme", "summer"),  # the same phone and time, another campaign
+                ("+33612340002", sent, "acme", "spring"),
+            ],
+        )
+        await connection.executemany(
+            "INSERT INTO inbound_events (phone, event_id, received_at, source, intent, outcome, licence_id,"
+            " campaign_id, attributed_sent_at) VALUES ($1, $2, $3, 'SMS_REPLY', 'OPT_OUT', 'QUARANTINED',"
+            " $4, $5, $6)",
+            [
+                ("+33612340001", "e1", sent, "acme", "summer", sent),
+                ("+33612340002", "e2", sent, None, None, None),  # attributed to nothing
+            ],
+        )
+        await migrate(connection)
+        pointed = await connection.fetch(
+            "SELECT e.event_id, s.campaign_id FROM inbound_events e"
+            " LEFT JOIN sends s ON s.send_id = e.attributed_send_id ORDER BY e.event_id"
+        )
+        ids = await connection.fetch("SELECT send_id FROM sends")
+    finally:
+        await connection.close()
+    assert [(r["event_id"], r["campaign_id"]) for r in pointed] == [("e1", "summer"), ("e2", None)]
+    assert len({r["send_id"] for r in ids}) == 3

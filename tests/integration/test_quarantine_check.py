@@ -14,7 +14,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from stopgate.v1 import common_pb2, quarantine_check_pb2, quarantine_check_pb2_grpc
 from stopgate_server.app import Application
-from stopgate_server.store.quarantine import from_epoch_us
+from stopgate_server.domain.times import from_micros
 
 pb = quarantine_check_pb2
 ACME = common_pb2.Sender(address="ACME")
@@ -400,7 +400,7 @@ async def test_large_lists_are_exact_whether_announced_or_loaded(
         assert app.index is not None
         found = app.index.find("acme", "", asked)
         assert found is not None
-        return {phone: from_epoch_us(us) for phone, us in found[0].items()}
+        return {phone: from_micros(us) for phone, us in found[0].items()}
 
     assert found_by_index() == stored
     assert app.index.quarantine_size == 2700

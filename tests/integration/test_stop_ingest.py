@@ -16,8 +16,11 @@ from stopgate.v1 import (
     stop_ingest_pb2,
     stop_ingest_pb2_grpc,
 )
-from stopgate_server.store.ingest import Event, round_arguments
+from stopgate_server.domain.ingest import Classified, Inbound, Source
+from stopgate_server.domain.keywords import Classification, Intent, MatchKind
+from stopgate_server.store.ingest import round_parameters
 from stopgate_server.store.queries import QUERIES
+from stopgate_server.usecases.ingest import BOUNDS
 
 pb, qc = stop_ingest_pb2, quarantine_check_pb2
 SMS, GATEWAY, WEB = (
@@ -321,13 +324,33 @@ async def test_the_duplicate_check_probes_the_primary_key_whatever_the_statistic
     stays cached on the connection while the table grows: the duplicate check must still only probe the key
     (migration 0006), not scan the table once per event."""
 
-    def stops(prefix: str, count: int) -> list[object]:
+    def stops(prefix: str, count: int) -> tuple[object, ...]:
         now = datetime.now(UTC)
-        fields = ("SMS_REPLY", "", "", "", "STOP", "", "", "", "", "OPT_OUT", "STOP", "EXACT")
-        return round_arguments([Event(f"+336{i:08d}", f"{prefix}-{i}", now, *fields) for i in range(count)])
+        stop = Classification(Intent.OPT_OUT, "STOP", MatchKind.EXACT)
+        events = [
+            Classified(
+                Inbound(
+                    f"{prefix}-{i}",
+                    f"+336{i:08d}",
+                    now,
+                    Source.SMS_REPLY,
+                    "",
+                    "",
+                    "",
+                    "STOP",
+                    "",
+                    "",
+                    "",
+                    None,
+                ),
+                stop,
+            )
+            for i in range(count)
+        ]
+        return QUERIES["ingest_round"].bind(**round_parameters(events, BOUNDS))[1:]
 
     await db.execute("ANALYZE inbound_events")
-    statement = await db.prepare(QUERIES["ingest_round"])
+    statement = await db.prepare(QUERIES["ingest_round"].sql)
     for k in range(6):  # past the first custom plans: a generic plan is cached
         await statement.fetch(*stops(f"warm-{k}", 5))
     await db.execute(

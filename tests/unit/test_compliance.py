@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -11,6 +13,7 @@ from stopgate_server.domain.segments import GSM7_BASIC
 from stopgate_server.domain.senders import SenderKind
 
 POLICIES = load()
+SPAIN = load(Path(__file__).parents[1] / "fixtures" / "policies_spain.toml").for_country("ES")
 ALIAS, SHORT, LONG = SenderKind.ALPHANUMERIC, SenderKind.SHORTCODE, SenderKind.LONGCODE
 
 
@@ -61,6 +64,37 @@ def test_verdicts(
     result = assess(text, POLICIES.for_country(country), sender, category)
     assert result.verdict is verdict
     assert [v.code for v in result.violations] == codes
+
+
+@pytest.mark.parametrize(
+    ("text", "verdict", "found", "codes"),
+    [
+        ("Rebajas -50% BAJA 36180", Verdict.COMPLIANT, "BAJA 36180", []),
+        ("Rebajas -50%. Baja al 36180.", Verdict.COMPLIANT, "Baja al 36180", []),
+        ("Rebajas -50% baja: 00000", Verdict.COMPLIANT, "baja: 00000", []),
+        (
+            "BAJA 36180 y no recibirá nada. Rebajas",
+            Verdict.NON_COMPLIANT,
+            "BAJA 36180",
+            ["STOP_MENTION_NOT_AT_END"],
+        ),
+        ("Rebajas -50%", Verdict.NON_COMPLIANT, "", ["STOP_MENTION_MISSING"]),
+        ("Rebajas -50% STOP 36180", Verdict.NON_COMPLIANT, "", ["STOP_MENTION_MISSING"]),  # France's word
+        ("Rebajas 36180", Verdict.NON_COMPLIANT, "", ["STOP_MENTION_MISSING"]),  # BAJA only as a whole word
+    ],
+)
+def test_the_mention_searched_for_is_the_policy_mention_text(
+    text: str, verdict: Verdict, found: str, codes: list[str]
+) -> None:
+    result = assess(text, SPAIN, SHORT, "MARKETING", shortcode="36180")
+    assert (result.verdict, result.mention.text) == (verdict, found)
+    assert [v.code for v in result.violations] == codes
+
+
+def test_spain_suggestion_ends_with_its_mention() -> None:
+    result = assess("Rebajas -50%", SPAIN, ALIAS, "MARKETING", shortcode="36180")
+    assert result.suggested_text == "Rebajas -50% BAJA 36180"
+    assert assess(result.suggested_text, SPAIN, ALIAS, "MARKETING").verdict is Verdict.COMPLIANT
 
 
 def test_france_operator_appends_and_fills_the_shortcode() -> None:
@@ -116,3 +150,9 @@ def test_a_suggested_text_is_always_compliant(text: str, country: str, shortcode
     policy = POLICIES.for_country(country)
     suggested = assess(text, policy, ALIAS, "MARKETING", shortcode=shortcode).suggested_text
     assert assess(suggested, policy, ALIAS, "MARKETING", shortcode=shortcode).verdict is Verdict.COMPLIANT
+
+
+@given(text=MARKETING_TEXT, shortcode=st.sampled_from(["", "36180"]))
+def test_a_suggested_text_is_always_compliant_with_a_mention_from_data(text: str, shortcode: str) -> None:
+    suggested = assess(text, SPAIN, ALIAS, "MARKETING", shortcode=shortcode).suggested_text
+    assert assess(suggested, SPAIN, ALIAS, "MARKETING", shortcode=shortcode).verdict is Verdict.COMPLIANT

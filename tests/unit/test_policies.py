@@ -8,6 +8,8 @@ import pytest
 from stopgate_server.domain.policies import POLICY_FILE, PolicyError, load
 from stopgate_server.domain.senders import SenderKind
 
+FIXTURES = Path(__file__).parents[1] / "fixtures"
+
 
 def test_the_shipped_policies() -> None:
     table = load()
@@ -72,6 +74,33 @@ def _write(tmp_path: Path, body: str) -> Path:
 )
 def test_invalid_files_name_the_entry(tmp_path: Path, body: str, message: str) -> None:
     with pytest.raises(PolicyError, match=message):
+        load(_write(tmp_path, body))
+
+
+def test_a_mention_without_stop_loads() -> None:
+    table = load(FIXTURES / "policies_spain.toml")
+    assert [p.country for p in table.policies] == ["ES", "*"]
+    spain = table.for_country("ES")
+    assert spain.mention_text == "BAJA 00000"
+    assert spain.requires_mention(SenderKind.SHORTCODE, "MARKETING")
+
+
+@pytest.mark.parametrize(
+    ("mention_text", "message"),
+    [
+        ("   ", "required when a mention is required"),
+        ("00000", "needs a word besides the placeholder"),
+        ("STOP (00000)", r'would not find "STOP \(00000\)"'),
+        ("STOP00000", 'would not find "STOP36180"'),  # found as written, but not once the shortcode is in
+        ("BAJA 00000 ?", "would not find"),  # "?" may not follow a mention at the end
+    ],
+)
+def test_a_mention_the_checker_cannot_find_is_refused(
+    tmp_path: Path, mention_text: str, message: str
+) -> None:
+    spain = VALID_ENTRY.format(country="ES", types='"SHORTCODE"').replace("STOP 00000", mention_text)
+    body = 'version = "1"\n' + VALID_ENTRY.format(country="*", types="") + spain
+    with pytest.raises(PolicyError, match=rf"policy\[1\]\.mention_text: .*{message}"):
         load(_write(tmp_path, body))
 
 

@@ -9,7 +9,8 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from hypothesis import given
 from hypothesis import strategies as st
-from stopgate_server.api.validation import Violations, to_datetime
+from stopgate_server.api.mapping import to_datetime
+from stopgate_server.api.validation import Violations
 
 
 @pytest.mark.parametrize(

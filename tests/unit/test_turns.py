@@ -7,7 +7,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Sequence
 
-from stopgate_server.api.turns import TURN_S, in_turns
+from stopgate_server.turns import TURN_S, in_turns
 
 
 async def other_calls_during(work: Awaitable[list[int]]) -> tuple[list[int], int]:

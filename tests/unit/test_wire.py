@@ -1,9 +1,11 @@
-"""The hand-encoded CheckBatchResponse is byte for byte what the generated serializer makes."""
+"""The hand-encoded CheckBatchResponse is byte for byte what the generated serializer makes, and its
+templates know every field of CheckResult."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from hypothesis import given
 from hypothesis import strategies as st
@@ -56,7 +58,7 @@ def test_encoding_equals_the_generated_serializer(
     expected = pb.CheckBatchResponse(results=results)
     expected.MergeFrom(totals)
 
-    encoded = wire.check_batch_response(raw_numbers, e164_forms, decided, totals)
+    encoded = wire.check_batch_response(raw_numbers, e164_forms, decided, totals).payload
 
     assert encoded == expected.SerializeToString()
     assert pb.CheckBatchResponse.FromString(encoded) == expected
@@ -85,15 +87,41 @@ def test_numbers_of_one_length_equal_the_generated_serializer(
     )
     expected.MergeFrom(totals)
 
-    assert (
-        wire.check_batch_response(raw_numbers, raw_numbers, decided, totals) == expected.SerializeToString()
-    )
+    encoded = wire.check_batch_response(raw_numbers, raw_numbers, decided, totals).payload
+    assert encoded == expected.SerializeToString()
 
 
 def test_a_batch_of_plain_allows_is_encoded_in_bulk() -> None:
     numbers = [f"+336{n:08d}" for n in range(1000)]
-    encoded = wire.check_batch_response(numbers, numbers, {}, pb.CheckBatchResponse(allowed_count=1000))
+    encoded = wire.check_batch_response(
+        numbers, numbers, {}, pb.CheckBatchResponse(allowed_count=1000)
+    ).payload
     parsed = pb.CheckBatchResponse.FromString(encoded)
     assert [r.e164 for r in parsed.results] == numbers
     assert {r.verdict for r in parsed.results} == {pb.VERDICT_ALLOW}
     assert parsed.allowed_count == 1000
+
+
+def test_the_templates_account_for_every_field_of_check_result() -> None:
+    """A field added to CheckResult fails here until wire.py says whether a plain ALLOW sets it (then its
+    templates must write it) or leaves it unset."""
+    declared = [*wire.PLAIN_ALLOW_WRITES, *wire.PLAIN_ALLOW_LEAVES_UNSET]
+    assert sorted(declared) == sorted(field.name for field in pb.CheckResult.DESCRIPTOR.fields)
+
+
+@pytest.mark.parametrize(
+    "raw_numbers",
+    [
+        ["+33612345678", "+33612345679"],
+        ["+33612345678", "0612345678"],
+        ["+33612345678", "０６１２３４５６７８"],
+    ],
+    ids=["one length", "mixed lengths", "not ascii"],
+)
+def test_a_plain_allow_sets_exactly_the_fields_declared(raw_numbers: list[str]) -> None:
+    e164_forms = ["+33612345678", "+33612345678"]
+    encoded = wire.check_batch_response(raw_numbers, e164_forms, {}, pb.CheckBatchResponse()).payload
+    results = pb.CheckBatchResponse.FromString(encoded).results
+    assert {tuple(field.name for field, _ in result.ListFields()) for result in results} == {
+        wire.PLAIN_ALLOW_WRITES
+    }

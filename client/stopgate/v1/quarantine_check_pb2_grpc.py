@@ -72,6 +72,8 @@ class QuarantineCheckServicer:
         """Checks up to 10,000 numbers for one licence, sender and category. One result per input, same order.
         With campaign_id, the allowed numbers are recorded as sends of that campaign before the answer is sent.
         Fails closed: when the quarantine state cannot be read the call fails with UNAVAILABLE, never ALLOW.
+        Idempotent only without campaign_id (with one, a repeated call records its sends again), so it keeps
+        the default idempotency level: callers may retry it freely only when campaign_id is empty.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -79,6 +81,7 @@ class QuarantineCheckServicer:
 
     def RecordSends(self, request, context):
         """Records sends made without CheckBatch (or checked earlier), for attribution and campaign reports.
+        Not idempotent: a repeated call records the sends again.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -92,7 +95,8 @@ class QuarantineCheckServicer:
         raise NotImplementedError('Method not implemented!')
 
     def QuarantineNumbers(self, request, context):
-        """Quarantines numbers by hand (administrators). Audited.
+        """Quarantines numbers by hand (administrators). Audited. Not idempotent: every call adds to the audit
+        history.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -100,6 +104,7 @@ class QuarantineCheckServicer:
 
     def ReleaseNumbers(self, request, context):
         """Releases numbers from quarantine by hand (administrators), given proof of renewed consent. Audited.
+        Not idempotent: every call adds to the audit history.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

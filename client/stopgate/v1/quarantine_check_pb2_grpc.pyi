@@ -39,15 +39,23 @@ class QuarantineCheckStub:
     """Checks up to 10,000 numbers for one licence, sender and category. One result per input, same order.
     With campaign_id, the allowed numbers are recorded as sends of that campaign before the answer is sent.
     Fails closed: when the quarantine state cannot be read the call fails with UNAVAILABLE, never ALLOW.
+    Idempotent only without campaign_id (with one, a repeated call records its sends again), so it keeps
+    the default idempotency level: callers may retry it freely only when campaign_id is empty.
     """
     RecordSends: _grpc.UnaryUnaryMultiCallable[_quarantine_check_pb2.RecordSendsRequest, _quarantine_check_pb2.RecordSendsResponse]
-    """Records sends made without CheckBatch (or checked earlier), for attribution and campaign reports."""
+    """Records sends made without CheckBatch (or checked earlier), for attribution and campaign reports.
+    Not idempotent: a repeated call records the sends again.
+    """
     GetNumberStatus: _grpc.UnaryUnaryMultiCallable[_quarantine_check_pb2.GetNumberStatusRequest, _quarantine_check_pb2.GetNumberStatusResponse]
     """Everything stopgate knows about one number in one licence: quarantine, stop lists, last send, history."""
     QuarantineNumbers: _grpc.UnaryUnaryMultiCallable[_quarantine_check_pb2.QuarantineNumbersRequest, _quarantine_check_pb2.QuarantineNumbersResponse]
-    """Quarantines numbers by hand (administrators). Audited."""
+    """Quarantines numbers by hand (administrators). Audited. Not idempotent: every call adds to the audit
+    history.
+    """
     ReleaseNumbers: _grpc.UnaryUnaryMultiCallable[_quarantine_check_pb2.ReleaseNumbersRequest, _quarantine_check_pb2.ReleaseNumbersResponse]
-    """Releases numbers from quarantine by hand (administrators), given proof of renewed consent. Audited."""
+    """Releases numbers from quarantine by hand (administrators), given proof of renewed consent. Audited.
+    Not idempotent: every call adds to the audit history.
+    """
 
 @_typing.type_check_only
 class QuarantineCheckAsyncStub(QuarantineCheckStub):
@@ -60,15 +68,23 @@ class QuarantineCheckAsyncStub(QuarantineCheckStub):
     """Checks up to 10,000 numbers for one licence, sender and category. One result per input, same order.
     With campaign_id, the allowed numbers are recorded as sends of that campaign before the answer is sent.
     Fails closed: when the quarantine state cannot be read the call fails with UNAVAILABLE, never ALLOW.
+    Idempotent only without campaign_id (with one, a repeated call records its sends again), so it keeps
+    the default idempotency level: callers may retry it freely only when campaign_id is empty.
     """
     RecordSends: _aio.UnaryUnaryMultiCallable[_quarantine_check_pb2.RecordSendsRequest, _quarantine_check_pb2.RecordSendsResponse]  # type: ignore[assignment]
-    """Records sends made without CheckBatch (or checked earlier), for attribution and campaign reports."""
+    """Records sends made without CheckBatch (or checked earlier), for attribution and campaign reports.
+    Not idempotent: a repeated call records the sends again.
+    """
     GetNumberStatus: _aio.UnaryUnaryMultiCallable[_quarantine_check_pb2.GetNumberStatusRequest, _quarantine_check_pb2.GetNumberStatusResponse]  # type: ignore[assignment]
     """Everything stopgate knows about one number in one licence: quarantine, stop lists, last send, history."""
     QuarantineNumbers: _aio.UnaryUnaryMultiCallable[_quarantine_check_pb2.QuarantineNumbersRequest, _quarantine_check_pb2.QuarantineNumbersResponse]  # type: ignore[assignment]
-    """Quarantines numbers by hand (administrators). Audited."""
+    """Quarantines numbers by hand (administrators). Audited. Not idempotent: every call adds to the audit
+    history.
+    """
     ReleaseNumbers: _aio.UnaryUnaryMultiCallable[_quarantine_check_pb2.ReleaseNumbersRequest, _quarantine_check_pb2.ReleaseNumbersResponse]  # type: ignore[assignment]
-    """Releases numbers from quarantine by hand (administrators), given proof of renewed consent. Audited."""
+    """Releases numbers from quarantine by hand (administrators), given proof of renewed consent. Audited.
+    Not idempotent: every call adds to the audit history.
+    """
 
 class QuarantineCheckServicer(metaclass=_abc_1.ABCMeta):
     """QuarantineCheck answers, before every send, which numbers a licence may still message, records sends
@@ -84,6 +100,8 @@ class QuarantineCheckServicer(metaclass=_abc_1.ABCMeta):
         """Checks up to 10,000 numbers for one licence, sender and category. One result per input, same order.
         With campaign_id, the allowed numbers are recorded as sends of that campaign before the answer is sent.
         Fails closed: when the quarantine state cannot be read the call fails with UNAVAILABLE, never ALLOW.
+        Idempotent only without campaign_id (with one, a repeated call records its sends again), so it keeps
+        the default idempotency level: callers may retry it freely only when campaign_id is empty.
         """
 
     @_abc_1.abstractmethod
@@ -92,7 +110,9 @@ class QuarantineCheckServicer(metaclass=_abc_1.ABCMeta):
         request: _quarantine_check_pb2.RecordSendsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_quarantine_check_pb2.RecordSendsResponse, _abc.Awaitable[_quarantine_check_pb2.RecordSendsResponse]]:
-        """Records sends made without CheckBatch (or checked earlier), for attribution and campaign reports."""
+        """Records sends made without CheckBatch (or checked earlier), for attribution and campaign reports.
+        Not idempotent: a repeated call records the sends again.
+        """
 
     @_abc_1.abstractmethod
     def GetNumberStatus(
@@ -108,7 +128,9 @@ class QuarantineCheckServicer(metaclass=_abc_1.ABCMeta):
         request: _quarantine_check_pb2.QuarantineNumbersRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_quarantine_check_pb2.QuarantineNumbersResponse, _abc.Awaitable[_quarantine_check_pb2.QuarantineNumbersResponse]]:
-        """Quarantines numbers by hand (administrators). Audited."""
+        """Quarantines numbers by hand (administrators). Audited. Not idempotent: every call adds to the audit
+        history.
+        """
 
     @_abc_1.abstractmethod
     def ReleaseNumbers(
@@ -116,6 +138,8 @@ class QuarantineCheckServicer(metaclass=_abc_1.ABCMeta):
         request: _quarantine_check_pb2.ReleaseNumbersRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_quarantine_check_pb2.ReleaseNumbersResponse, _abc.Awaitable[_quarantine_check_pb2.ReleaseNumbersResponse]]:
-        """Releases numbers from quarantine by hand (administrators), given proof of renewed consent. Audited."""
+        """Releases numbers from quarantine by hand (administrators), given proof of renewed consent. Audited.
+        Not idempotent: every call adds to the audit history.
+        """
 
 def add_QuarantineCheckServicer_to_server(servicer: QuarantineCheckServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -65,13 +65,15 @@ class StopIngestServicer:
     def StreamEvents(self, request_iterator, context):
         """Bidirectional stream. Each request holds 1 to 1,000 events; for each request exactly one response comes
         back, holding one ack per event in the same order, after all of them are committed.
+        Idempotent like IngestEvent: after a broken stream, re-send every request not acked yet.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def IngestEvent(self, request, context):
-        """The same for a single event, for low-rate ingress.
+        """The same for a single event, for low-rate ingress. Idempotent on event_id: re-sending an event
+        changes nothing and is acked DUPLICATE with its first attribution.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -40,9 +40,12 @@ class StopIngestStub:
     StreamEvents: _grpc.StreamStreamMultiCallable[_stop_ingest_pb2.StreamEventsRequest, _stop_ingest_pb2.StreamEventsResponse]
     """Bidirectional stream. Each request holds 1 to 1,000 events; for each request exactly one response comes
     back, holding one ack per event in the same order, after all of them are committed.
+    Idempotent like IngestEvent: after a broken stream, re-send every request not acked yet.
     """
     IngestEvent: _grpc.UnaryUnaryMultiCallable[_stop_ingest_pb2.IngestEventRequest, _stop_ingest_pb2.IngestEventResponse]
-    """The same for a single event, for low-rate ingress."""
+    """The same for a single event, for low-rate ingress. Idempotent on event_id: re-sending an event
+    changes nothing and is acked DUPLICATE with its first attribution.
+    """
     ClassifyText: _grpc.UnaryUnaryMultiCallable[_stop_ingest_pb2.ClassifyTextRequest, _stop_ingest_pb2.ClassifyTextResponse]
     """Dry run of the keyword classifier: what intent stopgate would read in a text. Stores nothing."""
 
@@ -58,9 +61,12 @@ class StopIngestAsyncStub(StopIngestStub):
     StreamEvents: _aio.StreamStreamMultiCallable[_stop_ingest_pb2.StreamEventsRequest, _stop_ingest_pb2.StreamEventsResponse]  # type: ignore[assignment]
     """Bidirectional stream. Each request holds 1 to 1,000 events; for each request exactly one response comes
     back, holding one ack per event in the same order, after all of them are committed.
+    Idempotent like IngestEvent: after a broken stream, re-send every request not acked yet.
     """
     IngestEvent: _aio.UnaryUnaryMultiCallable[_stop_ingest_pb2.IngestEventRequest, _stop_ingest_pb2.IngestEventResponse]  # type: ignore[assignment]
-    """The same for a single event, for low-rate ingress."""
+    """The same for a single event, for low-rate ingress. Idempotent on event_id: re-sending an event
+    changes nothing and is acked DUPLICATE with its first attribution.
+    """
     ClassifyText: _aio.UnaryUnaryMultiCallable[_stop_ingest_pb2.ClassifyTextRequest, _stop_ingest_pb2.ClassifyTextResponse]  # type: ignore[assignment]
     """Dry run of the keyword classifier: what intent stopgate would read in a text. Stores nothing."""
 
@@ -79,6 +85,7 @@ class StopIngestServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_stop_ingest_pb2.StreamEventsResponse], _abc.AsyncIterator[_stop_ingest_pb2.StreamEventsResponse]]:
         """Bidirectional stream. Each request holds 1 to 1,000 events; for each request exactly one response comes
         back, holding one ack per event in the same order, after all of them are committed.
+        Idempotent like IngestEvent: after a broken stream, re-send every request not acked yet.
         """
 
     @_abc_1.abstractmethod
@@ -87,7 +94,9 @@ class StopIngestServicer(metaclass=_abc_1.ABCMeta):
         request: _stop_ingest_pb2.IngestEventRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_stop_ingest_pb2.IngestEventResponse, _abc.Awaitable[_stop_ingest_pb2.IngestEventResponse]]:
-        """The same for a single event, for low-rate ingress."""
+        """The same for a single event, for low-rate ingress. Idempotent on event_id: re-sending an event
+        changes nothing and is acked DUPLICATE with its first attribution.
+        """
 
     @_abc_1.abstractmethod
     def ClassifyText(

@@ -7,14 +7,14 @@ from typing import Any
 
 from stopgate.v1 import common_pb2, message_compliance_pb2, message_compliance_pb2_grpc
 
-from stopgate_server.api.turns import in_turns
 from stopgate_server.api.validation import Violations
 from stopgate_server.domain import compliance, phones, segments
 from stopgate_server.domain.policies import DEFAULT_COUNTRY, PolicyTable
+from stopgate_server.turns import in_turns
 
 pb = message_compliance_pb2
 MAX_TEXTS = 1000
-TEXTS_PER_CHUNK = 10  # assessed between two looks at the clock: up to ~0.2 ms each for the longest texts
+TEXTS_PER_CHUNK = 10  # assessed between two looks at the clock (the longest texts take the longest)
 
 
 _ENCODINGS = {e: pb.Encoding.Value(f"ENCODING_{e.value}") for e in segments.Encoding}

@@ -9,13 +9,13 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncpg
 from stopgate.v1 import reporting_pb2, reporting_pb2_grpc
 
-from stopgate_server.api.quarantine_check import event_source, timestamp
-from stopgate_server.api.validation import EPOCH, Violations
-from stopgate_server.errors import NotFound
-from stopgate_server.store.reporting import ReportingStore
+from stopgate_server.api.mapping import SOURCES, stamp_fields, timestamp
+from stopgate_server.api.validation import Violations
+from stopgate_server.domain.reports import CampaignCounters
+from stopgate_server.domain.times import from_micros, to_micros
+from stopgate_server.usecases.reports import Reports
 
 pb = reporting_pb2
 DEFAULT_PAGE, MAX_PAGE = 100, 1000
@@ -24,57 +24,35 @@ DEFAULT_SUMMARY_RANGE = timedelta(days=30)
 MAX_SUMMARY_RANGE = timedelta(days=366)
 FIRST_INSTANT = datetime(1, 1, 1, tzinfo=UTC)  # the earliest a Timestamp (and a datetime) can hold
 MAX_TOKEN = 512  # a page token this service returns has fewer than 200 characters
-_MICROSECOND = timedelta(microseconds=1)
-_SOURCE_COLUMNS = (
-    ("SMS_REPLY", "unsubscribes_sms_reply"),
-    ("OPERATOR_NOTIFICATION", "unsubscribes_operator"),
-    ("WEB_UNSUBSCRIBE", "unsubscribes_web"),
-    ("GATEWAY", "unsubscribes_gateway"),
-    ("IMPORT", "unsubscribes_import"),
-)
 
 
-def campaign_report(row: asyncpg.Record) -> pb.CampaignReport:
-    """A counters row as a report; the rate is a percentage of unique recipients, two decimals."""
-    recipients = row["unique_recipients"]
-    rate = round(100 * row["unsubscribe_count"] / recipients, 2) if recipients else 0.0
+def campaign_report(counters: CampaignCounters) -> pb.CampaignReport:
     return pb.CampaignReport(
-        licence_id=row["licence_id"],
-        campaign_id=row["campaign_id"],
-        sent_count=row["sent_count"],
-        unique_recipients=recipients,
-        unsubscribe_count=row["unsubscribe_count"],
-        unsubscribe_rate_percent=rate,
+        licence_id=counters.licence_id,
+        campaign_id=counters.campaign_id,
+        sent_count=counters.sent_count,
+        unique_recipients=counters.unique_recipients,
+        unsubscribe_count=counters.unsubscribe_count,
+        unsubscribe_rate_percent=counters.unsubscribe_rate_percent,
         unsubscribes_by_source=[
-            pb.SourceCount(source=event_source(source), count=row[column])
-            for source, column in _SOURCE_COLUMNS
-            if row[column]
+            pb.SourceCount(source=SOURCES[source], count=number)
+            for source, number in counters.unsubscribes_by_source.items()
         ],
-        first_send_at=timestamp(row["first_send_at"]),
-        last_send_at=timestamp(row["last_send_at"]),
-        first_stop_at=timestamp(row["first_stop_at"]),
-        last_stop_at=timestamp(row["last_stop_at"]),
+        first_send_at=timestamp(counters.first_send_at),
+        last_send_at=timestamp(counters.last_send_at),
+        first_stop_at=timestamp(counters.first_stop_at),
+        last_stop_at=timestamp(counters.last_stop_at),
     )
 
 
-def _stamp(microseconds: int) -> dict[str, int]:
-    """A Timestamp's fields from epoch microseconds (a dict: protobuf builds the message in C)."""
-    seconds, micros = divmod(microseconds, 1_000_000)
-    return {"seconds": seconds, "nanos": micros * 1000}
-
-
-def _micros(moment: datetime) -> int:
-    return (moment - EPOCH) // _MICROSECOND
-
-
-_FIRST_MICROS, _LAST_MICROS = _micros(FIRST_INSTANT), _micros(datetime.max.replace(tzinfo=UTC))
+_FIRST_MICROS, _LAST_MICROS = to_micros(FIRST_INSTANT), to_micros(datetime.max.replace(tzinfo=UTC))
 Scope = tuple[str, int | None, int | None]
 
 
 def _scope(licence_id: str, start: datetime | None, end: datetime | None) -> Scope:
     """The filter of a ListCampaignReports request that its page tokens are bound to (not page_size, which
     may change from page to page)."""
-    return licence_id, None if start is None else _micros(start), None if end is None else _micros(end)
+    return licence_id, None if start is None else to_micros(start), None if end is None else to_micros(end)
 
 
 def _digest(scope: Scope, micros: int, campaign_id: str) -> str:
@@ -85,9 +63,10 @@ def _digest(scope: Scope, micros: int, campaign_id: str) -> str:
     return hashlib.blake2b(material, digest_size=8).hexdigest()
 
 
-def _encode_token(last: asyncpg.Record, scope: Scope) -> str:
+def _encode_token(last: CampaignCounters, scope: Scope) -> str:
     """The position after `last` (the keyset of the ordering), bound to the request's filter."""
-    micros, campaign_id = _micros(last["first_send_at"]), last["campaign_id"]
+    assert last.first_send_at is not None  # a page lists campaigns with sends only
+    micros, campaign_id = to_micros(last.first_send_at), last.campaign_id
     position = {"t": micros, "c": campaign_id, "h": _digest(scope, micros, campaign_id)}
     return base64.urlsafe_b64encode(json.dumps(position, separators=(",", ":")).encode()).decode()
 
@@ -112,12 +91,12 @@ def _decode_token(token: str, scope: Scope) -> tuple[datetime, str] | None:
     # store (NUL and lone surrogates are not printable)
     if not _FIRST_MICROS <= micros <= _LAST_MICROS or len(campaign_id) > 64 or not campaign_id.isprintable():
         return None
-    return EPOCH + micros * _MICROSECOND, campaign_id
+    return from_micros(micros), campaign_id
 
 
 class ReportingServicer(reporting_pb2_grpc.ReportingServicer):
-    def __init__(self, store: ReportingStore) -> None:
-        self.store = store
+    def __init__(self, reports: Reports) -> None:
+        self.reports = reports
 
     async def GetCampaignReport(
         self, request: pb.GetCampaignReportRequest, context: Any
@@ -126,12 +105,8 @@ class ReportingServicer(reporting_pb2_grpc.ReportingServicer):
         violations.identifier("licence_id", request.licence_id)
         violations.identifier("campaign_id", request.campaign_id)
         violations.raise_if_any()
-        row = await self.store.campaign(request.licence_id, request.campaign_id)
-        if row is None:
-            raise NotFound(
-                f"campaign {request.campaign_id!r} has no recorded send in licence {request.licence_id!r}"
-            )
-        return pb.GetCampaignReportResponse(report=campaign_report(row))
+        counters = await self.reports.campaign(request.licence_id, request.campaign_id)
+        return pb.GetCampaignReportResponse(report=campaign_report(counters))
 
     async def ListCampaignReports(
         self, request: pb.ListCampaignReportsRequest, context: Any
@@ -150,10 +125,10 @@ class ReportingServicer(reporting_pb2_grpc.ReportingServicer):
             violations.add("page_token", "not a token returned for this licence and time range")
         violations.raise_if_any()
         size = request.page_size or DEFAULT_PAGE
-        rows = await self.store.campaigns_page(request.licence_id, start, end, after, size + 1)
-        response = pb.ListCampaignReportsResponse(reports=[campaign_report(row) for row in rows[:size]])
-        if len(rows) > size:
-            response.next_page_token = _encode_token(rows[size - 1], scope)
+        page, more = await self.reports.campaigns_page(request.licence_id, start, end, after, size)
+        response = pb.ListCampaignReportsResponse(reports=[campaign_report(counters) for counters in page])
+        if more:
+            response.next_page_token = _encode_token(page[-1], scope)
         return response
 
     async def ExportInteractions(
@@ -164,22 +139,28 @@ class ReportingServicer(reporting_pb2_grpc.ReportingServicer):
         violations.identifier("campaign_id", request.campaign_id)
         violations.raise_if_any()
         stopped, sent = pb.INTERACTION_STATUS_STOPPED, pb.INTERACTION_STATUS_SENT
-        async for rows in self.store.export("export_interactions", request.licence_id, request.campaign_id):
+        async for rows in self.reports.interactions(request.licence_id, request.campaign_id):
             chunk = pb.ExportInteractionsResponse()
             add = chunk.interactions.add
-            for row in rows:  # up to a million rows per call: plain fields, no intermediate objects
-                sent_us, event_id = row["sent_us"], row["event_id"]
-                if event_id is None:
-                    add(phone_number=row["phone"], sender=row["sender"], status=sent, sent_at=_stamp(sent_us))
-                else:
+            for row in rows:  # up to a million rows per call: plain fields, no intermediate messages
+                if row.stop_event_id is None:
                     add(
-                        phone_number=row["phone"],
-                        sender=row["sender"],
+                        phone_number=row.phone,
+                        sender=row.sender,
+                        status=sent,
+                        sent_at=stamp_fields(row.sent_us),
+                    )
+                else:
+                    assert row.stopped_us is not None
+                    assert row.stop_source is not None
+                    add(
+                        phone_number=row.phone,
+                        sender=row.sender,
                         status=stopped,
-                        sent_at=_stamp(sent_us),
-                        stopped_at=_stamp(row["stopped_us"]),
-                        stop_source=event_source(row["source"]),
-                        stop_event_id=event_id,
+                        sent_at=stamp_fields(row.sent_us),
+                        stopped_at=stamp_fields(row.stopped_us),
+                        stop_source=SOURCES[row.stop_source],
+                        stop_event_id=row.stop_event_id,
                     )
             yield chunk
 
@@ -189,16 +170,16 @@ class ReportingServicer(reporting_pb2_grpc.ReportingServicer):
         violations = Violations()
         violations.identifier("licence_id", request.licence_id)
         violations.raise_if_any()
-        async for rows in self.store.export("export_quarantine", request.licence_id):
+        async for rows in self.reports.quarantine(request.licence_id):
             chunk = pb.ExportQuarantineResponse()
             for row in rows:
                 entry = chunk.entries.add(
-                    phone_number=row["phone"],
-                    source=event_source(row["source"]),
-                    campaign_id=row["campaign_id"] or "",
-                    event_id=row["event_id"] or "",
+                    phone_number=row.phone,
+                    source=SOURCES[row.source],
+                    campaign_id=row.campaign_id,
+                    event_id=row.event_id,
                 )
-                entry.since.FromDatetime(row["since"])
+                entry.since.FromDatetime(row.since)
             yield chunk
 
     async def GetLicenceSummary(
@@ -224,22 +205,18 @@ class ReportingServicer(reporting_pb2_grpc.ReportingServicer):
         violations.raise_if_any()
         assert start is not None
         assert end is not None
-        size, daily, campaigns = await self.store.licence_summary(
+        summary = await self.reports.licence_summary(
             request.licence_id, start, end, request.top_campaigns or DEFAULT_TOP
         )
-        counts = {row["day"].date(): row for row in daily}
-        response = pb.GetLicenceSummaryResponse(
-            quarantine_size=size, top_campaigns=[campaign_report(row) for row in campaigns]
+        return pb.GetLicenceSummaryResponse(
+            quarantine_size=summary.quarantine_size,
+            top_campaigns=[campaign_report(counters) for counters in summary.top_campaigns],
+            daily=[
+                pb.DailyActivity(
+                    day=timestamp(datetime(d.day.year, d.day.month, d.day.day, tzinfo=UTC)),
+                    stops=d.stops,
+                    opt_ins=d.opt_ins,
+                )
+                for d in summary.daily
+            ],
         )
-        # Every day from start's to end's (end excluded), counted rather than stepped past: a day after
-        # 9999-12-31 cannot even be computed
-        first, last = start.date(), (end - _MICROSECOND).date()
-        for offset in range((last - first).days + 1):
-            day = first + timedelta(days=offset)
-            row = counts.get(day)
-            response.daily.add(
-                day=timestamp(datetime(day.year, day.month, day.day, tzinfo=UTC)),
-                stops=row["stops"] if row else 0,
-                opt_ins=row["opt_ins"] if row else 0,
-            )
-        return response

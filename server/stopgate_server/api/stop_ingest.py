@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,13 +11,21 @@ from google.protobuf import json_format
 from google.rpc import status_pb2
 from stopgate.v1 import common_pb2, stop_ingest_pb2, stop_ingest_pb2_grpc
 
-from stopgate_server.api.quarantine_check import attribution_rule
-from stopgate_server.api.turns import in_turns
-from stopgate_server.api.validation import MAX_REASON, NUL, Violations, to_datetime
-from stopgate_server.domain import ingest, keywords, phones, senders
+from stopgate_server.api.mapping import (
+    INTENT_HINTS,
+    INTENTS,
+    MATCH_KINDS,
+    OUTCOMES,
+    SOURCE_OF,
+    attribution_rule,
+    to_datetime,
+)
+from stopgate_server.api.validation import MAX_REASON, NUL, Violations
+from stopgate_server.domain import ingest, senders
+from stopgate_server.domain.ingest import Inbound, Rejected
 from stopgate_server.errors import FieldViolation, InvalidArgument, status_for
-from stopgate_server.obs import metrics
-from stopgate_server.store.ingest import Event, IngestStore, Outcome, Rejected
+from stopgate_server.turns import in_turns
+from stopgate_server.usecases.ingest import Ack, Ingest
 
 pb = stop_ingest_pb2
 MAX_TEXT = 1600  # ten concatenated parts
@@ -27,31 +34,16 @@ MAX_EVENT_ID = 128
 REPLACEMENT = "\ufffd"  # stands for NUL, which PostgreSQL text and jsonb cannot hold, in stored raw input
 ACCEPTED_LATE = timedelta(days=31)  # replays after an outage
 ACCEPTED_EARLY = timedelta(minutes=5)  # clock skew of ingress
-EVENTS_PER_CHUNK = 5  # read between two looks at the clock: up to ~1 ms each for the longest texts
-_INTENTS = {i: common_pb2.Intent.Value(f"INTENT_{i.value}") for i in keywords.Intent}
-_INTENT_NAMES = {value: intent for intent, value in _INTENTS.items()}
-_STORED_INTENTS = {i.value: i for i in keywords.Intent}  # as store.ingest's outcomes name them
-_MATCH_KINDS = {
-    keywords.MatchKind.EXACT: common_pb2.MATCH_KIND_EXACT,
-    keywords.MatchKind.INFERRED: common_pb2.MATCH_KIND_INFERRED,
-    keywords.MatchKind.NONE: common_pb2.MATCH_KIND_UNSPECIFIED,
-}
-_STORED_MATCH_KINDS = {kind.value: _MATCH_KINDS[kind] for kind in keywords.MatchKind}
-_OUTCOMES = {name.removeprefix("INGEST_OUTCOME_"): value for name, value in pb.IngestOutcome.items()}
-_SOURCE_NAMES = {value: name.removeprefix("EVENT_SOURCE_") for name, value in common_pb2.EventSource.items()}
-_INBOUND_SOURCES = frozenset(common_pb2.EventSource.values()) - {
-    common_pb2.EVENT_SOURCE_UNSPECIFIED,
-    common_pb2.EVENT_SOURCE_MANUAL,
-}
+EVENTS_PER_CHUNK = 20  # read between two looks at the clock
+_INBOUND_SOURCES = frozenset(SOURCE_OF) - {common_pb2.EVENT_SOURCE_MANUAL}
 
 
 class _Read:
-    """One event of a request, read: valid (with its classification) or rejected (with its status)."""
+    """One event of a request, read: valid (an `Inbound`) or rejected (with its status)."""
 
     def __init__(self, raw: pb.InboundEvent, now: datetime) -> None:
         self.raw = raw
-        self.event: Event | None = None
-        self.language = ""
+        self.event: Inbound | None = None
         self.error: status_pb2.Status | None = None
         violations = Violations()
         if not raw.event_id:
@@ -81,23 +73,18 @@ class _Read:
         violations.text("country_prefix", raw.country_prefix, 16, required=False)
         violations.text("reason", raw.reason, MAX_REASON, required=False)
         violations.identifier("licence_id", raw.licence_id, required=False)
-        if raw.intent_hint not in _INTENT_NAMES and raw.intent_hint != 0:
+        if raw.intent_hint not in INTENT_HINTS and raw.intent_hint != 0:
             violations.add("intent_hint", f"unknown value {raw.intent_hint}")
         if violations.items:
             self.error, _ = status_for(InvalidArgument(violations.items))
             return
         assert phone is not None
         assert self.received_at is not None
-        source = _SOURCE_NAMES[raw.source]
-        hint = _INTENT_NAMES.get(raw.intent_hint)
-        country = phones.region_of(phone)
-        classification = ingest.intent_of(source, raw.text, hint, country)
-        self.language = classification.language or keywords.COUNTRY_LANGUAGES.get(country, "")
-        self.event = Event(
+        self.event = Inbound(
             event_id=raw.event_id,
             phone=phone,
             received_at=self.received_at,
-            source=source,
+            source=SOURCE_OF[raw.source],
             recipient=raw.recipient,
             shortcode=senders.shortcode_of(raw.recipient),
             network=raw.network,
@@ -105,10 +92,7 @@ class _Read:
             country_prefix=raw.country_prefix,
             reason=raw.reason,
             licence_hint=raw.licence_id,
-            intent_hint=hint.value if hint else "",
-            intent=classification.intent.value,
-            keyword=classification.keyword,
-            match_kind=classification.kind.value,
+            intent_hint=INTENT_HINTS.get(raw.intent_hint),
         )
 
     def rejected(self) -> Rejected:
@@ -120,56 +104,40 @@ class _Read:
             error=self.error.message,
         )
 
-    def ack(self, outcome: Outcome | None, now: datetime) -> pb.EventAck:
-        if outcome is None:
-            assert self.error is not None
-            return pb.EventAck(
-                event_id=self.raw.event_id, outcome=pb.INGEST_OUTCOME_REJECTED, error=self.error
-            )
-        assert self.event is not None
-        intent = _STORED_INTENTS[outcome.intent]
-        fresh = outcome.outcome != "DUPLICATE"
-        reply = ingest.reply_for(
-            intent, self.language, outcome.blocked and fresh, self.event.received_at, now
-        )
-        return pb.EventAck(
-            event_id=self.event.event_id,
-            outcome=_OUTCOMES[outcome.outcome],
-            intent=_INTENTS[intent],
-            matched_keyword=outcome.keyword,
-            match_kind=_STORED_MATCH_KINDS[outcome.match_kind],
-            attributed_licence_id=outcome.licence_id,
-            attributed_campaign_id=outcome.campaign_id,
-            attribution_rule=attribution_rule(outcome.attribution),
-            confirmation_allowed=reply.confirmation_allowed,
-            confirmation_text=reply.text,
-            e164=self.event.phone,
-        )
+    def rejected_ack(self) -> pb.EventAck:
+        assert self.error is not None
+        return pb.EventAck(event_id=self.raw.event_id, outcome=pb.INGEST_OUTCOME_REJECTED, error=self.error)
+
+
+def _event_ack(ack: Ack) -> pb.EventAck:
+    applied = ack.applied
+    return pb.EventAck(
+        event_id=ack.event.event_id,
+        outcome=OUTCOMES[applied.outcome],
+        intent=INTENTS[applied.intent],
+        matched_keyword=applied.keyword,
+        match_kind=MATCH_KINDS[applied.match_kind],
+        attributed_licence_id=applied.licence_id,
+        attributed_campaign_id=applied.campaign_id,
+        attribution_rule=attribution_rule(applied.attribution),
+        confirmation_allowed=ack.reply.confirmation_allowed,
+        confirmation_text=ack.reply.text,
+        e164=ack.event.phone,
+    )
 
 
 class StopIngestServicer(stop_ingest_pb2_grpc.StopIngestServicer):
-    def __init__(self, store: IngestStore) -> None:
-        self.store = store
+    def __init__(self, ingest: Ingest) -> None:
+        self.ingest = ingest
 
     async def _ingest(self, raw_events: Sequence[pb.InboundEvent]) -> list[pb.EventAck]:
         """Read, apply and commit one batch; the acks, in order, once it is durable."""
         now = datetime.now(UTC)
         reads = await in_turns(lambda chunk: [_Read(raw, now) for raw in chunk], raw_events, EVENTS_PER_CHUNK)
-        valid = [r for r in reads if r.event is not None]
-        events = [r.event for r in valid if r.event is not None]
-        with metrics.INGEST_IN_FLIGHT.track(), metrics.INGEST_BATCH_SECONDS.time():
-            outcomes = await self.store.ingest(events, [r.rejected() for r in reads if r.event is None])
-        by_read = dict(zip(map(id, valid), outcomes, strict=True))
-        acks = [read.ack(by_read.get(id(read)), now) for read in reads]
-        counted = Counter(
-            (event.source, outcome.intent, outcome.outcome)
-            for event, outcome in zip(events, outcomes, strict=True)
-        )
-        if len(valid) < len(reads):
-            counted["UNKNOWN", "UNSPECIFIED", "REJECTED"] = len(reads) - len(valid)
-        for labels, count in counted.items():  # one increment per label set: they cost ~1 µs each
-            metrics.INGESTED_EVENTS.labels(*labels).inc(count)
-        return acks
+        events = [read.event for read in reads if read.event is not None]
+        rejected = [read.rejected() for read in reads if read.event is None]
+        acks = iter(await self.ingest.apply(events, rejected, now))
+        return [_event_ack(next(acks)) if read.event is not None else read.rejected_ack() for read in reads]
 
     async def StreamEvents(
         self, request_iterator: AsyncIterator[pb.StreamEventsRequest], context: Any
@@ -191,11 +159,11 @@ class StopIngestServicer(stop_ingest_pb2_grpc.StopIngestServicer):
         violations.text("text", request.text, MAX_TEXT)
         violations.region("country", request.country)
         violations.raise_if_any()
-        result = keywords.classify(request.text, request.country)
+        result = self.ingest.classify(request.text, request.country)
         return pb.ClassifyTextResponse(
-            intent=_INTENTS[result.intent],
+            intent=INTENTS[result.intent],
             matched_keyword=result.keyword,
-            match_kind=_MATCH_KINDS[result.kind],
+            match_kind=MATCH_KINDS[result.kind],
             language=result.language,
         )
 

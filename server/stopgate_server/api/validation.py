@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from stopgate.v1 import common_pb2
 
+from stopgate_server.api.mapping import to_datetime
 from stopgate_server.domain import phones
 from stopgate_server.domain.senders import Sender, SenderKind, ascii_digits, infer_kind, shortcode_of
 from stopgate_server.errors import FieldViolation, InvalidArgument
@@ -19,29 +20,12 @@ NUL = "\x00"
 MAX_PHONE_INPUT = 64
 MAX_ACTOR = 128
 MAX_REASON = 500
-# What a google.protobuf.Timestamp may hold (timestamp.proto): 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
-FIRST_TIMESTAMP_SECOND = -62_135_596_800
-LAST_TIMESTAMP_SECOND = 253_402_300_799
-MAX_NANOS = 999_999_999
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 _SENDER_KINDS = {
     common_pb2.SENDER_TYPE_ALPHANUMERIC: SenderKind.ALPHANUMERIC,
     common_pb2.SENDER_TYPE_SHORTCODE: SenderKind.SHORTCODE,
     common_pb2.SENDER_TYPE_LONGCODE: SenderKind.LONGCODE,
 }
-
-
-def to_datetime(stamp: Timestamp) -> datetime | None:
-    """A Timestamp as a UTC datetime (to the microsecond), or None when it is not a valid Timestamp: seconds
-    outside 0001-01-01..9999-12-31, or nanos outside 0..999,999,999. It never raises, unlike
-    `Timestamp.ToDatetime`, whose ValueError would reach the caller as INTERNAL."""
-    if (
-        not FIRST_TIMESTAMP_SECOND <= stamp.seconds <= LAST_TIMESTAMP_SECOND
-        or not 0 <= stamp.nanos <= MAX_NANOS
-    ):
-        return None
-    return EPOCH + timedelta(seconds=stamp.seconds, microseconds=stamp.nanos // 1000)
 
 
 class Violations:

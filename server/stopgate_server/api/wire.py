@@ -2,23 +2,54 @@
 building a protobuf object per result to dominate the call's cost.
 
 The output is the standard wire format, so callers parse it with the generated classes as usual; a test
-compares it byte for byte with what the generated serializer makes. Results are assembled as latin-1 text
-(one character per byte) because Python's %-formatting and joins run in C over text: a plain ALLOW result
-costs one template look-up and one format, with no Python bytecode per number when the batch allows it.
+compares it byte for byte with what the generated serializer makes. It is returned as an `EncodedResponse`,
+which the server's interceptor sends as it is. Results are assembled as latin-1 text (one character per
+byte) because Python's %-formatting and joins run in C over text: a plain ALLOW result costs one template
+look-up and one format, with no Python bytecode per number when the batch allows it.
 """
 
 from __future__ import annotations
 
 import operator
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
+from google.protobuf.descriptor import FieldDescriptor
 from stopgate.v1 import quarantine_check_pb2 as pb
 
 from stopgate_server.api.validation import MAX_PHONE_INPUT
 from stopgate_server.domain.phones import MAX_INPUT_LENGTH
 
-_RESULTS_TAG = "\x0a"  # CheckBatchResponse.results: field 1, length-delimited
-_PHONE_NUMBER_TAG, _E164_TAG, _VERDICT_TAG = "\x0a", "\x12", "\x18"  # CheckResult fields 1, 2 and 3
+
+@dataclass(frozen=True, slots=True)
+class EncodedResponse:
+    """A response message already in wire format: the interceptor sends `payload` as it is instead of
+    serializing the response. gRPC takes only exact `bytes`, so the payload is wrapped rather than
+    subclassed: passing it on copies nothing."""
+
+    payload: bytes
+
+
+# The CheckResult fields a plain ALLOW record holds, in the order the templates write them, and those it
+# leaves at their defaults (nothing written). Together they must be every field of CheckResult: a test fails
+# when the protos add one, so that whether a plain ALLOW sets it is decided here, not silently skipped.
+PLAIN_ALLOW_WRITES = ("phone_number", "e164", "verdict")
+PLAIN_ALLOW_LEAVES_UNSET = ("reason", "since")
+
+_WIRE_TYPES = {FieldDescriptor.TYPE_ENUM: 0, FieldDescriptor.TYPE_STRING: 2, FieldDescriptor.TYPE_MESSAGE: 2}
+
+
+def _key(field: FieldDescriptor) -> str:
+    """The key (number and wire type) of a field numbered below 16, as its one byte."""
+    if field.number >= 16:
+        raise ValueError(f"{field.full_name}: a key of more than one byte")
+    return chr(field.number << 3 | _WIRE_TYPES[field.type])
+
+
+_RESULTS_TAG = _key(pb.CheckBatchResponse.DESCRIPTOR.fields_by_name["results"])
+_PHONE_NUMBER_TAG, _E164_TAG, _VERDICT_TAG = (
+    _key(pb.CheckResult.DESCRIPTOR.fields_by_name[name]) for name in PLAIN_ALLOW_WRITES
+)
 
 
 def _plain_allow_parts(raw_length: int, e164_length: int) -> tuple[str, str, str]:
@@ -50,23 +81,29 @@ def check_batch_response(
     e164s: Sequence[str | None],
     decided: Mapping[int, pb.CheckResult],
     totals: pb.CheckBatchResponse,
-) -> bytes:
+) -> EncodedResponse:
     """The encoded response: result i is `decided[i]` when present, else a plain ALLOW of
     (raw_numbers[i], e164s[i]); then the counters of `totals` (a response without results)."""
+    return EncodedResponse(_results(raw_numbers, e164s, decided) + totals.SerializeToString())
+
+
+def _results(
+    raw_numbers: Sequence[str], e164s: Sequence[str | None], decided: Mapping[int, pb.CheckResult]
+) -> bytes:
     if None in e164s or not "".join(raw_numbers).isascii():
         records = [_plain_allow(raw, e164) for raw, e164 in zip(raw_numbers, e164s, strict=True)]
-        return _joined(records, decided) + totals.SerializeToString()
+        return _joined(records, decided)
     # The common batch: every input is one byte per character and every e164 is known, so map(), zip(),
     # joins and % build the records in C.
     raw_lengths = set(map(len, raw_numbers))
     # Inputs already in E.164 (the usual case) are the same objects: the comparison is one identity test each.
     e164_lengths = raw_lengths if e164s == raw_numbers else set(map(len, e164s))  # type: ignore[arg-type]
     if len(raw_lengths) == 1 == len(e164_lengths):  # numbers of one country, typically
-        return _uniform(raw_numbers, e164s, decided) + totals.SerializeToString()  # type: ignore[arg-type]
+        return _uniform(raw_numbers, e164s, decided)  # type: ignore[arg-type]
     lengths = zip(map(len, raw_numbers), map(len, e164s), strict=True)  # type: ignore[arg-type]
     pairs = zip(raw_numbers, e164s, strict=True)
     records = list(map(operator.mod, map(_PLAIN_ALLOW.__getitem__, lengths), pairs))
-    return _joined(records, decided) + totals.SerializeToString()
+    return _joined(records, decided)
 
 
 def _uniform(

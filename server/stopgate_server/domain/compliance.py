@@ -7,19 +7,16 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from stopgate_server.domain import segments
-from stopgate_server.domain.policies import PLACEHOLDER, CountryPolicy
+from stopgate_server.domain.policies import (
+    DEFAULT_MENTION,
+    PLACEHOLDER,
+    CountryPolicy,
+    MentionPattern,
+    ends_text,
+)
 from stopgate_server.domain.segments import Encoding, Segments
 from stopgate_server.domain.senders import SenderKind
 
-# "STOP 36180", "stop: 00000", "Stop SMS 36180", "STOP au 36180", "STOP to 60999": the word STOP, optional
-# connecting words, and the number to send it to.
-_MENTION = re.compile(
-    r"\bstop\b(?:[\s:=.\-]*\b(?:sms|au|to|at|an|al|allo|envoyez|send)\b)*[\s:=.\-]*(\d{3,8})\b",
-    re.IGNORECASE,
-)
-_STOP = re.compile("stop", re.IGNORECASE)
-# What may follow the mention while it still counts as "at the end".
-_TRAILING = re.compile(r"[\s.!;,)\]*]*")
 _LINK = re.compile(r"https?://\S+|\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}/\S+", re.IGNORECASE)
 
 # GSM-7 stand-ins for characters that would switch a text to UCS-2.
@@ -95,18 +92,13 @@ class Assessment:
     parts_saved_by_replacements: int = 0
 
 
-def find_mention(text: str) -> Mention:
-    """The last STOP mention of the text and where it is."""
-    # Try the mention pattern only where the word STOP starts, last first: a mention never contains another
-    # STOP, so the last one that matches is the last mention.
-    for candidate in reversed([m.start() for m in _STOP.finditer(text)]):
-        last = _MENTION.match(text, candidate)
-        if last is not None:
-            break
-    else:
+def find_mention(text: str, pattern: MentionPattern = DEFAULT_MENTION) -> Mention:
+    """The last mention of the text (a policy's mention_pattern, "STOP 00000" by default) and where it is."""
+    last = pattern.last(text)
+    if last is None:
         return Mention(Position.ABSENT)
-    at_end = _TRAILING.fullmatch(text, last.end()) is not None
-    return Mention(Position.END if at_end else Position.ELSEWHERE, last.group(0), last.start(), last.end())
+    position = Position.END if ends_text(text, last) else Position.ELSEWHERE
+    return Mention(position, last.group(0), last.start(), last.end())
 
 
 def _append(text: str, mention: str) -> str:
@@ -132,7 +124,7 @@ def assess(
     allow_accent_folding: bool = False,
 ) -> Assessment:
     """Check a text against its country's policy: verdict, violations, suggestion, operator preview, parts."""
-    mention = find_mention(text)
+    mention = find_mention(text, policy.mention_pattern)
     required = policy.requires_mention(sender, category)
     written_segments = segments.count(text)
     # The mention to suggest: with the shortcode written in, unless the operator fills the placeholder.
@@ -185,7 +177,7 @@ def assess(
         )
 
     if sender is SenderKind.ALPHANUMERIC and policy.operator_fills_shortcode and shortcode:
-        final = find_mention(delivered)
+        final = find_mention(delivered, policy.mention_pattern)
         if final.position is Position.END and PLACEHOLDER in final.text:
             filled = final.text.replace(PLACEHOLDER, shortcode)
             delivered = delivered[: final.start] + filled + delivered[final.end :]

@@ -1,4 +1,5 @@
-"""Inbound events, the pure part: reading the number, deciding the intent, the replies to suggest."""
+"""Inbound events, the pure part: what an event is, reading its number, deciding its intent, the replies
+to suggest."""
 
 from __future__ import annotations
 
@@ -11,8 +12,70 @@ from stopgate_server.domain import keywords, phones
 from stopgate_server.domain.keywords import Classification, Intent, MatchKind
 from stopgate_server.domain.verdicts import CONFIRMATION_WINDOW
 
+
+class Source(Enum):
+    """Where an event came from (MANUAL: an admin's QuarantineNumbers or ReleaseNumbers)."""
+
+    SMS_REPLY = "SMS_REPLY"
+    OPERATOR_NOTIFICATION = "OPERATOR_NOTIFICATION"
+    WEB_UNSUBSCRIBE = "WEB_UNSUBSCRIBE"
+    GATEWAY = "GATEWAY"
+    IMPORT = "IMPORT"
+    MANUAL = "MANUAL"
+
+
 # Sources that mean "opt out" whatever their text (the operator or web page already decided).
-OPT_OUT_SOURCES = frozenset({"OPERATOR_NOTIFICATION", "WEB_UNSUBSCRIBE", "IMPORT"})
+OPT_OUT_SOURCES = frozenset({Source.OPERATOR_NOTIFICATION, Source.WEB_UNSUBSCRIBE, Source.IMPORT})
+
+
+class IngestOutcome(Enum):
+    """What was done with an event."""
+
+    QUARANTINED = "QUARANTINED"
+    ALREADY_QUARANTINED = "ALREADY_QUARANTINED"
+    RELEASED = "RELEASED"
+    DUPLICATE = "DUPLICATE"
+    NO_ACTION = "NO_ACTION"
+    REJECTED = "REJECTED"
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """An inbound event as ingress sent it, read and valid: its number in E.164, its shortcode (the
+    recipient's digits in ASCII, "" when the recipient is no shortcode), `intent_hint` None when not given."""
+
+    event_id: str
+    phone: str
+    received_at: datetime
+    source: Source
+    recipient: str
+    shortcode: str
+    network: str
+    text: str
+    country_prefix: str
+    reason: str
+    licence_hint: str
+    intent_hint: Intent | None
+
+
+@dataclass(frozen=True, slots=True)
+class Classified:
+    """An event and what it asks for."""
+
+    event: Inbound
+    classification: Classification
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """An event refused before it could be applied, kept with its raw input (invariant 6)."""
+
+    event_id: str
+    received_at: datetime | None
+    raw_json: str
+    error: str
+
+
 _DIGITS = re.compile(r"\d{8,15}")
 
 CONFIRMATIONS = {
@@ -71,7 +134,7 @@ class Attribution(Enum):
     """Neither: the event reaches only its shortcode's stop list, and no licence's quarantine."""
 
 
-def intent_of(source: str, text: str, hint: Intent | None, country: str) -> Classification:
+def intent_of(source: Source, text: str, hint: Intent | None, country: str) -> Classification:
     """What the event asks for: the ingress hint when given, opt-out for operator notifications, web
     unsubscribes and imports, else what the text says."""
     read = keywords.classify(text, country)
@@ -80,7 +143,7 @@ def intent_of(source: str, text: str, hint: Intent | None, country: str) -> Clas
         kind = read.kind if read.intent is hint else MatchKind.EXACT
         return Classification(hint, keyword, kind, read.language)
     if source in OPT_OUT_SOURCES and read.intent is not Intent.OPT_OUT:
-        return Classification(Intent.OPT_OUT, f"{source} (source)", MatchKind.EXACT, read.language)
+        return Classification(Intent.OPT_OUT, f"{source.value} (source)", MatchKind.EXACT, read.language)
     return read
 
 

@@ -98,7 +98,7 @@ _REVOCATION_RULES = [
     ("cancel my subscription", rf"\bcancel (?:my |the |all )?(?:subscription|{_MESSAGES})\b"),
     ("leave me alone", r"\bleave me alone\b"),
     # both anywhere, each found by one scan: "a.*b|b.*a" rescanned the rest of the text after every "stop"
-    # (quadratic: 4.6 ms for a 1,600-character text of repeated "stop"; now 0.03 ms)
+    # (quadratic in the length of a text of repeated "stop")
     ("wrong number", r"\A(?=.*\bwrong number\b)(?=.*\b(?:stop|remove)\b)"),
 ]
 _REVOCATIONS = [(re.compile(pattern), rule) for rule, pattern in _REVOCATION_RULES]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,9 +15,57 @@ DEFAULT_COUNTRY = "*"
 PLACEHOLDER = "00000"
 CATEGORIES = frozenset({"MARKETING", "TRANSACTIONAL", "OPT_OUT_CONFIRMATION"})
 
+# Between the words of a mention: spacing, punctuation and connecting words ("STOP au 36180",
+# "Stop SMS 36180", "STOP to 60999", "BAJA al 36180").
+_GAP = r"(?:[\s:=.\-]*\b(?:sms|au|to|at|an|al|allo|envoyez|send)\b)*[\s:=.\-]*"
+_WORD = re.compile(r"\w+")
+# What may follow a mention while it still counts as "at the end".
+_TRAILING = re.compile(r"[\s.!;,)\]*]*")
+# The text a policy's mention is appended to, as written and with this shortcode, to check it is found.
+_SAMPLE_TEXT, _SAMPLE_SHORTCODE = "Soldes -50% ce week-end.", "36180"
+
 
 class PolicyError(ValueError):
     """The policy file is invalid; the message names the entry and the field."""
+
+
+@dataclass(frozen=True)
+class MentionPattern:
+    """A mention as the checker finds it in a text, derived from a mention_text: its words in that order, in
+    any case, with spacing, punctuation or connecting words between them, and a shortcode of 3 to 8 digits
+    (00000 itself included) where the placeholder is."""
+
+    first_word: re.Pattern[str]
+    whole: re.Pattern[str]
+
+    @classmethod
+    def of(cls, mention_text: str) -> MentionPattern:
+        """The pattern of a mention_text that holds at least one word."""
+        words = [
+            r"\d{3,8}" if word == PLACEHOLDER else re.escape(word) for word in _WORD.findall(mention_text)
+        ]
+        return cls(
+            re.compile(words[0], re.IGNORECASE),
+            re.compile(_GAP.join(rf"\b{word}\b" for word in words), re.IGNORECASE),
+        )
+
+    def last(self, text: str) -> re.Match[str] | None:
+        """The last mention of the text."""
+        # Try the whole pattern only where its first word is found, last first: the first that matches is the
+        # last mention (a hit can only hide another inside one word, where no mention starts).
+        for candidate in reversed([m.start() for m in self.first_word.finditer(text)]):
+            if (found := self.whole.match(text, candidate)) is not None:
+                return found
+        return None
+
+
+def ends_text(text: str, mention: re.Match[str]) -> bool:
+    """Whether only spaces and closing punctuation follow the mention."""
+    return _TRAILING.fullmatch(text, mention.end()) is not None
+
+
+# What the checker reports as a mention for a policy without a mention_text of its own.
+DEFAULT_MENTION = MentionPattern.of(f"STOP {PLACEHOLDER}")
 
 
 @dataclass(frozen=True)
@@ -30,6 +79,7 @@ class CountryPolicy:
     mention_text: str
     unsubscribe_link_advised: bool
     description: str
+    mention_pattern: MentionPattern  # derived from mention_text, compiled once at load
 
     def requires_mention(self, sender: SenderKind, category: str) -> bool:
         return (
@@ -83,9 +133,10 @@ def _policy(entry: dict[str, Any], where: str) -> CountryPolicy:
     categories = frozenset(entry["mention_required_categories"])
     if not categories <= CATEGORIES:
         raise PolicyError(f"{where}.mention_required_categories: unknown {sorted(categories - CATEGORIES)}")
-    if (sender_types or categories) and not entry["mention_text"]:
+    mention_text = entry["mention_text"]
+    if (sender_types or categories) and not mention_text.strip():
         raise PolicyError(f"{where}.mention_text: required when a mention is required")
-    if entry["operator_fills_shortcode"] and PLACEHOLDER not in entry["mention_text"]:
+    if entry["operator_fills_shortcode"] and PLACEHOLDER not in mention_text:
         raise PolicyError(f"{where}.mention_text: must hold the placeholder {PLACEHOLDER}")
     return CountryPolicy(
         country=country,
@@ -94,10 +145,29 @@ def _policy(entry: dict[str, Any], where: str) -> CountryPolicy:
         mention_required_categories=categories,
         operator_appends_mention=entry["operator_appends_mention"],
         operator_fills_shortcode=entry["operator_fills_shortcode"],
-        mention_text=entry["mention_text"],
+        mention_text=mention_text,
         unsubscribe_link_advised=entry["unsubscribe_link_advised"],
         description=" ".join(entry["description"].split()),
+        mention_pattern=_mention_pattern(mention_text, f"{where}.mention_text"),
     )
+
+
+def _mention_pattern(mention_text: str, where: str) -> MentionPattern:
+    """The pattern of a mention_text, refused unless the checker finds the mention at the end of a text."""
+    if not mention_text.strip():
+        return DEFAULT_MENTION
+    if not set(_WORD.findall(mention_text)) - {PLACEHOLDER}:
+        raise PolicyError(f"{where}: needs a word besides the placeholder {PLACEHOLDER}, such as STOP")
+    pattern = MentionPattern.of(mention_text)
+    for written in (mention_text, mention_text.replace(PLACEHOLDER, _SAMPLE_SHORTCODE)):
+        sample = f"{_SAMPLE_TEXT} {written}"
+        found = pattern.last(sample)
+        if found is None or found.start() < len(sample) - len(written) or not ends_text(sample, found):
+            raise PolicyError(
+                f'{where}: the checker would not find "{written}" at the end of a text (see mention_text at '
+                f"the top of {POLICY_FILE.name})"
+            )
+    return pattern
 
 
 def load(path: Path = POLICY_FILE) -> PolicyTable:

@@ -10,6 +10,14 @@ CONFIRMATION_WINDOW = timedelta(minutes=5)
 """After a STOP, one confirmation (category OPT_OUT_CONFIRMATION) may still be sent within this window."""
 
 
+class Category(Enum):
+    """What a message is for: only OPT_OUT_CONFIRMATION may pass a quarantine (once, see decide)."""
+
+    MARKETING = "MARKETING"
+    TRANSACTIONAL = "TRANSACTIONAL"
+    OPT_OUT_CONFIRMATION = "OPT_OUT_CONFIRMATION"
+
+
 class Verdict(Enum):
     ALLOW = "ALLOW"
     BLOCK = "BLOCK"

@@ -312,7 +312,8 @@ class BlocklistIndex:
             seq = next(self._heartbeats)
             self._sent_at[seq] = time.monotonic()
             await asyncio.wait_for(
-                listener.execute(QUERIES["blocklist_heartbeat"], self._heartbeat(seq)), SEND_TIMEOUT_S
+                listener.execute(*QUERIES["blocklist_heartbeat"].bind(payload=self._heartbeat(seq))),
+                SEND_TIMEOUT_S,
             )
             await asyncio.sleep(HEARTBEAT_INTERVAL_S)
 
@@ -334,9 +335,11 @@ class BlocklistIndex:
             connection.transaction(isolation="repeatable_read"),
         ):
             if only is None:
-                cursor = await connection.cursor(QUERIES["blocklist_snapshot"])
+                cursor = await connection.cursor(QUERIES["blocklist_snapshot"].sql)
             else:
-                cursor = await connection.cursor(QUERIES["blocklist_snapshot_of"], *_keys_by_kind(only))
+                cursor = await connection.cursor(
+                    *QUERIES["blocklist_snapshot_of"].bind(**_keys_by_kind(only))
+                )
             while rows := await cursor.fetch(SNAPSHOT_CHUNK):
                 chunk: defaultdict[ListId, list[tuple[str, int]]] = defaultdict(list)
                 for kind, list_key, phone, since in rows:
@@ -414,9 +417,11 @@ class BlocklistIndex:
                     return None
                 self._touched, self._touched_count = defaultdict(set), 0
                 if only is None:
-                    rows = await connection.fetch(QUERIES["blocklist_summary"])
+                    rows = await connection.fetch(QUERIES["blocklist_summary"].sql)
                 else:
-                    rows = await connection.fetch(QUERIES["blocklist_summary_of"], *_keys_by_kind(only))
+                    rows = await connection.fetch(
+                        *QUERIES["blocklist_summary_of"].bind(**_keys_by_kind(only))
+                    )
                 if not await self._settled(generation):
                     return None
                 theirs = {
@@ -447,7 +452,9 @@ class BlocklistIndex:
                     return None
                 kinds, keys, phones = zip(*left_out, strict=True) if left_out else ((), (), ())
                 in_snapshot = await connection.fetch(
-                    QUERIES["blocklist_members_of"], list(kinds), list(keys), list(phones)
+                    *QUERIES["blocklist_members_of"].bind(
+                        kinds=list(kinds), list_keys=list(keys), phones=list(phones)
+                    )
                 )
         finally:
             self._touched = None
@@ -481,7 +488,7 @@ class BlocklistIndex:
         self._sent_at[seq] = time.monotonic()
         try:
             await self._pool.execute(
-                QUERIES["blocklist_heartbeat"], self._heartbeat(seq), timeout=SEND_TIMEOUT_S
+                *QUERIES["blocklist_heartbeat"].bind(payload=self._heartbeat(seq)), timeout=SEND_TIMEOUT_S
             )
         except BaseException:
             self._sent_at.pop(seq, None)
@@ -546,9 +553,12 @@ class BlocklistIndex:
 EMPTY = Digest(0, 0, 0, 0)
 
 
-def _keys_by_kind(list_ids: Collection[ListId]) -> tuple[list[str], list[str]]:
+def _keys_by_kind(list_ids: Collection[ListId]) -> dict[str, list[str]]:
     """The licences and the shortcodes of `list_ids`: the arguments of the `_of` queries."""
-    return [key for kind, key in list_ids if kind == "q"], [key for kind, key in list_ids if kind == "s"]
+    return {
+        "licences": [key for kind, key in list_ids if kind == "q"],
+        "shortcodes": [key for kind, key in list_ids if kind == "s"],
+    }
 
 
 async def _close(connection: asyncpg.Connection) -> None:

@@ -69,7 +69,9 @@ async def prepare_schema(pool: asyncpg.Pool) -> list[Migration]:
 
 
 async def ensure_sends_partitions(connection: DbConnection) -> None:
-    created = await connection.fetchval(QUERIES["ensure_sends_partitions"], SENDS_MONTHS_AHEAD)
+    created = await connection.fetchval(
+        *QUERIES["ensure_sends_partitions"].bind(months_ahead=SENDS_MONTHS_AHEAD)
+    )
     if created:
         log.info("created sends partitions", extra={"partitions": created})
 
@@ -77,4 +79,4 @@ async def ensure_sends_partitions(connection: DbConnection) -> None:
 async def ping(pool: asyncpg.Pool, within_s: float) -> None:
     """Raise unless PostgreSQL answers a trivial query within `within_s` seconds."""
     async with asyncio.timeout(within_s), pool.acquire() as connection:
-        await connection.fetchval(QUERIES["ping"])
+        await connection.fetchval(QUERIES["ping"].sql)

@@ -1,6 +1,6 @@
 """Applying a batch of inbound events in one transaction: duplicates, attribution, block lists, history,
 campaign counters and the events themselves, set-based: one statement (queries.sql, ingest_round) applies
-a whole batch unless a phone appears in it more than once."""
+a whole batch unless a phone appears in it more than once. usecases/ingest.py documents the rules."""
 
 from __future__ import annotations
 
@@ -9,61 +9,40 @@ import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
-from typing import NamedTuple
+from datetime import timedelta
 
 import asyncpg
 
-from stopgate_server.domain.ingest import ATTRIBUTION_CLOCK_SKEW, ATTRIBUTION_WINDOW
+from stopgate_server.domain.ingest import Attribution, Classified, IngestOutcome, Rejected
+from stopgate_server.domain.keywords import Intent, MatchKind
 from stopgate_server.store import DbConnection
 from stopgate_server.store.blocklist import BlocklistIndex
+from stopgate_server.store.quarantine import attribution
 from stopgate_server.store.queries import QUERIES
 
 log = logging.getLogger(__name__)
 RETRIES = 3  # a concurrent batch with the same event_id, a deadlock or a serialization failure
 
 
-class Event(NamedTuple):
-    """A valid inbound event, read and classified. Its fields are the columns ingest_round takes, in order."""
+@dataclass(frozen=True)
+class AttributionBounds:
+    """The times that bound which send an event is attributed to (see domain.ingest)."""
 
-    phone: str
-    event_id: str
-    received_at: datetime
-    source: str
-    recipient: str
-    shortcode: str
-    network: str
-    text: str
-    country_prefix: str
-    reason: str
-    licence_hint: str
-    intent_hint: str
-    intent: str
-    keyword: str
-    match_kind: str
+    window: timedelta
+    clock_skew: timedelta
 
 
 @dataclass(frozen=True)
-class Rejected:
-    """An event refused before it could be applied, kept with its raw input."""
-
-    event_id: str
-    received_at: datetime | None
-    raw_json: str
-    error: str
-
-
-@dataclass(frozen=True)
-class Outcome:
+class Applied:
     """What was done with one event (for a duplicate: what was done the first time)."""
 
-    outcome: str
-    intent: str
+    outcome: IngestOutcome
+    intent: Intent
     keyword: str
-    match_kind: str
+    match_kind: MatchKind
     licence_id: str
     campaign_id: str
-    attribution: str  # the rule that attributed it (domain.ingest.Attribution), "" for other intents
+    attribution: Attribution | None  # the rule that attributed it; None for other intents
     blocked: bool = False
 
 
@@ -72,22 +51,25 @@ class IngestStore:
         self.pool = pool
         self.index = index
 
-    async def ingest(self, events: Sequence[Event], rejected: Sequence[Rejected]) -> list[Outcome]:
-        """Apply the events and store the rejected ones, atomically; one outcome per event, in order.
+    async def apply(
+        self, events: Sequence[Classified], rejected: Sequence[Rejected], bounds: AttributionBounds
+    ) -> list[Applied]:
+        """Apply the events and store the rejected ones, atomically; one result per event, in order.
         When it returns, everything is committed and this process's block-list index holds it."""
-        batch = _Batch(events)
+        batch = _Batch(events, bounds)
         statements = len(batch.rounds) + (1 if rejected else 0)
         for attempt in range(1, RETRIES + 1):
             try:
                 async with self.pool.acquire() as connection, _atomic(connection, statements):
-                    outcomes = await batch.apply(connection)
+                    applied = await batch.apply(connection)
                     if rejected:
                         await connection.execute(
-                            QUERIES["ingest_rejected"],
-                            [r.event_id for r in rejected],
-                            [r.received_at for r in rejected],
-                            [r.raw_json for r in rejected],
-                            [r.error for r in rejected],
+                            *QUERIES["ingest_rejected"].bind(
+                                event_ids=[r.event_id for r in rejected],
+                                received_ats=[r.received_at for r in rejected],
+                                raw_events=[r.raw_json for r in rejected],
+                                errors=[r.error for r in rejected],
+                            )
                         )
                 break
             except (asyncpg.UniqueViolationError, asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
@@ -99,7 +81,7 @@ class IngestStore:
                 await asyncio.sleep(0.01 * attempt)
         if self.index is not None:
             await self.index.sync()
-        return outcomes
+        return applied
 
 
 def _atomic(connection: DbConnection, statements: int) -> contextlib.AbstractAsyncContextManager[object]:
@@ -113,51 +95,66 @@ class _Batch:
     rounds, so that each round changes a row at most once, in the order the events came. A repeat of an
     event inside the batch is applied once and answered as a DUPLICATE of its first occurrence."""
 
-    def __init__(self, events: Sequence[Event]) -> None:
+    def __init__(self, events: Sequence[Classified], bounds: AttributionBounds) -> None:
         self.events = events
+        self.bounds = bounds
         self.first_seen: dict[tuple[str, str], int] = {}
         self.rounds: list[list[int]] = []
         per_phone: dict[str, int] = {}
-        for i, event in enumerate(events):
-            key = (event.phone, event.event_id)
+        for i, item in enumerate(events):
+            key = (item.event.phone, item.event.event_id)
             if key in self.first_seen:
                 continue
             self.first_seen[key] = i
-            number = per_phone.get(event.phone, 0)
-            per_phone[event.phone] = number + 1
+            number = per_phone.get(item.event.phone, 0)
+            per_phone[item.event.phone] = number + 1
             if number == len(self.rounds):
                 self.rounds.append([])
             self.rounds[number].append(i)
 
-    async def apply(self, connection: DbConnection) -> list[Outcome]:
+    async def apply(self, connection: DbConnection) -> list[Applied]:
         events = self.events
-        outcomes: dict[int, Outcome] = {}
+        results: dict[int, Applied] = {}
         for indexes in self.rounds:
-            applied = [events[i] for i in indexes]
-            rows = await connection.fetch(QUERIES["ingest_round"], *round_arguments(applied))
-            for row in rows:
-                outcomes[indexes[row["idx"] - 1]] = Outcome(
-                    outcome=row["outcome"],
-                    intent=row["intent"],
+            parameters = round_parameters([events[i] for i in indexes], self.bounds)
+            for row in await connection.fetch(*QUERIES["ingest_round"].bind(**parameters)):
+                results[indexes[row["idx"] - 1]] = Applied(
+                    outcome=IngestOutcome(row["outcome"]),
+                    intent=Intent(row["intent"]),
                     keyword=row["matched_keyword"],
-                    match_kind=row["match_kind"],
+                    match_kind=MatchKind(row["match_kind"] or MatchKind.NONE.value),
                     licence_id=row["licence_id"],
                     campaign_id=row["campaign_id"],
-                    attribution=row["attribution"],
+                    attribution=attribution(row["attribution"]),
                     blocked=row["blocked"],
                 )
-        for i, event in enumerate(events):
-            if i not in outcomes:  # a repeat inside the batch
-                first = outcomes[self.first_seen[(event.phone, event.event_id)]]
-                outcomes[i] = replace(first, outcome="DUPLICATE", blocked=False)
-        return [outcomes[i] for i in range(len(events))]
+        for i, item in enumerate(events):
+            if i not in results:  # a repeat inside the batch
+                first = results[self.first_seen[(item.event.phone, item.event.event_id)]]
+                results[i] = replace(first, outcome=IngestOutcome.DUPLICATE, blocked=False)
+        return [results[i] for i in range(len(events))]
 
 
-def round_arguments(events: Sequence[Event]) -> list[object]:
-    """The arguments of ingest_round: one array per field of Event, then the attribution window and the
-    clock skew allowed between an event and the send it answers."""
-    return [
-        *(list(column) for column in zip(*events, strict=True)),
-        ATTRIBUTION_WINDOW,
-        ATTRIBUTION_CLOCK_SKEW,
-    ]
+def round_parameters(events: Sequence[Classified], bounds: AttributionBounds) -> dict[str, object]:
+    """The parameters of ingest_round: one array per field of the events, and the attribution bounds."""
+    inbound = [item.event for item in events]
+    read = [item.classification for item in events]
+    return {
+        "phones": [e.phone for e in inbound],
+        "event_ids": [e.event_id for e in inbound],
+        "received_ats": [e.received_at for e in inbound],
+        "sources": [e.source.value for e in inbound],
+        "recipients": [e.recipient for e in inbound],
+        "shortcodes": [e.shortcode for e in inbound],
+        "networks": [e.network for e in inbound],
+        "texts": [e.text for e in inbound],
+        "country_prefixes": [e.country_prefix for e in inbound],
+        "reasons": [e.reason for e in inbound],
+        "licence_hints": [e.licence_hint for e in inbound],
+        "intent_hints": [e.intent_hint.value if e.intent_hint else "" for e in inbound],
+        "intents": [r.intent.value for r in read],
+        "keywords": [r.keyword for r in read],
+        "match_kinds": [r.kind.value for r in read],
+        "attribution_window": bounds.window,
+        "clock_skew": bounds.clock_skew,
+    }

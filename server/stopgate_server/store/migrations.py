@@ -58,9 +58,9 @@ async def migrate(connection: DbConnection, migrations: list[Migration] | None =
     """Apply the pending migrations; return those applied (none when the schema is current)."""
     migrations = load_migrations() if migrations is None else migrations
     async with connection.transaction():
-        await connection.execute(QUERIES["lock_migrations"], ADVISORY_LOCK_KEY)
-        await connection.execute(QUERIES["create_schema_migrations"])
-        applied = {row["version"]: row for row in await connection.fetch(QUERIES["applied_migrations"])}
+        await connection.execute(*QUERIES["lock_migrations"].bind(lock_key=ADVISORY_LOCK_KEY))
+        await connection.execute(QUERIES["create_schema_migrations"].sql)
+        applied = {row["version"]: row for row in await connection.fetch(QUERIES["applied_migrations"].sql)}
         pending = []
         for migration in migrations:
             row = applied.pop(migration.version, None)
@@ -80,10 +80,9 @@ async def migrate(connection: DbConnection, migrations: list[Migration] | None =
         for migration in pending:
             await connection.execute(migration.sql)
             await connection.execute(
-                QUERIES["record_migration"],
-                migration.version,
-                migration.name,
-                migration.checksum,
+                *QUERIES["record_migration"].bind(
+                    version=migration.version, name=migration.name, checksum=migration.checksum
+                )
             )
             log.info("applied migration", extra={"version": migration.version, "migration": migration.name})
     return pending

@@ -1,24 +1,25 @@
-"""Licence quarantine, shortcode stop lists, sends and number history in PostgreSQL."""
+"""Licence quarantines, shortcode stop lists and number history in PostgreSQL."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import asyncpg
 
-from stopgate_server.domain.senders import Sender
-from stopgate_server.domain.verdicts import CONFIRMATION_WINDOW
+from stopgate_server.domain.ingest import Attribution, Source
+from stopgate_server.domain.numbers import (
+    HistoryAction,
+    HistoryEntry,
+    NumberStatus,
+    QuarantineEntry,
+    StopListEntry,
+)
+from stopgate_server.domain.times import from_micros
+from stopgate_server.store import sends
 from stopgate_server.store.blocklist import BlocklistIndex
 from stopgate_server.store.queries import QUERIES
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def from_epoch_us(microseconds: int) -> datetime:
-    """The time of a block-list entry as the index holds it (microseconds since the epoch, exact)."""
-    return EPOCH + timedelta(microseconds=microseconds)
 
 
 @dataclass
@@ -27,31 +28,6 @@ class Blocks:
 
     quarantined: dict[str, datetime] = field(default_factory=dict)
     stop_listed: dict[str, datetime] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class HistoryRow:
-    occurred_at: datetime
-    action: str
-    source: str
-    licence_id: str | None
-    campaign_id: str | None
-    shortcode: str | None
-    event_id: str | None
-    actor: str | None
-    reason: str | None
-    consent_reference: str | None
-    attribution: str
-
-
-@dataclass(frozen=True)
-class NumberStatus:
-    """Everything known about one number in one licence."""
-
-    quarantine: asyncpg.Record | None
-    stop_lists: list[asyncpg.Record]
-    last_send: asyncpg.Record | None
-    history: list[HistoryRow]
 
 
 class QuarantineStore:
@@ -69,66 +45,102 @@ class QuarantineStore:
             if found is not None:
                 quarantined, stop_listed = found
                 return Blocks(
-                    {phone: from_epoch_us(us) for phone, us in quarantined.items()},
-                    {phone: from_epoch_us(us) for phone, us in stop_listed.items()},
+                    {phone: from_micros(us) for phone, us in quarantined.items()},
+                    {phone: from_micros(us) for phone, us in stop_listed.items()},
                 )
         blocks = Blocks()
-        rows = await self.pool.fetch(QUERIES["find_blocks"], licence_id, shortcode, list(set(phones)))
+        rows = await self.pool.fetch(
+            *QUERIES["find_blocks"].bind(licence_id=licence_id, shortcode=shortcode, phones=list(set(phones)))
+        )
         for row in rows:
             target = blocks.quarantined if row["kind"] == "q" else blocks.stop_listed
             target[row["phone"]] = row["since"]
         return blocks
 
-    async def claim_confirmations(self, licence_id: str, shortcode: str, phones: Sequence[str]) -> set[str]:
-        """Use up the free confirmation of the blocked phones whose STOP allows one now; return them."""
+    async def claim_confirmations(
+        self, licence_id: str, shortcode: str, phones: Sequence[str], window: timedelta
+    ) -> set[str]:
+        """Use up the free confirmation of the blocked phones whose STOP came within `window` and whose
+        confirmation is unused; return them. Two concurrent claims never both win one."""
         rows = await self.pool.fetch(
-            QUERIES["claim_confirmations"], licence_id, shortcode, list(set(phones)), CONFIRMATION_WINDOW
+            *QUERIES["claim_confirmations"].bind(
+                licence_id=licence_id,
+                shortcode=shortcode,
+                phones=list(set(phones)),
+                confirmation_window=window,
+            )
         )
         return {row["phone"] for row in rows}
 
-    async def record_sends(
-        self, licence_id: str, campaign_id: str, sender: Sender, sent_at: datetime, phones: Sequence[str]
-    ) -> int:
-        """Record one send per phone (with the sender's reply shortcode) and move the campaign's counters,
-        atomically."""
-        if not phones:
-            return 0
-        recorded = await self.pool.fetchval(
-            QUERIES["record_sends"],
-            licence_id,
-            campaign_id,
-            sender.address,
-            sent_at,
-            list(phones),
-            sender.reply_shortcode,
-        )
-        return int(recorded)
-
     async def quarantine(self, licence_id: str, phones: Sequence[str], actor: str, reason: str) -> set[str]:
-        """Quarantine by hand; return the phones that were not quarantined before."""
-        rows = await self.pool.fetch(QUERIES["quarantine_numbers"], licence_id, list(phones), actor, reason)
+        """Quarantine by hand, audited; return the phones that were not quarantined before."""
+        rows = await self.pool.fetch(
+            *QUERIES["quarantine_numbers"].bind(
+                licence_id=licence_id, phones=list(phones), actor=actor, reason=reason
+            )
+        )
         await self._sync_index()
         return {row["phone"] for row in rows}
 
     async def release(
         self, licence_id: str, phones: Sequence[str], actor: str, reason: str, consent_reference: str
     ) -> set[str]:
-        """Release by hand; return the phones that were quarantined."""
+        """Release by hand, audited; return the phones that were quarantined."""
         rows = await self.pool.fetch(
-            QUERIES["release_numbers"], licence_id, list(phones), actor, reason, consent_reference
+            *QUERIES["release_numbers"].bind(
+                licence_id=licence_id,
+                phones=list(phones),
+                actor=actor,
+                reason=reason,
+                consent_reference=consent_reference,
+            )
         )
         await self._sync_index()
         return {row["phone"] for row in rows}
 
     async def number_status(self, licence_id: str, phone: str) -> NumberStatus:
+        number = {"phone": phone, "licence_id": licence_id}
         async with self.pool.acquire() as connection, connection.transaction(isolation="repeatable_read"):
-            quarantine = await connection.fetchrow(QUERIES["number_quarantine"], phone, licence_id)
-            stop_lists = await connection.fetch(QUERIES["number_stop_lists"], phone)
-            last_send = await connection.fetchrow(QUERIES["number_last_send"], phone, licence_id)
-            history = await connection.fetch(QUERIES["number_history"], phone, licence_id)
-        return NumberStatus(quarantine, list(stop_lists), last_send, [HistoryRow(**dict(r)) for r in history])
+            quarantine = await connection.fetchrow(*QUERIES["number_quarantine"].bind(**number))
+            stop_lists = await connection.fetch(*QUERIES["number_stop_lists"].bind(phone=phone))
+            last_send = await sends.last_send(connection, phone, licence_id)
+            history = await connection.fetch(*QUERIES["number_history"].bind(**number))
+        return NumberStatus(
+            quarantine=None
+            if quarantine is None
+            else QuarantineEntry(
+                since=quarantine["since"],
+                source=Source(quarantine["source"]),
+                campaign_id=quarantine["campaign_id"] or "",
+                event_id=quarantine["event_id"] or "",
+                attribution=attribution(quarantine["attribution"]),
+            ),
+            stop_lists=[StopListEntry(r["shortcode"], r["since"], r["event_id"] or "") for r in stop_lists],
+            last_send=last_send,
+            history=[
+                HistoryEntry(
+                    occurred_at=r["occurred_at"],
+                    action=HistoryAction(r["action"]),
+                    source=Source(r["source"]),
+                    licence_id=r["licence_id"] or "",
+                    campaign_id=r["campaign_id"] or "",
+                    shortcode=r["shortcode"] or "",
+                    event_id=r["event_id"] or "",
+                    actor=r["actor"] or "",
+                    reason=r["reason"] or "",
+                    consent_reference=r["consent_reference"] or "",
+                    attribution=attribution(r["attribution"]),
+                )
+                for r in history
+            ],
+        )
 
     async def _sync_index(self) -> None:
         """Make this process's index reflect what was just committed before the caller is answered."""
         if self.index is not None:
             await self.index.sync()
+
+
+def attribution(stored: str) -> Attribution | None:
+    """The rule as stored: "" when none attributed the row (other intents, manual actions)."""
+    return Attribution(stored) if stored else None

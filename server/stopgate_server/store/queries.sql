@@ -4,14 +4,14 @@
 SELECT 1;
 
 -- name: ensure_sends_partitions
--- Partitions for the months from two months back (sends may be recorded up to 31 days late) to $1
+-- Partitions for the months from two months back (sends may be recorded up to 31 days late) to :months_ahead
 -- months ahead of now (UTC).
 SELECT stopgate_ensure_sends_partitions(
-    (date_trunc('month', now() AT TIME ZONE 'UTC') - interval '2 months')::date, $1::integer + 3);
+    (date_trunc('month', now() AT TIME ZONE 'UTC') - interval '2 months')::date, :months_ahead::integer + 3);
 
 -- name: lock_migrations
 -- Held until the migrating transaction ends: replicas starting together apply each migration once.
-SELECT pg_advisory_xact_lock($1);
+SELECT pg_advisory_xact_lock(:lock_key);
 
 -- name: create_schema_migrations
 CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -25,63 +25,63 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 SELECT version, name, checksum FROM schema_migrations;
 
 -- name: record_migration
-INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3);
+INSERT INTO schema_migrations (version, name, checksum) VALUES (:version, :name, :checksum);
 
 -- name: find_blocks
--- What blocks each of the phones $3 for licence $1 and, when $2 is not '', shortcode $2: kind 'q' for the
+-- What blocks each of the phones :phones for licence :licence_id and, when :shortcode is not '', shortcode :shortcode: kind 'q' for the
 -- licence quarantine, 's' for the shortcode stop list.
-SELECT phone, since, 'q' AS kind FROM quarantine WHERE licence_id = $1 AND phone = ANY($3::text[])
+SELECT phone, since, 'q' AS kind FROM quarantine WHERE licence_id = :licence_id AND phone = ANY(:phones::text[])
 UNION ALL
 SELECT phone, since, 's' AS kind FROM shortcode_stop_list
-WHERE $2::text <> '' AND shortcode = $2 AND phone = ANY($3::text[]);
+WHERE :shortcode::text <> '' AND shortcode = :shortcode AND phone = ANY(:phones::text[]);
 
 -- name: claim_confirmations
--- Uses up the one free confirmation of the phones $3 that are blocked (for licence $1, shortcode $2 when
--- not '') only by STOPs received within the window $4 whose confirmation is unused, and returns them.
+-- Uses up the one free confirmation of the phones :phones that are blocked (for licence :licence_id, shortcode :shortcode when
+-- not '') only by STOPs received within the window :confirmation_window whose confirmation is unused, and returns them.
 -- The updates re-check confirmation_used under the row lock, so two concurrent claims never both win.
 WITH blocks AS (
-    SELECT phone, last_stop_at > now() - $4::interval AND NOT confirmation_used AS claimable
-    FROM quarantine WHERE licence_id = $1 AND phone = ANY($3::text[])
+    SELECT phone, last_stop_at > now() - :confirmation_window::interval AND NOT confirmation_used AS claimable
+    FROM quarantine WHERE licence_id = :licence_id AND phone = ANY(:phones::text[])
     UNION ALL
-    SELECT phone, last_stop_at > now() - $4::interval AND NOT confirmation_used
-    FROM shortcode_stop_list WHERE $2::text <> '' AND shortcode = $2 AND phone = ANY($3::text[])
+    SELECT phone, last_stop_at > now() - :confirmation_window::interval AND NOT confirmation_used
+    FROM shortcode_stop_list WHERE :shortcode::text <> '' AND shortcode = :shortcode AND phone = ANY(:phones::text[])
 ), eligible AS (
     SELECT phone FROM blocks GROUP BY phone HAVING bool_and(coalesce(claimable, false))
 ), claimed_quarantine AS (
     UPDATE quarantine SET confirmation_used = true
-    WHERE licence_id = $1 AND phone IN (SELECT phone FROM eligible) AND NOT confirmation_used
+    WHERE licence_id = :licence_id AND phone IN (SELECT phone FROM eligible) AND NOT confirmation_used
     RETURNING phone
 ), claimed_stop_list AS (
     UPDATE shortcode_stop_list SET confirmation_used = true
-    WHERE $2::text <> '' AND shortcode = $2 AND phone IN (SELECT phone FROM eligible) AND NOT confirmation_used
+    WHERE :shortcode::text <> '' AND shortcode = :shortcode AND phone IN (SELECT phone FROM eligible) AND NOT confirmation_used
     RETURNING phone
 )
 SELECT e.phone FROM eligible e
 WHERE (e.phone IN (SELECT phone FROM claimed_quarantine)
-       OR NOT EXISTS (SELECT 1 FROM quarantine q WHERE q.licence_id = $1 AND q.phone = e.phone))
+       OR NOT EXISTS (SELECT 1 FROM quarantine q WHERE q.licence_id = :licence_id AND q.phone = e.phone))
   AND (e.phone IN (SELECT phone FROM claimed_stop_list)
        OR NOT EXISTS (SELECT 1 FROM shortcode_stop_list s
-                      WHERE $2::text <> '' AND s.shortcode = $2 AND s.phone = e.phone));
+                      WHERE :shortcode::text <> '' AND s.shortcode = :shortcode AND s.phone = e.phone));
 
 -- name: record_sends
--- Records one send per phone of $5 (duplicates included) for licence $1, campaign $2, sender $3 (reply
--- shortcode $6 for an alias, else '') at $4, and moves the campaign's counters in the same statement.
+-- Records one send per phone of :phones (duplicates included) for licence :licence_id, campaign :campaign_id, sender :sender (reply
+-- shortcode :reply_shortcode for an alias, else '') at :sent_at, and moves the campaign's counters in the same statement.
 -- Returns the number of sends recorded.
 WITH input AS (
-    SELECT unnest($5::text[]) AS phone
+    SELECT unnest(:phones::text[]) AS phone
 ), inserted AS (
     INSERT INTO sends (phone, sent_at, licence_id, campaign_id, sender, reply_shortcode)
-    SELECT phone, $4, $1, $2, $3, $6 FROM input
+    SELECT phone, :sent_at, :licence_id, :campaign_id, :sender, :reply_shortcode FROM input
     RETURNING 1
 ), new_recipients AS (
     INSERT INTO campaign_recipients (phone, licence_id, campaign_id, first_sent_at)
-    SELECT DISTINCT phone, $1, $2, $4::timestamptz FROM input
+    SELECT DISTINCT phone, :licence_id, :campaign_id, :sent_at::timestamptz FROM input
     ON CONFLICT DO NOTHING
     RETURNING 1
 ), counted AS (
     INSERT INTO campaign_counters AS c (licence_id, campaign_id, sent_count, unique_recipients,
                                         first_send_at, last_send_at)
-    VALUES ($1, $2, (SELECT count(*) FROM inserted), (SELECT count(*) FROM new_recipients), $4, $4)
+    VALUES (:licence_id, :campaign_id, (SELECT count(*) FROM inserted), (SELECT count(*) FROM new_recipients), :sent_at, :sent_at)
     ON CONFLICT (licence_id, campaign_id) DO UPDATE SET
         sent_count = c.sent_count + excluded.sent_count,
         unique_recipients = c.unique_recipients + excluded.unique_recipients,
@@ -92,51 +92,52 @@ WITH input AS (
 SELECT (SELECT count(*) FROM inserted) FROM counted;
 
 -- name: quarantine_numbers
--- Manual quarantine of the distinct phones $2 in licence $1 by actor $3 for reason $4: every request is
+-- Manual quarantine of the distinct phones :phones in licence :licence_id by actor :actor for reason :reason: every request is
 -- audited; returns the phones that were not quarantined before.
 WITH input AS (
-    SELECT DISTINCT unnest($2::text[]) AS phone
+    SELECT DISTINCT unnest(:phones::text[]) AS phone
 ), added AS (
     INSERT INTO quarantine (phone, licence_id, since, source)
-    SELECT phone, $1, now(), 'MANUAL' FROM input
+    SELECT phone, :licence_id, now(), 'MANUAL' FROM input
     ON CONFLICT DO NOTHING
     RETURNING phone
 ), audited AS (
     INSERT INTO number_history (phone, occurred_at, action, source, licence_id, actor, reason)
-    SELECT phone, now(), 'MANUAL_QUARANTINE', 'MANUAL', $1, $3, $4 FROM input
+    SELECT phone, now(), 'MANUAL_QUARANTINE', 'MANUAL', :licence_id, :actor, :reason FROM input
 )
 SELECT phone FROM added;
 
 -- name: release_numbers
--- Manual release of the distinct phones $2 from licence $1's quarantine by actor $3 for reason $4 with
--- consent reference $5: every request is audited; returns the phones that were quarantined.
+-- Manual release of the distinct phones :phones from licence :licence_id's quarantine by actor :actor for reason :reason with
+-- consent reference :consent_reference: every request is audited; returns the phones that were quarantined.
 WITH input AS (
-    SELECT DISTINCT unnest($2::text[]) AS phone
+    SELECT DISTINCT unnest(:phones::text[]) AS phone
 ), released AS (
-    DELETE FROM quarantine WHERE licence_id = $1 AND phone IN (SELECT phone FROM input)
+    DELETE FROM quarantine WHERE licence_id = :licence_id AND phone IN (SELECT phone FROM input)
     RETURNING phone
 ), audited AS (
     INSERT INTO number_history (phone, occurred_at, action, source, licence_id, actor, reason, consent_reference)
-    SELECT phone, now(), 'MANUAL_RELEASE', 'MANUAL', $1, $3, $4, $5 FROM input
+    SELECT phone, now(), 'MANUAL_RELEASE', 'MANUAL', :licence_id, :actor, :reason, :consent_reference FROM input
 )
 SELECT phone FROM released;
 
 -- name: number_quarantine
-SELECT since, source, campaign_id, attribution FROM quarantine WHERE phone = $1 AND licence_id = $2;
+SELECT since, source, campaign_id, event_id, attribution FROM quarantine
+WHERE phone = :phone AND licence_id = :licence_id;
 
 -- name: number_stop_lists
-SELECT shortcode, since, event_id FROM shortcode_stop_list WHERE phone = $1 ORDER BY since, shortcode;
+SELECT shortcode, since, event_id FROM shortcode_stop_list WHERE phone = :phone ORDER BY since, shortcode;
 
 -- name: number_last_send
 SELECT campaign_id, sender, reply_shortcode, sent_at FROM sends
-WHERE phone = $1 AND licence_id = $2 ORDER BY sent_at DESC LIMIT 1;
+WHERE phone = :phone AND licence_id = :licence_id ORDER BY sent_at DESC LIMIT 1;
 
 -- name: number_history
--- The number's history in licence $2, with the unattributed (stop-list only) entries, oldest first.
+-- The number's history in licence :licence_id, with the unattributed (stop-list only) entries, oldest first.
 SELECT occurred_at, action, source, licence_id, campaign_id, shortcode, event_id, actor, reason,
        consent_reference, attribution
 FROM number_history
-WHERE phone = $1 AND (licence_id = $2 OR licence_id IS NULL)
+WHERE phone = :phone AND (licence_id = :licence_id OR licence_id IS NULL)
 ORDER BY occurred_at, id;
 
 -- name: blocklist_snapshot
@@ -150,35 +151,35 @@ SELECT 's', shortcode, phone, (extract(epoch FROM since) * 1000000)::bigint FROM
 -- name: blocklist_heartbeat
 -- Sent by each process's index through the block list channel: once it comes back, every change committed
 -- before it has been applied.
-SELECT pg_notify('stopgate_blocklist', $1);
+SELECT pg_notify('stopgate_blocklist', :payload);
 
 -- name: ingest_round
--- Applies inbound events of distinct phones (one round of a batch) in one statement: one row per event,
--- `idx` its 1-based position. An event stored before (same phone and event_id) is a DUPLICATE answered with
--- what was done the first time. For the others: an opt-out or opt-in is attributed (rule in `attribution`)
--- to the most recent send to the phone made before it (up to the clock skew $17 after), routed through the
--- event's shortcode first (sent from it, or from an alias whose reply shortcode it is; whatever the licence:
--- a shared shortcode attributes across licences); failing that, an opt-out to the most recent send of the
--- attribution window $16 through another route; else to the licence hint (domain/ingest.py, Attribution,
--- says each rule); an opt-out quarantines the number in that licence
--- (a new STOP of a quarantined number renews its confirmation) and puts it on the shortcode's stop list; an
--- opt-in releases both; both go to the number's history; every event is stored with its outcome; and the
--- STOPs that blocked anew count as unsubscribes of their campaign. One event per phone is what makes the
--- sub-statements, which share one snapshot, touch each row at most once.
+-- Applies inbound events of distinct phones (one round of a batch) in one statement, so that a batch costs
+-- one round trip: usecases/ingest.py documents the rules applied here (attribution, quarantine per licence,
+-- shortcode stop lists, opt-in releases, duplicates, campaign unsubscribes), each named as DESIGN.md names
+-- it, and which test holds it. One row per event, `idx` its 1-based position. Parameters: one array per
+-- field of the events (`:phones` ... `:match_kinds`), the attribution window and the clock skew. One event
+-- per phone is what makes the sub-statements, which share one snapshot, touch each row at most once.
 WITH batch AS (
     SELECT *
-    FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[],
-                $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[],
-                $15::text[])
+    FROM unnest(:phones::text[], :event_ids::text[], :received_ats::timestamptz[], :sources::text[],
+                :recipients::text[], :shortcodes::text[], :networks::text[], :texts::text[],
+                :country_prefixes::text[], :reasons::text[], :licence_hints::text[], :intent_hints::text[],
+                :intents::text[], :keywords::text[], :match_kinds::text[])
         WITH ORDINALITY AS b(phone, event_id, received_at, source, recipient, shortcode, network, raw_text,
                              country_prefix, reason, licence_hint, intent_hint, intent, matched_keyword,
                              match_kind, idx)
 ),
+-- Duplicates: an event stored before (same phone and event_id) is answered as it was the first time.
 stored AS (
-    SELECT * FROM stopgate_stored_events($1, $2)
+    SELECT * FROM stopgate_stored_events(:phones, :event_ids)
 ),
+-- Attribution: the most recent send made before the event (up to :clock_skew after it), routed through the
+-- event's shortcode first (SHORTCODE_ROUTE, whatever the licence: a shared shortcode attributes across
+-- licences); else the most recent send (MOST_RECENT_SEND; for an opt-out naming a shortcode nothing went
+-- through, within :attribution_window); else the licence hint (LICENCE_HINT); else UNATTRIBUTED.
 attributed AS (
-    SELECT b.*, s.sent_at,
+    SELECT b.*, s.send_id, s.sent_at,
            CASE WHEN b.intent IN ('OPT_OUT', 'OPT_IN') THEN coalesce(s.licence_id, b.licence_hint) ELSE '' END
                AS licence_id,
            coalesce(s.campaign_id, '') AS campaign_id,
@@ -191,20 +192,23 @@ attributed AS (
            END AS attribution
     FROM batch b
     LEFT JOIN LATERAL (
-        SELECT licence_id, campaign_id, sent_at, routed
+        SELECT send_id, licence_id, campaign_id, sent_at, routed
         FROM (
-            SELECT licence_id, campaign_id, sent_at,
+            SELECT send_id, licence_id, campaign_id, sent_at,
                    b.shortcode <> '' AND b.shortcode IN (sends.sender, sends.reply_shortcode) AS routed
             FROM sends
             WHERE b.intent IN ('OPT_OUT', 'OPT_IN')
-              AND sends.phone = b.phone AND sends.sent_at <= b.received_at + $17::interval
+              AND sends.phone = b.phone AND sends.sent_at <= b.received_at + :clock_skew::interval
         ) candidate
-        WHERE routed OR b.shortcode = '' OR (b.intent = 'OPT_OUT' AND sent_at > b.received_at - $16::interval)
+        WHERE routed OR b.shortcode = ''
+           OR (b.intent = 'OPT_OUT' AND sent_at > b.received_at - :attribution_window::interval)
         ORDER BY routed DESC, sent_at DESC
         LIMIT 1
     ) s ON true
     WHERE b.idx NOT IN (SELECT idx FROM stored)
 ),
+-- Quarantine is per licence: an opt-out quarantines the number in its licence (a new STOP of a quarantined
+-- number renews its free confirmation).
 quarantined AS (
     INSERT INTO quarantine AS q (phone, licence_id, since, source, campaign_id, event_id, last_stop_at,
                                  attribution)
@@ -217,6 +221,7 @@ quarantined AS (
         confirmation_used = q.confirmation_used AND q.last_stop_at >= excluded.last_stop_at
     RETURNING phone, (xmax = 0) AS inserted
 ),
+-- Shortcode stop lists: an opt-out to a shortcode puts the number on its stop list.
 listed AS (
     INSERT INTO shortcode_stop_list AS s (phone, shortcode, since, event_id, last_stop_at)
     SELECT phone, shortcode, received_at, event_id, received_at
@@ -228,6 +233,7 @@ listed AS (
         confirmation_used = s.confirmation_used AND s.last_stop_at >= excluded.last_stop_at
     RETURNING phone, (xmax = 0) AS inserted
 ),
+-- An opt-in releases the number from its licence's quarantine and its shortcode's stop list.
 released AS (
     DELETE FROM quarantine q USING attributed a
     WHERE a.intent = 'OPT_IN' AND q.phone = a.phone AND q.licence_id = a.licence_id
@@ -255,6 +261,7 @@ decided AS (
     LEFT JOIN released r USING (phone)
     LEFT JOIN unlisted u USING (phone)
 ),
+-- Every opt-out and opt-in goes to the number's history.
 history AS (
     INSERT INTO number_history (phone, occurred_at, action, source, licence_id, campaign_id, shortcode,
                                 event_id, reason, attribution)
@@ -264,15 +271,19 @@ history AS (
     WHERE intent IN ('OPT_OUT', 'OPT_IN')
     ORDER BY idx
 ),
+-- Every inbound event is stored with its raw text and outcome (invariant 2), pointing to the send it was
+-- attributed to.
 events AS (
     INSERT INTO inbound_events (phone, event_id, received_at, source, recipient, network, raw_text,
                                 country_prefix, reason, licence_hint, intent_hint, intent, matched_keyword,
-                                match_kind, outcome, licence_id, campaign_id, attributed_sent_at, attribution)
+                                match_kind, outcome, licence_id, campaign_id, attributed_sent_at, attribution,
+                                attributed_send_id)
     SELECT phone, event_id, received_at, source, recipient, network, raw_text, country_prefix, reason,
            licence_hint, intent_hint, intent, matched_keyword, match_kind, outcome, nullif(licence_id, ''),
-           nullif(campaign_id, ''), sent_at, attribution
+           nullif(campaign_id, ''), sent_at, attribution, send_id
     FROM decided
 ),
+-- Campaign unsubscribes: the STOPs attributed to a campaign that blocked anew, by source.
 counted AS (
     UPDATE campaign_counters c SET
         unsubscribe_count = c.unsubscribe_count + d.total,
@@ -307,70 +318,71 @@ FROM stored;
 
 -- name: ingest_rejected
 INSERT INTO rejected_events (event_id, received_at, raw_event, error)
-SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::jsonb[], $4::text[]);
+SELECT * FROM unnest(:event_ids::text[], :received_ats::timestamptz[], :raw_events::jsonb[], :errors::text[]);
 
 -- name: report_campaign
-SELECT * FROM campaign_counters WHERE licence_id = $1 AND campaign_id = $2;
+SELECT * FROM campaign_counters WHERE licence_id = :licence_id AND campaign_id = :campaign_id;
 
 -- name: report_campaigns_page
--- Campaigns of licence $1 sent within [$2, $3) (NULL: unbounded), newest first sends first, after the
--- keyset ($4, $5) of the previous page (NULL: first page), at most $6.
+-- Campaigns of licence :licence_id sent within [:start_time, :end_time) (NULL: unbounded), newest first sends first, after the
+-- keyset (:after_first_send_at, :after_campaign_id) of the previous page (NULL: first page), at most :limit.
 SELECT * FROM campaign_counters
-WHERE licence_id = $1
+WHERE licence_id = :licence_id
   AND first_send_at IS NOT NULL
-  AND ($2::timestamptz IS NULL OR last_send_at >= $2)
-  AND ($3::timestamptz IS NULL OR first_send_at < $3)
-  AND ($4::timestamptz IS NULL OR first_send_at < $4 OR (first_send_at = $4 AND campaign_id > $5))
+  AND (:start_time::timestamptz IS NULL OR last_send_at >= :start_time)
+  AND (:end_time::timestamptz IS NULL OR first_send_at < :end_time)
+  AND (:after_first_send_at::timestamptz IS NULL OR first_send_at < :after_first_send_at OR (first_send_at = :after_first_send_at AND campaign_id > :after_campaign_id))
 ORDER BY first_send_at DESC, campaign_id
-LIMIT $6;
+LIMIT :limit;
 
 -- name: export_interactions
--- Every send of campaign ($1, $2) in send order, with the STOP attributed to that very send, if any.
+-- Every send of campaign (:licence_id, :campaign_id) in send order, with the STOP attributed to that very
+-- send (its send_id), if any.
 -- Times are epoch microseconds (cheaper to turn into protobuf Timestamps than datetimes).
 SELECT s.phone, s.sender, (extract(epoch FROM s.sent_at) * 1000000)::bigint AS sent_us,
        (extract(epoch FROM stop.received_at) * 1000000)::bigint AS stopped_us, stop.source, stop.event_id
 FROM sends s
 LEFT JOIN (
-    SELECT DISTINCT ON (phone, attributed_sent_at) phone, attributed_sent_at, received_at, source, event_id
+    SELECT DISTINCT ON (attributed_send_id) attributed_send_id, received_at, source, event_id
     FROM inbound_events
-    WHERE licence_id = $1 AND campaign_id = $2 AND intent = 'OPT_OUT'
+    WHERE licence_id = :licence_id AND campaign_id = :campaign_id AND intent = 'OPT_OUT'
       AND outcome IN ('QUARANTINED', 'ALREADY_QUARANTINED')
-    ORDER BY phone, attributed_sent_at, received_at
-) stop ON stop.phone = s.phone AND stop.attributed_sent_at = s.sent_at
-WHERE s.licence_id = $1 AND s.campaign_id = $2
+    ORDER BY attributed_send_id, received_at
+) stop ON stop.attributed_send_id = s.send_id
+WHERE s.licence_id = :licence_id AND s.campaign_id = :campaign_id
 ORDER BY s.sent_at, s.phone;
 
 -- name: export_quarantine
-SELECT phone, since, source, campaign_id, event_id FROM quarantine WHERE licence_id = $1 ORDER BY since, phone;
+SELECT phone, since, source, campaign_id, event_id FROM quarantine WHERE licence_id = :licence_id ORDER BY since, phone;
 
 -- name: licence_quarantine_size
-SELECT count(*) FROM quarantine WHERE licence_id = $1;
+SELECT count(*) FROM quarantine WHERE licence_id = :licence_id;
 
 -- name: licence_daily_activity
--- Opt-outs and opt-ins of licence $1 per UTC day within [$2, $3).
+-- Opt-outs and opt-ins of licence :licence_id per UTC day within [:start_time, :end_time).
 SELECT date_trunc('day', occurred_at AT TIME ZONE 'UTC') AS day,
        count(*) FILTER (WHERE action = 'OPT_OUT') AS stops,
        count(*) FILTER (WHERE action = 'OPT_IN') AS opt_ins
 FROM number_history
-WHERE licence_id = $1 AND occurred_at >= $2 AND occurred_at < $3
+WHERE licence_id = :licence_id AND occurred_at >= :start_time AND occurred_at < :end_time
 GROUP BY 1
 ORDER BY 1;
 
 -- name: licence_top_campaigns
--- The campaigns of licence $1 sent within [$2, $3) with the highest unsubscribe rates, at most $4.
+-- The campaigns of licence :licence_id sent within [:start_time, :end_time) with the highest unsubscribe rates, at most :limit.
 SELECT * FROM campaign_counters
-WHERE licence_id = $1 AND unique_recipients > 0 AND last_send_at >= $2 AND first_send_at < $3
+WHERE licence_id = :licence_id AND unique_recipients > 0 AND last_send_at >= :start_time AND first_send_at < :end_time
 ORDER BY unsubscribe_count::float8 / unique_recipients DESC, campaign_id
-LIMIT $4;
+LIMIT :limit;
 
 -- name: create_token
-INSERT INTO api_tokens (token_id, name, token_hash, roles, licences) VALUES ($1, $2, $3, $4, $5);
+INSERT INTO api_tokens (token_id, name, token_hash, roles, licences) VALUES (:token_id, :name, :token_hash, :roles, :licences);
 
 -- name: active_tokens
 SELECT token_id, name, token_hash, roles, licences FROM api_tokens WHERE revoked_at IS NULL;
 
 -- name: token_by_hash
-SELECT token_id, name, token_hash, roles, licences FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL;
+SELECT token_id, name, token_hash, roles, licences FROM api_tokens WHERE token_hash = :token_hash AND revoked_at IS NULL;
 
 -- name: list_tokens
 SELECT token_id, name, roles, licences, created_at, revoked_at FROM api_tokens ORDER BY created_at, token_id;
@@ -378,7 +390,7 @@ SELECT token_id, name, roles, licences, created_at, revoked_at FROM api_tokens O
 -- name: revoke_token
 -- By id or by name; the active token only.
 UPDATE api_tokens SET revoked_at = now()
- WHERE (token_id = $1 OR name = $1) AND revoked_at IS NULL
+ WHERE (token_id = :token_id_or_name OR name = :token_id_or_name) AND revoked_at IS NULL
 RETURNING token_id, name;
 
 -- name: any_token
@@ -408,13 +420,13 @@ FROM (SELECT shortcode,
 GROUP BY shortcode;
 
 -- name: blocklist_summary_of
--- blocklist_summary of the quarantines of licences $1 and the stop lists of shortcodes $2 only.
+-- blocklist_summary of the quarantines of licences :licences and the stop lists of shortcodes :shortcodes only.
 SELECT 'q' AS kind, licence_id AS list_key, count(*) AS size, sum(key) AS total, bit_xor(key) AS mixed,
        bit_xor(key % 2147483647 * 2147483629) AS scrambled
 FROM (SELECT licence_id,
              CASE WHEN phone ~ '^\+[1-9][0-9]*$' AND length(phone) <= 16 THEN substr(phone, 2)::bigint
                   ELSE ('x' || left(md5(phone), 16))::bit(64)::bigint END AS key
-      FROM quarantine WHERE licence_id = ANY($1::text[])) q
+      FROM quarantine WHERE licence_id = ANY(:licences::text[])) q
 GROUP BY licence_id
 UNION ALL
 SELECT 's', shortcode, count(*), sum(key), bit_xor(key),
@@ -422,21 +434,21 @@ SELECT 's', shortcode, count(*), sum(key), bit_xor(key),
 FROM (SELECT shortcode,
              CASE WHEN phone ~ '^\+[1-9][0-9]*$' AND length(phone) <= 16 THEN substr(phone, 2)::bigint
                   ELSE ('x' || left(md5(phone), 16))::bit(64)::bigint END AS key
-      FROM shortcode_stop_list WHERE shortcode = ANY($2::text[])) s
+      FROM shortcode_stop_list WHERE shortcode = ANY(:shortcodes::text[])) s
 GROUP BY shortcode;
 
 -- name: blocklist_snapshot_of
--- blocklist_snapshot of the quarantines of licences $1 and the stop lists of shortcodes $2 only.
+-- blocklist_snapshot of the quarantines of licences :licences and the stop lists of shortcodes :shortcodes only.
 SELECT 'q' AS kind, licence_id AS list_key, phone, (extract(epoch FROM since) * 1000000)::bigint AS since
-FROM quarantine WHERE licence_id = ANY($1::text[])
+FROM quarantine WHERE licence_id = ANY(:licences::text[])
 UNION ALL
 SELECT 's', shortcode, phone, (extract(epoch FROM since) * 1000000)::bigint
-FROM shortcode_stop_list WHERE shortcode = ANY($2::text[]);
+FROM shortcode_stop_list WHERE shortcode = ANY(:shortcodes::text[]);
 
 -- name: blocklist_members_of
--- Which of the entries ($1 kind 'q' or 's', $2 licence or shortcode, $3 phone) are on their list.
+-- Which of the entries (:kinds kind 'q' or 's', :list_keys licence or shortcode, :phones phone) are on their list.
 SELECT t.kind, t.list_key, t.phone
-FROM unnest($1::text[], $2::text[], $3::text[]) AS t(kind, list_key, phone)
+FROM unnest(:kinds::text[], :list_keys::text[], :phones::text[]) AS t(kind, list_key, phone)
 WHERE (t.kind = 'q' AND EXISTS (SELECT 1 FROM quarantine q WHERE q.phone = t.phone AND q.licence_id = t.list_key))
    OR (t.kind = 's' AND EXISTS (SELECT 1 FROM shortcode_stop_list s
                                 WHERE s.phone = t.phone AND s.shortcode = t.list_key));

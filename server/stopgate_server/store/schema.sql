@@ -94,21 +94,27 @@ CREATE TRIGGER shortcode_stop_list_truncate_notify AFTER TRUNCATE ON shortcode_s
     FOR EACH STATEMENT EXECUTE FUNCTION stopgate_notify_truncate('s');
 
 -- reply_shortcode: the reply shortcode of an alias sender (the one the operator substitutes for "00000" in
--- "STOP 00000"): a STOP to it is attributed to this send. '' for other senders.
+-- "STOP 00000"): a STOP to it is attributed to this send. '' for other senders. send_id: what an inbound
+-- event attributed to this send points to; from a sequence whose ids each connection takes 100 at a time
+-- (unique, neither gapless nor in send order).
+CREATE SEQUENCE sends_send_id_seq AS bigint CACHE 100;
 CREATE TABLE sends (
     phone           text        NOT NULL,
     sent_at         timestamptz NOT NULL,
     licence_id      text        NOT NULL,
     campaign_id     text        NOT NULL,
     sender          text        NOT NULL,
-    reply_shortcode text        NOT NULL DEFAULT ''
+    reply_shortcode text        NOT NULL DEFAULT '',
+    send_id         bigint      NOT NULL DEFAULT nextval('sends_send_id_seq')
 ) PARTITION BY RANGE (sent_at);
+ALTER SEQUENCE sends_send_id_seq OWNED BY sends.send_id;
 CREATE INDEX sends_by_phone ON sends (phone, sent_at DESC);
 CREATE INDEX sends_by_campaign ON sends (licence_id, campaign_id, sent_at, phone);
 
 -- Every inbound event whose number could be read, with its raw fields and what stopgate did with it.
 -- event_id is the idempotency key of ingress. attribution: the rule that attributed an opt-out or opt-in
--- (SHORTCODE_ROUTE, MOST_RECENT_SEND, LICENCE_HINT, UNATTRIBUTED), '' for other events.
+-- (SHORTCODE_ROUTE, MOST_RECENT_SEND, LICENCE_HINT, UNATTRIBUTED), '' for other events. attributed_send_id:
+-- the send it was attributed to (sends.send_id), NULL when none.
 CREATE TABLE inbound_events (
     phone              text        NOT NULL,
     event_id           text        NOT NULL,
@@ -130,6 +136,7 @@ CREATE TABLE inbound_events (
     campaign_id        text,
     attributed_sent_at timestamptz,
     attribution        text        NOT NULL DEFAULT '',
+    attributed_send_id bigint,
     PRIMARY KEY (phone, event_id)
 );
 CREATE INDEX inbound_events_by_campaign ON inbound_events (licence_id, campaign_id) WHERE intent = 'OPT_OUT';

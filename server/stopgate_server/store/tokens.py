@@ -61,12 +61,13 @@ async def create_token(
     token = "sg_" + secrets.token_urlsafe(32)
     try:
         await connection.execute(
-            QUERIES["create_token"],
-            record.token_id,
-            record.name,
-            hash_token(token),
-            list(record.roles),
-            list(record.licences),
+            *QUERIES["create_token"].bind(
+                token_id=record.token_id,
+                name=record.name,
+                token_hash=hash_token(token),
+                roles=list(record.roles),
+                licences=list(record.licences),
+            )
         )
     except asyncpg.UniqueViolationError:
         message = f"an active token is already named {name!r}: revoke it first, or pick another name"
@@ -75,7 +76,7 @@ async def create_token(
 
 
 async def list_tokens(connection: DbConnection) -> list[TokenRecord]:
-    rows = await connection.fetch(QUERIES["list_tokens"])
+    rows = await connection.fetch(QUERIES["list_tokens"].sql)
     return [
         TokenRecord(
             r["token_id"],
@@ -91,7 +92,7 @@ async def list_tokens(connection: DbConnection) -> list[TokenRecord]:
 
 async def revoke_token(connection: DbConnection, token_id_or_name: str) -> str:
     """Revoke the active token with this id or name; return its id."""
-    row = await connection.fetchrow(QUERIES["revoke_token"], token_id_or_name)
+    row = await connection.fetchrow(*QUERIES["revoke_token"].bind(token_id_or_name=token_id_or_name))
     if row is None:
         raise TokenError(f"no active token has the id or name {token_id_or_name!r}")
     return str(row["token_id"])
@@ -99,7 +100,7 @@ async def revoke_token(connection: DbConnection, token_id_or_name: str) -> str:
 
 async def active_tokens(connection: DbConnection) -> dict[str, TokenRecord]:
     """Every active token, by hash."""
-    rows = await connection.fetch(QUERIES["active_tokens"])
+    rows = await connection.fetch(QUERIES["active_tokens"].sql)
     return {
         r["token_hash"]: TokenRecord(r["token_id"], r["name"], tuple(r["roles"]), tuple(r["licences"]))
         for r in rows
@@ -107,12 +108,12 @@ async def active_tokens(connection: DbConnection) -> dict[str, TokenRecord]:
 
 
 async def find_active_token(connection: DbConnection, token_hash: str) -> TokenRecord | None:
-    row = await connection.fetchrow(QUERIES["token_by_hash"], token_hash)
+    row = await connection.fetchrow(*QUERIES["token_by_hash"].bind(token_hash=token_hash))
     return _record(row) if row else None
 
 
 async def any_token(connection: DbConnection) -> bool:
-    return bool(await connection.fetchval(QUERIES["any_token"]))
+    return bool(await connection.fetchval(QUERIES["any_token"].sql))
 
 
 def _record(

@@ -15,8 +15,7 @@ from typing import TypeVar
 
 TURN_S = 0.005  # the longest a request's work holds the event loop before the other calls get a turn
 # A pause, not sleep(0): gRPC's completion-queue thread needs the GIL to hand the waiting calls to the event
-# loop, and a poll with no timeout gives it up too briefly (CheckBatch beside a request of long texts: p99
-# ~250 ms with sleep(0), ~20 ms with this pause; BENCHMARKS.md, Fairness).
+# loop, and a poll with no timeout gives it up too briefly (BENCHMARKS.md, Fairness, measures both).
 PAUSE_S = 0.0005
 
 Item = TypeVar("Item")
