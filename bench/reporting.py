@@ -62,6 +62,13 @@ async def load(dsn: str, campaign: str, sends: int, offset: int) -> None:
         ),
         columns=columns,
     )
+    # Each STOP points to the send it was attributed to, as ingest records it
+    await connection.execute(
+        """UPDATE inbound_events e SET attributed_send_id = s.send_id FROM sends s
+           WHERE e.campaign_id = $1 AND s.campaign_id = $1
+             AND s.phone = e.phone AND s.sent_at = e.attributed_sent_at""",
+        campaign,
+    )
     await connection.execute(
         """INSERT INTO campaign_counters (licence_id, campaign_id, sent_count, unique_recipients,
                unsubscribe_count, unsubscribes_sms_reply, first_send_at, last_send_at)
@@ -92,11 +99,15 @@ async def drive(address: str, calls: int) -> dict[str, float]:
             latencies.sort()
             figures[f"{campaign}_p50_ms"] = 1000 * percentile(latencies, 0.5)
             figures[f"{campaign}_p99_ms"] = 1000 * percentile(latencies, 0.99)
-        rows, started = 0, time.perf_counter()
+        rows, stopped, started = 0, 0, time.perf_counter()
         export = reporting_pb2.ExportInteractionsRequest(licence_id="acme", campaign_id="big")
         async for chunk in stub.ExportInteractions(export, timeout=600):
             rows += len(chunk.interactions)
+            stopped += sum(
+                row.status == reporting_pb2.INTERACTION_STATUS_STOPPED for row in chunk.interactions
+            )
         figures["export_rows"] = rows
+        figures["export_stopped"] = stopped
         figures["export_rows_per_s"] = rows / (time.perf_counter() - started)
     return figures
 
@@ -134,6 +145,9 @@ def main() -> int:
     )
     if rows != args.sends:
         print(f"FAILED: the big campaign's export has {rows:,.0f} rows, not one per send ({args.sends:,})")
+        return 1
+    if figures["export_stopped"] != len(range(0, args.sends, 100)):
+        print(f"FAILED: the export has {figures['export_stopped']:,.0f} STOPPED rows, not one per STOP")
         return 1
     return 0
 

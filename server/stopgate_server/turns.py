@@ -26,13 +26,14 @@ async def in_turns(
     work: Callable[[Sequence[Item]], list[Result]], items: Sequence[Item], chunk: int
 ) -> list[Result]:
     """`work(items)`, done `chunk` items at a time, with a pause for the other calls whenever it has held
-    the event loop for TURN_S. `chunk` should take well under TURN_S: work that fits in one turn (nearly
-    all requests) runs without a pause."""
+    the event loop for TURN_S, the last chunk included: work done in several passes (an ingest request is
+    read, then classified) holds the loop no longer than one pass. `chunk` should take well under TURN_S:
+    work that fits in one turn (nearly all requests) runs without a pause."""
     results: list[Result] = []
     turn_ends = time.monotonic() + TURN_S
     for start in range(0, len(items), chunk):
         results += work(items[start : start + chunk])
-        if time.monotonic() > turn_ends and start + chunk < len(items):
+        if time.monotonic() > turn_ends:
             await asyncio.sleep(PAUSE_S)
             turn_ends = time.monotonic() + TURN_S
     return results

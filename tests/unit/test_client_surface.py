@@ -28,6 +28,10 @@ def snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
+def test_every_rpc_of_every_service_is_known() -> None:
+    assert len(RPCS) == 16
+
+
 def test_every_service_of_the_protos_is_known() -> None:
     """METHODS comes from the server's service table: it holds every service of every stopgate.v1 file."""
     contracts = [

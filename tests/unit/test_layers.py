@@ -19,8 +19,12 @@ def imported_modules(package: str, root: Path = SERVER) -> dict[str, set[str]]:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
                 names.update(alias.name for alias in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                names.add(node.module)
+            elif isinstance(node, ast.ImportFrom):
+                # `from stopgate_server import store` imports stopgate_server.store; relative imports are
+                # not used in the server, and would be named with their dots, never allowed
+                module = "." * node.level + (node.module or "")
+                names.add(module)
+                names.update(f"{module}.{alias.name}" for alias in node.names)
         found[str(path.relative_to(root))] = names
     return found
 
@@ -61,4 +65,24 @@ def test_a_function_level_import_is_found(tmp_path: Path) -> None:
         "def f():\n    from stopgate_server.store.queries import QUERIES\n    import asyncpg\n"
     )
     found = offenders("api", ("asyncpg", "stopgate_server.store"), tmp_path)
-    assert found == {"api/sneaky.py": ["asyncpg", "stopgate_server.store.queries"]}
+    assert found == {
+        "api/sneaky.py": ["asyncpg", "stopgate_server.store.queries", "stopgate_server.store.queries.QUERIES"]
+    }
+
+
+def test_a_package_imported_from_its_parent_is_found(tmp_path: Path) -> None:
+    (tmp_path / "api").mkdir()
+    (tmp_path / "api" / "sneaky.py").write_text("from stopgate_server import store\n")
+    assert offenders("api", ("stopgate_server.store",), tmp_path) == {
+        "api/sneaky.py": ["stopgate_server.store"]
+    }
+
+
+def test_relative_imports_are_not_used() -> None:
+    relative = {
+        module: sorted(name for name in names if name.startswith("."))
+        for package in ("api", "usecases", "store", "domain", "obs")
+        for module, names in imported_modules(package).items()
+        if any(name.startswith(".") for name in names)
+    }
+    assert relative == {}

@@ -1,4 +1,4 @@
-"""SQL is written in queries.sql with bound parameters ($1, $2 ...): no statement is built from strings."""
+"""SQL is written in queries.sql with bound parameters (`:name`): no statement is built from strings."""
 
 from __future__ import annotations
 

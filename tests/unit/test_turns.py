@@ -47,3 +47,15 @@ async def test_work_that_fits_in_one_turn_runs_without_a_pause() -> None:
     result, during = await other_calls_during(in_turns(list, range(1000), chunk=10))
     assert result == list(range(1000))
     assert during == 0
+
+
+async def test_passes_one_after_another_never_hold_the_loop_longer_than_one_turn() -> None:
+    """Reading then classifying a request: the second pass starts after a pause if the first used its turn."""
+
+    async def two_passes() -> list[int]:
+        first = await in_turns(doubled_slowly, range(5), chunk=1)  # a whole turn, a pause only at its end
+        return first + await in_turns(doubled_slowly, range(2), chunk=1)
+
+    result, during = await other_calls_during(two_passes())
+    assert result == [item * 2 for item in [*range(5), *range(2)]]
+    assert during >= 1

@@ -30,12 +30,18 @@ class _MessageCategoryEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Messa
     MESSAGE_CATEGORY_TRANSACTIONAL: _MessageCategory.ValueType  # 2
     """Service messages the recipient expects (delivery notices, codes). Still filtered by quarantine."""
     MESSAGE_CATEGORY_OPT_OUT_CONFIRMATION: _MessageCategory.ValueType  # 3
-    """The single free confirmation after a STOP. The only category a quarantine lets through, once per
-    STOP event, within 5 minutes of it.
+    """The single free confirmation after a STOP. The only category a quarantine or stop list lets through,
+    once per STOP event, within 5 minutes of it. The check that lets it through uses it up: another check
+    of the number, even a concurrent one, gets BLOCK; a new STOP gives a new one.
     """
 
 class MessageCategory(_MessageCategory, metaclass=_MessageCategoryEnumTypeWrapper):
     """Types shared by the four stopgate services.
+
+    Errors, in every service: a failed call's google.rpc.Status carries a google.rpc.ErrorInfo (domain
+    "stopgate") with a stable reason; INVALID_ARGUMENT also carries a google.rpc.BadRequest naming each bad
+    field. A Timestamp outside what one may hold (0001-01-01 to 9999-12-31 UTC, both ends valid; nanos 0 to
+    999,999,999) is INVALID_ARGUMENT naming the field (in StopIngest, that event alone is acked REJECTED).
 
     What a message is for. Quarantine rules and STOP-mention rules depend on it.
     """
@@ -47,8 +53,9 @@ MESSAGE_CATEGORY_MARKETING: MessageCategory.ValueType  # 1
 MESSAGE_CATEGORY_TRANSACTIONAL: MessageCategory.ValueType  # 2
 """Service messages the recipient expects (delivery notices, codes). Still filtered by quarantine."""
 MESSAGE_CATEGORY_OPT_OUT_CONFIRMATION: MessageCategory.ValueType  # 3
-"""The single free confirmation after a STOP. The only category a quarantine lets through, once per
-STOP event, within 5 minutes of it.
+"""The single free confirmation after a STOP. The only category a quarantine or stop list lets through,
+once per STOP event, within 5 minutes of it. The check that lets it through uses it up: another check
+of the number, even a concurrent one, gets BLOCK; a new STOP gives a new one.
 """
 Global___MessageCategory: _TypeAlias = MessageCategory  # noqa: Y015
 
@@ -167,7 +174,7 @@ class _AttributionRuleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Attri
     ATTRIBUTION_RULE_MOST_RECENT_SEND: _AttributionRule.ValueType  # 2
     """The event named no shortcode: the most recent send to the number. Or, for an opt-out, no send went
     through its shortcode: the most recent send of the attribution window (90 days) through another route.
-    Only sends made before the event count, in every rule.
+    An opt-in to a shortcode never falls back so: it releases only what its own route reached.
     """
     ATTRIBUTION_RULE_LICENCE_HINT: _AttributionRule.ValueType  # 3
     """No send found: the licence hint of the event (no campaign)."""
@@ -176,7 +183,9 @@ class _AttributionRuleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Attri
 
 class AttributionRule(_AttributionRule, metaclass=_AttributionRuleEnumTypeWrapper):
     """Which rule assigned an inbound opt-out or opt-in to a licence and campaign ("regardless of the
-    unsubscribe method, a STOP is assigned to the most recent campaign sent to this number").
+    unsubscribe method, a STOP is assigned to the most recent campaign sent to this number"). The rules are
+    tried in this order. Sends of every licence count (a shortcode may be shared by several licences), but
+    only those made before the event (up to a minute after it, for clock skew), in every rule.
     """
 
 ATTRIBUTION_RULE_UNSPECIFIED: AttributionRule.ValueType  # 0
@@ -188,7 +197,7 @@ from an alias whose reply shortcode it is.
 ATTRIBUTION_RULE_MOST_RECENT_SEND: AttributionRule.ValueType  # 2
 """The event named no shortcode: the most recent send to the number. Or, for an opt-out, no send went
 through its shortcode: the most recent send of the attribution window (90 days) through another route.
-Only sends made before the event count, in every rule.
+An opt-in to a shortcode never falls back so: it releases only what its own route reached.
 """
 ATTRIBUTION_RULE_LICENCE_HINT: AttributionRule.ValueType  # 3
 """No send found: the licence hint of the event (no campaign)."""
@@ -230,7 +239,9 @@ class Sender(_message.Message):
     TYPE_FIELD_NUMBER: _builtins.int
     REPLY_SHORTCODE_FIELD_NUMBER: _builtins.int
     address: _builtins.str
-    """The address as the operator sees it: "ACME", "36180", "+447700900123". 1 to 16 characters."""
+    """The address as the operator sees it: "ACME", "36180", "+447700900123". 1 to 16 characters. Spaces around
+    it are ignored and decimal digits of any script are read as ASCII ("３６１８０" is the shortcode "36180").
+    """
     type: Global___SenderType.ValueType
     """Its kind; SENDER_TYPE_UNSPECIFIED asks the server to infer it from the address."""
     reply_shortcode: _builtins.str
@@ -238,7 +249,8 @@ class Sender(_message.Message):
     alias's traffic. The operator substitutes it for "00000" in the mention "STOP 00000", and recipients
     reply STOP to it. Sends record it; a STOP to it is attributed to the alias's sends; a check from the
     alias is blocked by its stop list. 3 to 8 digits (any Unicode decimal digits, read as ASCII). Empty
-    when unknown; for a shortcode sender it may only repeat the address; a longcode has none.
+    when unknown; for a shortcode sender it may only repeat the address; a longcode has none (any other
+    value is INVALID_ARGUMENT).
     """
     def __init__(
         self,

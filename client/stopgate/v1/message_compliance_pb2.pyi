@@ -33,9 +33,13 @@ class _ComplianceVerdictEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Com
     COMPLIANCE_VERDICT_WILL_BE_AMENDED: _ComplianceVerdict.ValueType  # 2
     """The operator will amend the text (France: it appends the STOP mention); see delivered_text and its parts."""
     COMPLIANCE_VERDICT_NON_COMPLIANT: _ComplianceVerdict.ValueType  # 3
-    """The text breaks a rule (Belgium: mention missing; France: mention not at the end); see violations."""
+    """The text breaks a rule (Belgium: mention missing; anywhere a mention is required: mention not at the
+    very end); see violations.
+    """
     COMPLIANCE_VERDICT_NOT_APPLICABLE: _ComplianceVerdict.ValueType  # 4
-    """No STOP rule applies to this country, sender and category (advisories may still be given)."""
+    """No STOP rule applies to this country, sender and category (advisories may still be given: a marketing
+    text without a link, where operators do not handle STOP, gets UNSUBSCRIBE_LINK_ADVISED).
+    """
 
 class ComplianceVerdict(_ComplianceVerdict, metaclass=_ComplianceVerdictEnumTypeWrapper):
     """The overall answer for one text."""
@@ -47,9 +51,13 @@ COMPLIANCE_VERDICT_COMPLIANT: ComplianceVerdict.ValueType  # 1
 COMPLIANCE_VERDICT_WILL_BE_AMENDED: ComplianceVerdict.ValueType  # 2
 """The operator will amend the text (France: it appends the STOP mention); see delivered_text and its parts."""
 COMPLIANCE_VERDICT_NON_COMPLIANT: ComplianceVerdict.ValueType  # 3
-"""The text breaks a rule (Belgium: mention missing; France: mention not at the end); see violations."""
+"""The text breaks a rule (Belgium: mention missing; anywhere a mention is required: mention not at the
+very end); see violations.
+"""
 COMPLIANCE_VERDICT_NOT_APPLICABLE: ComplianceVerdict.ValueType  # 4
-"""No STOP rule applies to this country, sender and category (advisories may still be given)."""
+"""No STOP rule applies to this country, sender and category (advisories may still be given: a marketing
+text without a link, where operators do not handle STOP, gets UNSUBSCRIBE_LINK_ADVISED).
+"""
 Global___ComplianceVerdict: _TypeAlias = ComplianceVerdict  # noqa: Y015
 
 class _MentionPosition:
@@ -144,7 +152,9 @@ class SegmentInfo(_message.Message):
     units: _builtins.int
     """Total units: septets for GSM7 (extension characters count 2), UTF-16 code units for UCS2."""
     parts: _builtins.int
-    """Number of SMS parts."""
+    """Number of SMS parts. A 2-unit character (a GSM-7 extension character, a UTF-16 surrogate pair) is never
+    split across two parts.
+    """
     units_per_part: _builtins.int
     """Capacity of each part in units (160 or 153 for GSM7, 70 or 67 for UCS2)."""
     remaining_in_last_part: _builtins.int
@@ -319,14 +329,17 @@ class CheckMessageRequest(_message.Message):
     SHORTCODE_FIELD_NUMBER: _builtins.int
     ALLOW_ACCENT_FOLDING_FIELD_NUMBER: _builtins.int
     text: _builtins.str
-    """The text as the marketer wrote it. Required."""
+    """The text as the marketer wrote it. Required; at most the server's limit in SMS parts (10 by default,
+    STOPGATE_MAX_MESSAGE_PARTS), else INVALID_ARGUMENT.
+    """
     country: _builtins.str
     """ISO 3166-1 alpha-2 destination country ("FR", "BE", "GB"). Required."""
     category: _common_pb2.MessageCategory.ValueType
     """What the text is. Required."""
     shortcode: _builtins.str
     """The shortcode recipients reply to, if known: replaces "00000" in the delivered text, whose parts are
-    counted with it. Defaults to sender.reply_shortcode; when both are set they must be the same.
+    counted with it. 3 to 8 digits (any Unicode decimal digits, read as ASCII). Defaults to
+    sender.reply_shortcode; when both are set they must be the same.
     """
     allow_accent_folding: _builtins.bool
     """Whether GSM-7 replacements may drop accents ("ç" → "c"), not only swap typography (curly quotes,
@@ -400,7 +413,7 @@ class CheckMessagesRequest(_message.Message):
     """Whether GSM-7 replacements may drop accents ("ç" → "c")."""
     @_builtins.property
     def texts(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """The texts, 1 to 1,000."""
+        """The texts, 1 to 1,000, each within the server's limit in SMS parts (see CheckMessageRequest.text)."""
 
     @_builtins.property
     def sender(self) -> _common_pb2.Sender:
@@ -487,7 +500,10 @@ class CountryPolicy(_message.Message):
     operator_appends_mention: _builtins.bool
     """Whether the operator appends the mention itself when it is missing."""
     mention_text: _builtins.str
-    """The mention to put at the end of the text ("STOP 00000")."""
+    """The mention to put at the end of the text ("STOP 00000"). It is also what the checker looks for: its
+    words in that order, in any case, with spacing, punctuation or connecting words between them, and any
+    3 to 8 digit shortcode in place of "00000" ("STOP au 36180", "Stop SMS 36180").
+    """
     unsubscribe_link_advised: _builtins.bool
     """Whether an unsubscribe link is advised for marketing texts."""
     description: _builtins.str

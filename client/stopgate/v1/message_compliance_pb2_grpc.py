@@ -73,7 +73,7 @@ class MessageComplianceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListCountryPolicies(self, request, context):
-        """The country policy table in force.
+        """The country policy table in force, with its version. The server checks the table when it starts.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

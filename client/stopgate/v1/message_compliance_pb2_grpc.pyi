@@ -40,7 +40,7 @@ class MessageComplianceStub:
     CheckMessages: _grpc.UnaryUnaryMultiCallable[_message_compliance_pb2.CheckMessagesRequest, _message_compliance_pb2.CheckMessagesResponse]
     """Checks up to 1,000 texts (personalised variants) for the same country, sender and category."""
     ListCountryPolicies: _grpc.UnaryUnaryMultiCallable[_message_compliance_pb2.ListCountryPoliciesRequest, _message_compliance_pb2.ListCountryPoliciesResponse]
-    """The country policy table in force."""
+    """The country policy table in force, with its version. The server checks the table when it starts."""
 
 @_typing.type_check_only
 class MessageComplianceAsyncStub(MessageComplianceStub):
@@ -54,7 +54,7 @@ class MessageComplianceAsyncStub(MessageComplianceStub):
     CheckMessages: _aio.UnaryUnaryMultiCallable[_message_compliance_pb2.CheckMessagesRequest, _message_compliance_pb2.CheckMessagesResponse]  # type: ignore[assignment]
     """Checks up to 1,000 texts (personalised variants) for the same country, sender and category."""
     ListCountryPolicies: _aio.UnaryUnaryMultiCallable[_message_compliance_pb2.ListCountryPoliciesRequest, _message_compliance_pb2.ListCountryPoliciesResponse]  # type: ignore[assignment]
-    """The country policy table in force."""
+    """The country policy table in force, with its version. The server checks the table when it starts."""
 
 class MessageComplianceServicer(metaclass=_abc_1.ABCMeta):
     """MessageCompliance checks, while a campaign is written, that a text carries the STOP mention its
@@ -83,6 +83,6 @@ class MessageComplianceServicer(metaclass=_abc_1.ABCMeta):
         request: _message_compliance_pb2.ListCountryPoliciesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_message_compliance_pb2.ListCountryPoliciesResponse, _abc.Awaitable[_message_compliance_pb2.ListCountryPoliciesResponse]]:
-        """The country policy table in force."""
+        """The country policy table in force, with its version. The server checks the table when it starts."""
 
 def add_MessageComplianceServicer_to_server(servicer: MessageComplianceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -301,7 +301,9 @@ class RecordSendsRequest(_message.Message):
 
     @_builtins.property
     def sent_at(self) -> _timestamp_pb2.Timestamp:
-        """When the messages were sent; unset means now."""
+        """When the messages were sent; unset means now. Within the last 31 days (1 hour ahead at most), else
+        INVALID_ARGUMENT.
+        """
 
     @_builtins.property
     def phone_numbers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:

@@ -70,7 +70,8 @@ class QuarantineCheckServicer:
 
     def CheckBatch(self, request, context):
         """Checks up to 10,000 numbers for one licence, sender and category. One result per input, same order.
-        With campaign_id, the allowed numbers are recorded as sends of that campaign before the answer is sent.
+        With campaign_id, the allowed numbers are recorded as sends of that campaign, and counted in its report,
+        before the answer is sent.
         Fails closed: when the quarantine state cannot be read the call fails with UNAVAILABLE, never ALLOW.
         Idempotent only without campaign_id (with one, a repeated call records its sends again), so it keeps
         the default idempotency level: callers may retry it freely only when campaign_id is empty.
@@ -104,7 +105,8 @@ class QuarantineCheckServicer:
 
     def ReleaseNumbers(self, request, context):
         """Releases numbers from quarantine by hand (administrators), given proof of renewed consent. Audited.
-        Not idempotent: every call adds to the audit history.
+        Lifts the licence's quarantine only: a shortcode's stop list belongs to the shortcode and is lifted by
+        an opt-in to it (StopIngest). Not idempotent: every call adds to the audit history.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

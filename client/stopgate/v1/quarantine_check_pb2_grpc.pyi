@@ -37,7 +37,8 @@ class QuarantineCheckStub:
     def __new__(cls, channel: _aio.Channel) -> QuarantineCheckAsyncStub: ...
     CheckBatch: _grpc.UnaryUnaryMultiCallable[_quarantine_check_pb2.CheckBatchRequest, _quarantine_check_pb2.CheckBatchResponse]
     """Checks up to 10,000 numbers for one licence, sender and category. One result per input, same order.
-    With campaign_id, the allowed numbers are recorded as sends of that campaign before the answer is sent.
+    With campaign_id, the allowed numbers are recorded as sends of that campaign, and counted in its report,
+    before the answer is sent.
     Fails closed: when the quarantine state cannot be read the call fails with UNAVAILABLE, never ALLOW.
     Idempotent only without campaign_id (with one, a repeated call records its sends again), so it keeps
     the default idempotency level: callers may retry it freely only when campaign_id is empty.
@@ -54,7 +55,8 @@ class QuarantineCheckStub:
     """
     ReleaseNumbers: _grpc.UnaryUnaryMultiCallable[_quarantine_check_pb2.ReleaseNumbersRequest, _quarantine_check_pb2.ReleaseNumbersResponse]
     """Releases numbers from quarantine by hand (administrators), given proof of renewed consent. Audited.
-    Not idempotent: every call adds to the audit history.
+    Lifts the licence's quarantine only: a shortcode's stop list belongs to the shortcode and is lifted by
+    an opt-in to it (StopIngest). Not idempotent: every call adds to the audit history.
     """
 
 @_typing.type_check_only
@@ -66,7 +68,8 @@ class QuarantineCheckAsyncStub(QuarantineCheckStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     CheckBatch: _aio.UnaryUnaryMultiCallable[_quarantine_check_pb2.CheckBatchRequest, _quarantine_check_pb2.CheckBatchResponse]  # type: ignore[assignment]
     """Checks up to 10,000 numbers for one licence, sender and category. One result per input, same order.
-    With campaign_id, the allowed numbers are recorded as sends of that campaign before the answer is sent.
+    With campaign_id, the allowed numbers are recorded as sends of that campaign, and counted in its report,
+    before the answer is sent.
     Fails closed: when the quarantine state cannot be read the call fails with UNAVAILABLE, never ALLOW.
     Idempotent only without campaign_id (with one, a repeated call records its sends again), so it keeps
     the default idempotency level: callers may retry it freely only when campaign_id is empty.
@@ -83,7 +86,8 @@ class QuarantineCheckAsyncStub(QuarantineCheckStub):
     """
     ReleaseNumbers: _aio.UnaryUnaryMultiCallable[_quarantine_check_pb2.ReleaseNumbersRequest, _quarantine_check_pb2.ReleaseNumbersResponse]  # type: ignore[assignment]
     """Releases numbers from quarantine by hand (administrators), given proof of renewed consent. Audited.
-    Not idempotent: every call adds to the audit history.
+    Lifts the licence's quarantine only: a shortcode's stop list belongs to the shortcode and is lifted by
+    an opt-in to it (StopIngest). Not idempotent: every call adds to the audit history.
     """
 
 class QuarantineCheckServicer(metaclass=_abc_1.ABCMeta):
@@ -98,7 +102,8 @@ class QuarantineCheckServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_quarantine_check_pb2.CheckBatchResponse, _abc.Awaitable[_quarantine_check_pb2.CheckBatchResponse]]:
         """Checks up to 10,000 numbers for one licence, sender and category. One result per input, same order.
-        With campaign_id, the allowed numbers are recorded as sends of that campaign before the answer is sent.
+        With campaign_id, the allowed numbers are recorded as sends of that campaign, and counted in its report,
+        before the answer is sent.
         Fails closed: when the quarantine state cannot be read the call fails with UNAVAILABLE, never ALLOW.
         Idempotent only without campaign_id (with one, a repeated call records its sends again), so it keeps
         the default idempotency level: callers may retry it freely only when campaign_id is empty.
@@ -139,7 +144,8 @@ class QuarantineCheckServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_quarantine_check_pb2.ReleaseNumbersResponse, _abc.Awaitable[_quarantine_check_pb2.ReleaseNumbersResponse]]:
         """Releases numbers from quarantine by hand (administrators), given proof of renewed consent. Audited.
-        Not idempotent: every call adds to the audit history.
+        Lifts the licence's quarantine only: a shortcode's stop list belongs to the shortcode and is lifted by
+        an opt-in to it (StopIngest). Not idempotent: every call adds to the audit history.
         """
 
 def add_QuarantineCheckServicer_to_server(servicer: QuarantineCheckServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -97,7 +97,9 @@ class CampaignReport(_message.Message):
     unique_recipients: _builtins.int
     """Distinct numbers the campaign was sent to."""
     unsubscribe_count: _builtins.int
-    """STOPs attributed to the campaign (people who opted out following it)."""
+    """STOPs attributed to the campaign (people who opted out following it) that blocked their number anew (a
+    new quarantine or stop-list entry): a repeated STOP does not count again.
+    """
     unsubscribe_rate_percent: _builtins.float
     """unsubscribe_count as a percentage of unique_recipients, rounded to two decimals."""
     @_builtins.property
@@ -210,7 +212,9 @@ class ListCampaignReportsRequest(_message.Message):
     """At most this many reports per page (1 to 1,000; 0 means 100)."""
     page_token: _builtins.str
     """The next_page_token of the previous page; empty for the first page. Opaque, and bound to the licence
-    and time range it was returned for: with any other, or edited, it is INVALID_ARGUMENT.
+    and time range it was returned for (page_size may change): with any other, or edited, it is
+    INVALID_ARGUMENT naming page_token. Pages follow a position, not an offset: every campaign comes
+    exactly once, even while new ones arrive.
     """
     @_builtins.property
     def start_time(self) -> _timestamp_pb2.Timestamp:
@@ -499,7 +503,9 @@ class GetLicenceSummaryRequest(_message.Message):
     """How many campaigns to list by unsubscribe rate (0 means 10, at most 100)."""
     @_builtins.property
     def start_time(self) -> _timestamp_pb2.Timestamp:
-        """Start of the range for daily activity; unset means 30 days before end_time."""
+        """Start of the range for daily activity; unset means 30 days before end_time. The range spans at most
+        366 days.
+        """
 
     @_builtins.property
     def end_time(self) -> _timestamp_pb2.Timestamp:

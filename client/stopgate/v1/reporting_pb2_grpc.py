@@ -69,7 +69,9 @@ class ReportingServicer:
     """
 
     def GetCampaignReport(self, request, context):
-        """The report of one campaign: sends, recipients, unsubscribes and their rate.
+        """The report of one campaign: sends, recipients, unsubscribes and their rate. NOT_FOUND when the campaign
+        has no recorded send. Read from counters moved in the same transactions as the sends and STOPs: it
+        includes every send recorded and STOP acked before the call, and costs the same for any campaign size.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -83,14 +85,16 @@ class ReportingServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ExportInteractions(self, request, context):
-        """One row per send of a campaign, status SENT or STOPPED, streamed in chunks.
+        """One row per send of a campaign, in send order, status SENT or STOPPED, streamed in chunks of up to
+        1,000 rows. STOPPED marks the one send a STOP was attributed to, even when the number was sent the
+        campaign twice at the same instant (listed twice in one request).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ExportQuarantine(self, request, context):
-        """Every quarantined number of a licence, streamed in chunks.
+        """Every quarantined number of a licence, oldest first, streamed in chunks of up to 1,000 entries.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -36,13 +36,19 @@ class ReportingStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> ReportingAsyncStub: ...
     GetCampaignReport: _grpc.UnaryUnaryMultiCallable[_reporting_pb2.GetCampaignReportRequest, _reporting_pb2.GetCampaignReportResponse]
-    """The report of one campaign: sends, recipients, unsubscribes and their rate."""
+    """The report of one campaign: sends, recipients, unsubscribes and their rate. NOT_FOUND when the campaign
+    has no recorded send. Read from counters moved in the same transactions as the sends and STOPs: it
+    includes every send recorded and STOP acked before the call, and costs the same for any campaign size.
+    """
     ListCampaignReports: _grpc.UnaryUnaryMultiCallable[_reporting_pb2.ListCampaignReportsRequest, _reporting_pb2.ListCampaignReportsResponse]
     """A licence's campaign reports over a time range, paged."""
     ExportInteractions: _grpc.UnaryStreamMultiCallable[_reporting_pb2.ExportInteractionsRequest, _reporting_pb2.ExportInteractionsResponse]
-    """One row per send of a campaign, status SENT or STOPPED, streamed in chunks."""
+    """One row per send of a campaign, in send order, status SENT or STOPPED, streamed in chunks of up to
+    1,000 rows. STOPPED marks the one send a STOP was attributed to, even when the number was sent the
+    campaign twice at the same instant (listed twice in one request).
+    """
     ExportQuarantine: _grpc.UnaryStreamMultiCallable[_reporting_pb2.ExportQuarantineRequest, _reporting_pb2.ExportQuarantineResponse]
-    """Every quarantined number of a licence, streamed in chunks."""
+    """Every quarantined number of a licence, oldest first, streamed in chunks of up to 1,000 entries."""
     GetLicenceSummary: _grpc.UnaryUnaryMultiCallable[_reporting_pb2.GetLicenceSummaryRequest, _reporting_pb2.GetLicenceSummaryResponse]
     """Quarantine size, stops and opt-ins per day, and the campaigns with the highest unsubscribe rates."""
 
@@ -54,13 +60,19 @@ class ReportingAsyncStub(ReportingStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetCampaignReport: _aio.UnaryUnaryMultiCallable[_reporting_pb2.GetCampaignReportRequest, _reporting_pb2.GetCampaignReportResponse]  # type: ignore[assignment]
-    """The report of one campaign: sends, recipients, unsubscribes and their rate."""
+    """The report of one campaign: sends, recipients, unsubscribes and their rate. NOT_FOUND when the campaign
+    has no recorded send. Read from counters moved in the same transactions as the sends and STOPs: it
+    includes every send recorded and STOP acked before the call, and costs the same for any campaign size.
+    """
     ListCampaignReports: _aio.UnaryUnaryMultiCallable[_reporting_pb2.ListCampaignReportsRequest, _reporting_pb2.ListCampaignReportsResponse]  # type: ignore[assignment]
     """A licence's campaign reports over a time range, paged."""
     ExportInteractions: _aio.UnaryStreamMultiCallable[_reporting_pb2.ExportInteractionsRequest, _reporting_pb2.ExportInteractionsResponse]  # type: ignore[assignment]
-    """One row per send of a campaign, status SENT or STOPPED, streamed in chunks."""
+    """One row per send of a campaign, in send order, status SENT or STOPPED, streamed in chunks of up to
+    1,000 rows. STOPPED marks the one send a STOP was attributed to, even when the number was sent the
+    campaign twice at the same instant (listed twice in one request).
+    """
     ExportQuarantine: _aio.UnaryStreamMultiCallable[_reporting_pb2.ExportQuarantineRequest, _reporting_pb2.ExportQuarantineResponse]  # type: ignore[assignment]
-    """Every quarantined number of a licence, streamed in chunks."""
+    """Every quarantined number of a licence, oldest first, streamed in chunks of up to 1,000 entries."""
     GetLicenceSummary: _aio.UnaryUnaryMultiCallable[_reporting_pb2.GetLicenceSummaryRequest, _reporting_pb2.GetLicenceSummaryResponse]  # type: ignore[assignment]
     """Quarantine size, stops and opt-ins per day, and the campaigns with the highest unsubscribe rates."""
 
@@ -75,7 +87,10 @@ class ReportingServicer(metaclass=_abc_1.ABCMeta):
         request: _reporting_pb2.GetCampaignReportRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_reporting_pb2.GetCampaignReportResponse, _abc.Awaitable[_reporting_pb2.GetCampaignReportResponse]]:
-        """The report of one campaign: sends, recipients, unsubscribes and their rate."""
+        """The report of one campaign: sends, recipients, unsubscribes and their rate. NOT_FOUND when the campaign
+        has no recorded send. Read from counters moved in the same transactions as the sends and STOPs: it
+        includes every send recorded and STOP acked before the call, and costs the same for any campaign size.
+        """
 
     @_abc_1.abstractmethod
     def ListCampaignReports(
@@ -91,7 +106,10 @@ class ReportingServicer(metaclass=_abc_1.ABCMeta):
         request: _reporting_pb2.ExportInteractionsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_reporting_pb2.ExportInteractionsResponse], _abc.AsyncIterator[_reporting_pb2.ExportInteractionsResponse]]:
-        """One row per send of a campaign, status SENT or STOPPED, streamed in chunks."""
+        """One row per send of a campaign, in send order, status SENT or STOPPED, streamed in chunks of up to
+        1,000 rows. STOPPED marks the one send a STOP was attributed to, even when the number was sent the
+        campaign twice at the same instant (listed twice in one request).
+        """
 
     @_abc_1.abstractmethod
     def ExportQuarantine(
@@ -99,7 +117,7 @@ class ReportingServicer(metaclass=_abc_1.ABCMeta):
         request: _reporting_pb2.ExportQuarantineRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_reporting_pb2.ExportQuarantineResponse], _abc.AsyncIterator[_reporting_pb2.ExportQuarantineResponse]]:
-        """Every quarantined number of a licence, streamed in chunks."""
+        """Every quarantined number of a licence, oldest first, streamed in chunks of up to 1,000 entries."""
 
     @_abc_1.abstractmethod
     def GetLicenceSummary(

@@ -37,7 +37,9 @@ class _IngestOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_IngestO
     INGEST_OUTCOME_RELEASED: _IngestOutcome.ValueType  # 3
     """An opt-in: the number was released from the stop list and quarantine it reaches."""
     INGEST_OUTCOME_DUPLICATE: _IngestOutcome.ValueType  # 4
-    """The event_id was received before; nothing changed. The ack repeats the first attribution."""
+    """The event_id was received before for this number; nothing changed. The ack repeats the first
+    attribution.
+    """
     INGEST_OUTCOME_NO_ACTION: _IngestOutcome.ValueType  # 5
     """Stored, but nothing to do (help request, chatter, opt-in of a number that was not blocked)."""
     INGEST_OUTCOME_REJECTED: _IngestOutcome.ValueType  # 6
@@ -55,7 +57,9 @@ INGEST_OUTCOME_ALREADY_QUARANTINED: IngestOutcome.ValueType  # 2
 INGEST_OUTCOME_RELEASED: IngestOutcome.ValueType  # 3
 """An opt-in: the number was released from the stop list and quarantine it reaches."""
 INGEST_OUTCOME_DUPLICATE: IngestOutcome.ValueType  # 4
-"""The event_id was received before; nothing changed. The ack repeats the first attribution."""
+"""The event_id was received before for this number; nothing changed. The ack repeats the first
+attribution.
+"""
 INGEST_OUTCOME_NO_ACTION: IngestOutcome.ValueType  # 5
 """Stored, but nothing to do (help request, chatter, opt-in of a number that was not blocked)."""
 INGEST_OUTCOME_REJECTED: IngestOutcome.ValueType  # 6
@@ -82,12 +86,18 @@ class InboundEvent(_message.Message):
     DEFAULT_REGION_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     """Idempotency key chosen by ingress (the operator's message id, for example). Required, at most 128
-    characters. Re-sending the same event_id returns DUPLICATE with the first attribution.
+    characters. Re-sending the same event_id for the same number returns DUPLICATE with the first
+    attribution.
     """
     source: _common_pb2.EventSource.ValueType
-    """Through which channel it came. Required."""
+    """Through which channel it came. Required; EVENT_SOURCE_MANUAL is rejected (it is QuarantineNumbers' and
+    ReleaseNumbers'). Operator notifications, web unsubscribes and imports are opt-outs whatever their text
+    (unless intent_hint says otherwise).
+    """
     phone_number: _builtins.str
-    """The number that sent it, in any common notation (gateways often omit the "+": "447777777777")."""
+    """The number that sent it, in any common notation. Gateways often omit the "+" ("447777777777"): 8 to 15
+    bare digits that are no number of default_region are read as international.
+    """
     recipient: _builtins.str
     """The shortcode or number it was sent to ("60999"), if any. A STOP to a shortcode puts the number on
     that shortcode's stop list, and is attributed first to the sends routed through it (sent from it, or
@@ -105,7 +115,8 @@ class InboundEvent(_message.Message):
     """The licence ingress believes the event belongs to; used when no send to the number is known."""
     intent_hint: _common_pb2.Intent.ValueType
     """What ingress already knows the event means (an operator notification is an opt-out whatever its
-    text; a service keyword is an opt-in). UNSPECIFIED lets the classifier read the text.
+    text; a service keyword is an opt-in). When set, it wins over the text; UNSPECIFIED lets the classifier
+    read the text.
     """
     default_region: _builtins.str
     """ISO 3166-1 alpha-2 region used to read a number written without a country code."""
@@ -172,9 +183,14 @@ class EventAck(_message.Message):
     attributed_campaign_id: _builtins.str
     """The campaign the event was attributed to (the most recent one sent to the number), if any."""
     confirmation_allowed: _builtins.bool
-    """Whether one free confirmation message may be sent now (within 5 minutes of the STOP)."""
+    """Whether one free confirmation message may be sent now: an opt-out whose number is now blocked, acked
+    within 5 minutes of its received_at (never for a DUPLICATE). CheckBatch lets it through once, with
+    MESSAGE_CATEGORY_OPT_OUT_CONFIRMATION.
+    """
     confirmation_text: _builtins.str
-    """A suggested confirmation (or help) reply, in the language of the keyword used."""
+    """A suggested confirmation (or help) reply, in the language of the keyword used ("ARRET": French), else
+    of the number's country, else English.
+    """
     e164: _builtins.str
     """The number in E.164 form; empty when it could not be read."""
     attribution_rule: _common_pb2.AttributionRule.ValueType

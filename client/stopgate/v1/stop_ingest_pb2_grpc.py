@@ -64,7 +64,9 @@ class StopIngestServicer:
 
     def StreamEvents(self, request_iterator, context):
         """Bidirectional stream. Each request holds 1 to 1,000 events; for each request exactly one response comes
-        back, holding one ack per event in the same order, after all of them are committed.
+        back, holding one ack per event in the same order, after all of them are committed in one transaction
+        (a broken stream leaves every acked request committed and no request half applied). The next request
+        is read only once the previous one is answered, so a slow database slows the stream down.
         Idempotent like IngestEvent: after a broken stream, re-send every request not acked yet.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -81,6 +83,14 @@ class StopIngestServicer:
 
     def ClassifyText(self, request, context):
         """Dry run of the keyword classifier: what intent stopgate would read in a text. Stores nothing.
+        Texts are normalised first (case, accents, punctuation, spaces). Exact matches: STOP, STOPALL, STOP ALL,
+        UNSUBSCRIBE, UNSUB, CANCEL, END, QUIT, REVOKE, OPTOUT, OPT OUT, OPT-OUT, REMOVE, ARRET/ARRÊT, STOPP,
+        BAJA (opt-out); START, UNSTOP, YES (opt-in); HELP, INFO, AIDE (help); each alone, followed by a
+        shortcode ("STOP 36180"), or in the gateway form "ask <company-code> <keyword>" ("ask cc stop").
+        Inferred: misspellings of STOP ("TSOP", "SOTP", "STPO"), STOP among politeness ("stop please"), and
+        natural-language revocation ("please stop texting me", "remove me from your list", "unsubscribe me");
+        never negations or chatter ("don't stop", "stop by the shop tomorrow?", "can't stop laughing"), which
+        are INTENT_NONE.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

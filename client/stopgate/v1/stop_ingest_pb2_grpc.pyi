@@ -39,7 +39,9 @@ class StopIngestStub:
     def __new__(cls, channel: _aio.Channel) -> StopIngestAsyncStub: ...
     StreamEvents: _grpc.StreamStreamMultiCallable[_stop_ingest_pb2.StreamEventsRequest, _stop_ingest_pb2.StreamEventsResponse]
     """Bidirectional stream. Each request holds 1 to 1,000 events; for each request exactly one response comes
-    back, holding one ack per event in the same order, after all of them are committed.
+    back, holding one ack per event in the same order, after all of them are committed in one transaction
+    (a broken stream leaves every acked request committed and no request half applied). The next request
+    is read only once the previous one is answered, so a slow database slows the stream down.
     Idempotent like IngestEvent: after a broken stream, re-send every request not acked yet.
     """
     IngestEvent: _grpc.UnaryUnaryMultiCallable[_stop_ingest_pb2.IngestEventRequest, _stop_ingest_pb2.IngestEventResponse]
@@ -47,7 +49,16 @@ class StopIngestStub:
     changes nothing and is acked DUPLICATE with its first attribution.
     """
     ClassifyText: _grpc.UnaryUnaryMultiCallable[_stop_ingest_pb2.ClassifyTextRequest, _stop_ingest_pb2.ClassifyTextResponse]
-    """Dry run of the keyword classifier: what intent stopgate would read in a text. Stores nothing."""
+    """Dry run of the keyword classifier: what intent stopgate would read in a text. Stores nothing.
+    Texts are normalised first (case, accents, punctuation, spaces). Exact matches: STOP, STOPALL, STOP ALL,
+    UNSUBSCRIBE, UNSUB, CANCEL, END, QUIT, REVOKE, OPTOUT, OPT OUT, OPT-OUT, REMOVE, ARRET/ARRÊT, STOPP,
+    BAJA (opt-out); START, UNSTOP, YES (opt-in); HELP, INFO, AIDE (help); each alone, followed by a
+    shortcode ("STOP 36180"), or in the gateway form "ask <company-code> <keyword>" ("ask cc stop").
+    Inferred: misspellings of STOP ("TSOP", "SOTP", "STPO"), STOP among politeness ("stop please"), and
+    natural-language revocation ("please stop texting me", "remove me from your list", "unsubscribe me");
+    never negations or chatter ("don't stop", "stop by the shop tomorrow?", "can't stop laughing"), which
+    are INTENT_NONE.
+    """
 
 @_typing.type_check_only
 class StopIngestAsyncStub(StopIngestStub):
@@ -60,7 +71,9 @@ class StopIngestAsyncStub(StopIngestStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     StreamEvents: _aio.StreamStreamMultiCallable[_stop_ingest_pb2.StreamEventsRequest, _stop_ingest_pb2.StreamEventsResponse]  # type: ignore[assignment]
     """Bidirectional stream. Each request holds 1 to 1,000 events; for each request exactly one response comes
-    back, holding one ack per event in the same order, after all of them are committed.
+    back, holding one ack per event in the same order, after all of them are committed in one transaction
+    (a broken stream leaves every acked request committed and no request half applied). The next request
+    is read only once the previous one is answered, so a slow database slows the stream down.
     Idempotent like IngestEvent: after a broken stream, re-send every request not acked yet.
     """
     IngestEvent: _aio.UnaryUnaryMultiCallable[_stop_ingest_pb2.IngestEventRequest, _stop_ingest_pb2.IngestEventResponse]  # type: ignore[assignment]
@@ -68,7 +81,16 @@ class StopIngestAsyncStub(StopIngestStub):
     changes nothing and is acked DUPLICATE with its first attribution.
     """
     ClassifyText: _aio.UnaryUnaryMultiCallable[_stop_ingest_pb2.ClassifyTextRequest, _stop_ingest_pb2.ClassifyTextResponse]  # type: ignore[assignment]
-    """Dry run of the keyword classifier: what intent stopgate would read in a text. Stores nothing."""
+    """Dry run of the keyword classifier: what intent stopgate would read in a text. Stores nothing.
+    Texts are normalised first (case, accents, punctuation, spaces). Exact matches: STOP, STOPALL, STOP ALL,
+    UNSUBSCRIBE, UNSUB, CANCEL, END, QUIT, REVOKE, OPTOUT, OPT OUT, OPT-OUT, REMOVE, ARRET/ARRÊT, STOPP,
+    BAJA (opt-out); START, UNSTOP, YES (opt-in); HELP, INFO, AIDE (help); each alone, followed by a
+    shortcode ("STOP 36180"), or in the gateway form "ask <company-code> <keyword>" ("ask cc stop").
+    Inferred: misspellings of STOP ("TSOP", "SOTP", "STPO"), STOP among politeness ("stop please"), and
+    natural-language revocation ("please stop texting me", "remove me from your list", "unsubscribe me");
+    never negations or chatter ("don't stop", "stop by the shop tomorrow?", "can't stop laughing"), which
+    are INTENT_NONE.
+    """
 
 class StopIngestServicer(metaclass=_abc_1.ABCMeta):
     """StopIngest receives every STOP, unsubscribe, re-subscribe and help request that ingress services get from
@@ -84,7 +106,9 @@ class StopIngestServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_stop_ingest_pb2.StreamEventsResponse], _abc.AsyncIterator[_stop_ingest_pb2.StreamEventsResponse]]:
         """Bidirectional stream. Each request holds 1 to 1,000 events; for each request exactly one response comes
-        back, holding one ack per event in the same order, after all of them are committed.
+        back, holding one ack per event in the same order, after all of them are committed in one transaction
+        (a broken stream leaves every acked request committed and no request half applied). The next request
+        is read only once the previous one is answered, so a slow database slows the stream down.
         Idempotent like IngestEvent: after a broken stream, re-send every request not acked yet.
         """
 
@@ -104,6 +128,15 @@ class StopIngestServicer(metaclass=_abc_1.ABCMeta):
         request: _stop_ingest_pb2.ClassifyTextRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_stop_ingest_pb2.ClassifyTextResponse, _abc.Awaitable[_stop_ingest_pb2.ClassifyTextResponse]]:
-        """Dry run of the keyword classifier: what intent stopgate would read in a text. Stores nothing."""
+        """Dry run of the keyword classifier: what intent stopgate would read in a text. Stores nothing.
+        Texts are normalised first (case, accents, punctuation, spaces). Exact matches: STOP, STOPALL, STOP ALL,
+        UNSUBSCRIBE, UNSUB, CANCEL, END, QUIT, REVOKE, OPTOUT, OPT OUT, OPT-OUT, REMOVE, ARRET/ARRÊT, STOPP,
+        BAJA (opt-out); START, UNSTOP, YES (opt-in); HELP, INFO, AIDE (help); each alone, followed by a
+        shortcode ("STOP 36180"), or in the gateway form "ask <company-code> <keyword>" ("ask cc stop").
+        Inferred: misspellings of STOP ("TSOP", "SOTP", "STPO"), STOP among politeness ("stop please"), and
+        natural-language revocation ("please stop texting me", "remove me from your list", "unsubscribe me");
+        never negations or chatter ("don't stop", "stop by the shop tomorrow?", "can't stop laughing"), which
+        are INTENT_NONE.
+        """
 
 def add_StopIngestServicer_to_server(servicer: StopIngestServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

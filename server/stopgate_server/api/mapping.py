@@ -58,9 +58,14 @@ E = TypeVar("E", bound=Enum)
 
 def by_name(enum: type[E], values: Any, unspecified: frozenset[Enum] = frozenset()) -> dict[E, Any]:
     """Each member of `enum` → the protobuf value of the same name under the enum's prefix (`MatchKind` →
-    `MATCH_KIND_`); the members in `unspecified` → 0."""
+    `MATCH_KIND_`); the members in `unspecified` → 0. Every protobuf value but 0 must be some member's."""
     prefix = re.sub(r"(?<!^)(?=[A-Z])", "_", values.DESCRIPTOR.name).upper() + "_"
-    return {member: 0 if member in unspecified else values.Value(prefix + member.name) for member in enum}
+    mapped = {member: 0 if member in unspecified else values.Value(prefix + member.name) for member in enum}
+    unknown = set(values.values()) - set(mapped.values()) - {0}
+    if unknown:
+        names = sorted(values.Name(value) for value in unknown)
+        raise LookupError(f"{enum.__name__} has no member for {', '.join(names)}")
+    return mapped
 
 
 INTENTS = by_name(Intent, common_pb2.Intent)

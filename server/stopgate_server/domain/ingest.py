@@ -134,6 +134,29 @@ class Attribution(Enum):
     """Neither: the event reaches only its shortcode's stop list, and no licence's quarantine."""
 
 
+@dataclass(frozen=True)
+class AttributionBounds:
+    """The times that bound which send an event is attributed to: ATTRIBUTION_WINDOW and
+    ATTRIBUTION_CLOCK_SKEW, or others in a test."""
+
+    window: timedelta
+    clock_skew: timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What was done with one event (for a duplicate: what was done the first time)."""
+
+    outcome: IngestOutcome
+    intent: Intent
+    keyword: str
+    match_kind: MatchKind
+    licence_id: str
+    campaign_id: str
+    attribution: Attribution | None  # the rule that attributed it; None for other intents
+    blocked: bool = False
+
+
 def intent_of(source: Source, text: str, hint: Intent | None, country: str) -> Classification:
     """What the event asks for: the ingress hint when given, opt-out for operator notifications, web
     unsubscribes and imports, else what the text says."""

@@ -8,42 +8,32 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from datetime import timedelta
+from dataclasses import replace
 
 import asyncpg
 
-from stopgate_server.domain.ingest import Attribution, Classified, IngestOutcome, Rejected
+from stopgate_server.domain.ingest import (
+    Applied,
+    Attribution,
+    AttributionBounds,
+    Classified,
+    IngestOutcome,
+    Rejected,
+)
 from stopgate_server.domain.keywords import Intent, MatchKind
 from stopgate_server.store import DbConnection
 from stopgate_server.store.blocklist import BlocklistIndex
-from stopgate_server.store.quarantine import attribution
 from stopgate_server.store.queries import QUERIES
 
 log = logging.getLogger(__name__)
 RETRIES = 3  # a concurrent batch with the same event_id, a deadlock or a serialization failure
 
 
-@dataclass(frozen=True)
-class AttributionBounds:
-    """The times that bound which send an event is attributed to (see domain.ingest)."""
-
-    window: timedelta
-    clock_skew: timedelta
-
-
-@dataclass(frozen=True)
-class Applied:
-    """What was done with one event (for a duplicate: what was done the first time)."""
-
-    outcome: IngestOutcome
-    intent: Intent
-    keyword: str
-    match_kind: MatchKind
-    licence_id: str
-    campaign_id: str
-    attribution: Attribution | None  # the rule that attributed it; None for other intents
-    blocked: bool = False
+# Each stored name's member, looked up per row (a dict is cheaper than the enum's own look-up)
+_OUTCOMES = {outcome.value: outcome for outcome in IngestOutcome}
+_INTENTS = {intent.value: intent for intent in Intent}
+_MATCH_KINDS = {kind.value: kind for kind in MatchKind} | {"": MatchKind.NONE}
+_ATTRIBUTIONS: dict[str, Attribution | None] = {rule.value: rule for rule in Attribution} | {"": None}
 
 
 class IngestStore:
@@ -119,13 +109,13 @@ class _Batch:
             parameters = round_parameters([events[i] for i in indexes], self.bounds)
             for row in await connection.fetch(*QUERIES["ingest_round"].bind(**parameters)):
                 results[indexes[row["idx"] - 1]] = Applied(
-                    outcome=IngestOutcome(row["outcome"]),
-                    intent=Intent(row["intent"]),
+                    outcome=_OUTCOMES[row["outcome"]],
+                    intent=_INTENTS[row["intent"]],
                     keyword=row["matched_keyword"],
-                    match_kind=MatchKind(row["match_kind"] or MatchKind.NONE.value),
+                    match_kind=_MATCH_KINDS[row["match_kind"]],
                     licence_id=row["licence_id"],
                     campaign_id=row["campaign_id"],
-                    attribution=attribution(row["attribution"]),
+                    attribution=_ATTRIBUTIONS[row["attribution"]],
                     blocked=row["blocked"],
                 )
         for i, item in enumerate(events):

@@ -28,23 +28,26 @@ SELECT version, name, checksum FROM schema_migrations;
 INSERT INTO schema_migrations (version, name, checksum) VALUES (:version, :name, :checksum);
 
 -- name: find_blocks
--- What blocks each of the phones :phones for licence :licence_id and, when :shortcode is not '', shortcode :shortcode: kind 'q' for the
--- licence quarantine, 's' for the shortcode stop list.
-SELECT phone, since, 'q' AS kind FROM quarantine WHERE licence_id = :licence_id AND phone = ANY(:phones::text[])
+-- What blocks each of the phones :phones for licence :licence_id and, when :shortcode is not '', shortcode
+-- :shortcode: kind 'q' for the licence quarantine, 's' for the shortcode stop list.
+SELECT phone, since, 'q' AS kind FROM quarantine
+WHERE licence_id = :licence_id AND phone = ANY(:phones::text[])
 UNION ALL
 SELECT phone, since, 's' AS kind FROM shortcode_stop_list
 WHERE :shortcode::text <> '' AND shortcode = :shortcode AND phone = ANY(:phones::text[]);
 
 -- name: claim_confirmations
--- Uses up the one free confirmation of the phones :phones that are blocked (for licence :licence_id, shortcode :shortcode when
--- not '') only by STOPs received within the window :confirmation_window whose confirmation is unused, and returns them.
--- The updates re-check confirmation_used under the row lock, so two concurrent claims never both win.
+-- Uses up the one free confirmation of the phones :phones that are blocked (for licence :licence_id,
+-- shortcode :shortcode when not '') only by STOPs received within the window :confirmation_window whose
+-- confirmation is unused, and returns them. The updates re-check confirmation_used under the row lock, so two
+-- concurrent claims never both win.
 WITH blocks AS (
     SELECT phone, last_stop_at > now() - :confirmation_window::interval AND NOT confirmation_used AS claimable
     FROM quarantine WHERE licence_id = :licence_id AND phone = ANY(:phones::text[])
     UNION ALL
     SELECT phone, last_stop_at > now() - :confirmation_window::interval AND NOT confirmation_used
-    FROM shortcode_stop_list WHERE :shortcode::text <> '' AND shortcode = :shortcode AND phone = ANY(:phones::text[])
+    FROM shortcode_stop_list
+    WHERE :shortcode::text <> '' AND shortcode = :shortcode AND phone = ANY(:phones::text[])
 ), eligible AS (
     SELECT phone FROM blocks GROUP BY phone HAVING bool_and(coalesce(claimable, false))
 ), claimed_quarantine AS (
@@ -53,7 +56,8 @@ WITH blocks AS (
     RETURNING phone
 ), claimed_stop_list AS (
     UPDATE shortcode_stop_list SET confirmation_used = true
-    WHERE :shortcode::text <> '' AND shortcode = :shortcode AND phone IN (SELECT phone FROM eligible) AND NOT confirmation_used
+    WHERE :shortcode::text <> '' AND shortcode = :shortcode AND phone IN (SELECT phone FROM eligible)
+      AND NOT confirmation_used
     RETURNING phone
 )
 SELECT e.phone FROM eligible e
@@ -64,9 +68,9 @@ WHERE (e.phone IN (SELECT phone FROM claimed_quarantine)
                       WHERE :shortcode::text <> '' AND s.shortcode = :shortcode AND s.phone = e.phone));
 
 -- name: record_sends
--- Records one send per phone of :phones (duplicates included) for licence :licence_id, campaign :campaign_id, sender :sender (reply
--- shortcode :reply_shortcode for an alias, else '') at :sent_at, and moves the campaign's counters in the same statement.
--- Returns the number of sends recorded.
+-- Records one send per phone of :phones (duplicates included) for licence :licence_id, campaign :campaign_id,
+-- sender :sender (reply shortcode :reply_shortcode for an alias, else '') at :sent_at, and moves the
+-- campaign's counters in the same statement. Returns the number of sends recorded.
 WITH input AS (
     SELECT unnest(:phones::text[]) AS phone
 ), inserted AS (
@@ -81,7 +85,8 @@ WITH input AS (
 ), counted AS (
     INSERT INTO campaign_counters AS c (licence_id, campaign_id, sent_count, unique_recipients,
                                         first_send_at, last_send_at)
-    VALUES (:licence_id, :campaign_id, (SELECT count(*) FROM inserted), (SELECT count(*) FROM new_recipients), :sent_at, :sent_at)
+    VALUES (:licence_id, :campaign_id, (SELECT count(*) FROM inserted), (SELECT count(*) FROM new_recipients),
+            :sent_at, :sent_at)
     ON CONFLICT (licence_id, campaign_id) DO UPDATE SET
         sent_count = c.sent_count + excluded.sent_count,
         unique_recipients = c.unique_recipients + excluded.unique_recipients,
@@ -92,8 +97,8 @@ WITH input AS (
 SELECT (SELECT count(*) FROM inserted) FROM counted;
 
 -- name: quarantine_numbers
--- Manual quarantine of the distinct phones :phones in licence :licence_id by actor :actor for reason :reason: every request is
--- audited; returns the phones that were not quarantined before.
+-- Manual quarantine of the distinct phones :phones in licence :licence_id by actor :actor for reason :reason:
+-- every request is audited; returns the phones that were not quarantined before.
 WITH input AS (
     SELECT DISTINCT unnest(:phones::text[]) AS phone
 ), added AS (
@@ -108,8 +113,9 @@ WITH input AS (
 SELECT phone FROM added;
 
 -- name: release_numbers
--- Manual release of the distinct phones :phones from licence :licence_id's quarantine by actor :actor for reason :reason with
--- consent reference :consent_reference: every request is audited; returns the phones that were quarantined.
+-- Manual release of the distinct phones :phones from licence :licence_id's quarantine by actor :actor for
+-- reason :reason with consent reference :consent_reference: every request is audited; returns the phones that
+-- were quarantined.
 WITH input AS (
     SELECT DISTINCT unnest(:phones::text[]) AS phone
 ), released AS (
@@ -324,14 +330,16 @@ SELECT * FROM unnest(:event_ids::text[], :received_ats::timestamptz[], :raw_even
 SELECT * FROM campaign_counters WHERE licence_id = :licence_id AND campaign_id = :campaign_id;
 
 -- name: report_campaigns_page
--- Campaigns of licence :licence_id sent within [:start_time, :end_time) (NULL: unbounded), newest first sends first, after the
--- keyset (:after_first_send_at, :after_campaign_id) of the previous page (NULL: first page), at most :limit.
+-- Campaigns of licence :licence_id sent within [:start_time, :end_time) (NULL: unbounded), newest first sends
+-- first, after the keyset (:after_first_send_at, :after_campaign_id) of the previous page (NULL: first page),
+-- at most :limit.
 SELECT * FROM campaign_counters
 WHERE licence_id = :licence_id
   AND first_send_at IS NOT NULL
   AND (:start_time::timestamptz IS NULL OR last_send_at >= :start_time)
   AND (:end_time::timestamptz IS NULL OR first_send_at < :end_time)
-  AND (:after_first_send_at::timestamptz IS NULL OR first_send_at < :after_first_send_at OR (first_send_at = :after_first_send_at AND campaign_id > :after_campaign_id))
+  AND (:after_first_send_at::timestamptz IS NULL OR first_send_at < :after_first_send_at
+       OR (first_send_at = :after_first_send_at AND campaign_id > :after_campaign_id))
 ORDER BY first_send_at DESC, campaign_id
 LIMIT :limit;
 
@@ -353,7 +361,9 @@ WHERE s.licence_id = :licence_id AND s.campaign_id = :campaign_id
 ORDER BY s.sent_at, s.phone;
 
 -- name: export_quarantine
-SELECT phone, since, source, campaign_id, event_id FROM quarantine WHERE licence_id = :licence_id ORDER BY since, phone;
+SELECT phone, since, source, campaign_id, event_id FROM quarantine
+WHERE licence_id = :licence_id
+ORDER BY since, phone;
 
 -- name: licence_quarantine_size
 SELECT count(*) FROM quarantine WHERE licence_id = :licence_id;
@@ -369,20 +379,24 @@ GROUP BY 1
 ORDER BY 1;
 
 -- name: licence_top_campaigns
--- The campaigns of licence :licence_id sent within [:start_time, :end_time) with the highest unsubscribe rates, at most :limit.
+-- The campaigns of licence :licence_id sent within [:start_time, :end_time) with the highest unsubscribe
+-- rates, at most :limit.
 SELECT * FROM campaign_counters
-WHERE licence_id = :licence_id AND unique_recipients > 0 AND last_send_at >= :start_time AND first_send_at < :end_time
+WHERE licence_id = :licence_id AND unique_recipients > 0
+  AND last_send_at >= :start_time AND first_send_at < :end_time
 ORDER BY unsubscribe_count::float8 / unique_recipients DESC, campaign_id
 LIMIT :limit;
 
 -- name: create_token
-INSERT INTO api_tokens (token_id, name, token_hash, roles, licences) VALUES (:token_id, :name, :token_hash, :roles, :licences);
+INSERT INTO api_tokens (token_id, name, token_hash, roles, licences)
+VALUES (:token_id, :name, :token_hash, :roles, :licences);
 
 -- name: active_tokens
 SELECT token_id, name, token_hash, roles, licences FROM api_tokens WHERE revoked_at IS NULL;
 
 -- name: token_by_hash
-SELECT token_id, name, token_hash, roles, licences FROM api_tokens WHERE token_hash = :token_hash AND revoked_at IS NULL;
+SELECT token_id, name, token_hash, roles, licences FROM api_tokens
+WHERE token_hash = :token_hash AND revoked_at IS NULL;
 
 -- name: list_tokens
 SELECT token_id, name, roles, licences, created_at, revoked_at FROM api_tokens ORDER BY created_at, token_id;
@@ -420,7 +434,8 @@ FROM (SELECT shortcode,
 GROUP BY shortcode;
 
 -- name: blocklist_summary_of
--- blocklist_summary of the quarantines of licences :licences and the stop lists of shortcodes :shortcodes only.
+-- blocklist_summary of the quarantines of licences :licences and the stop lists of shortcodes :shortcodes
+-- only.
 SELECT 'q' AS kind, licence_id AS list_key, count(*) AS size, sum(key) AS total, bit_xor(key) AS mixed,
        bit_xor(key % 2147483647 * 2147483629) AS scrambled
 FROM (SELECT licence_id,
@@ -438,7 +453,8 @@ FROM (SELECT shortcode,
 GROUP BY shortcode;
 
 -- name: blocklist_snapshot_of
--- blocklist_snapshot of the quarantines of licences :licences and the stop lists of shortcodes :shortcodes only.
+-- blocklist_snapshot of the quarantines of licences :licences and the stop lists of shortcodes :shortcodes
+-- only.
 SELECT 'q' AS kind, licence_id AS list_key, phone, (extract(epoch FROM since) * 1000000)::bigint AS since
 FROM quarantine WHERE licence_id = ANY(:licences::text[])
 UNION ALL
@@ -446,7 +462,8 @@ SELECT 's', shortcode, phone, (extract(epoch FROM since) * 1000000)::bigint
 FROM shortcode_stop_list WHERE shortcode = ANY(:shortcodes::text[]);
 
 -- name: blocklist_members_of
--- Which of the entries (:kinds kind 'q' or 's', :list_keys licence or shortcode, :phones phone) are on their list.
+-- Which of the entries (:kinds kind 'q' or 's', :list_keys licence or shortcode, :phones phone) are on their
+-- list.
 SELECT t.kind, t.list_key, t.phone
 FROM unnest(:kinds::text[], :list_keys::text[], :phones::text[]) AS t(kind, list_key, phone)
 WHERE (t.kind = 'q' AND EXISTS (SELECT 1 FROM quarantine q WHERE q.phone = t.phone AND q.licence_id = t.list_key))

@@ -145,7 +145,7 @@ CREATE INDEX inbound_events_by_campaign ON inbound_events (licence_id, campaign_
 -- the stored outcome. One primary-key probe per event, never a scan of inbound_events, whatever its
 -- statistics say: with enable_seqscan on, a plan made while the table looked empty (statistics taken then)
 -- scanned the whole table once per event and stayed cached while the table grew, until the next ANALYZE
--- (an 800-event batch took 1.9 s). STABLE: it reads the snapshot of the statement that calls it.
+-- (BENCHMARKS.md, History, has what that cost). STABLE: it reads the snapshot of the statement that calls it.
 CREATE FUNCTION stopgate_stored_events(phones text[], event_ids text[])
 RETURNS TABLE (idx bigint, outcome text, intent text, matched_keyword text, match_kind text, licence_id text,
                campaign_id text, attribution text)

@@ -31,10 +31,18 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from stopgate_server.domain import ingest, keywords, phones
-from stopgate_server.domain.ingest import Classified, Inbound, IngestOutcome, Rejected, Reply
+from stopgate_server.domain.ingest import (
+    Applied,
+    AttributionBounds,
+    Classified,
+    Inbound,
+    IngestOutcome,
+    Rejected,
+    Reply,
+)
 from stopgate_server.domain.keywords import Classification
 from stopgate_server.obs import metrics
-from stopgate_server.store.ingest import Applied, AttributionBounds, IngestStore
+from stopgate_server.store.ingest import IngestStore
 from stopgate_server.turns import in_turns
 
 EVENTS_PER_CHUNK = 5  # classified between two looks at the clock: the longest texts take the longest

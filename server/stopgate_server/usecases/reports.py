@@ -16,10 +16,9 @@ from stopgate_server.domain.reports import (
     LicenceSummary,
     QuarantineRow,
 )
+from stopgate_server.domain.times import MICROSECOND
 from stopgate_server.errors import NotFound
 from stopgate_server.store.reporting import ReportingStore
-
-_MICROSECOND = timedelta(microseconds=1)
 
 
 class Reports:
@@ -59,7 +58,7 @@ class Reports:
         size, active_days, campaigns = await self.store.licence_activity(licence_id, start, end, top)
         by_day = {activity.day: activity for activity in active_days}
         # Counted rather than stepped past: a day after 9999-12-31 cannot even be computed
-        first, last = start.date(), (end - _MICROSECOND).date()
+        first, last = start.date(), (end - MICROSECOND).date()
         days = (first + timedelta(days=offset) for offset in range((last - first).days + 1))
         daily = [by_day.get(day) or DailyActivity(day, 0, 0) for day in days]
         return LicenceSummary(size, daily, campaigns)
