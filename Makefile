@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install run test lint proto bench clean
+.PHONY: install run test lint proto classifier-report bench clean
 
 $(INSTALLED): pyproject.toml client/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
@@ -22,8 +22,12 @@ run: $(INSTALLED)
 proto: $(INSTALLED)
 	$(BIN)/python scripts/gen_protos.py
 
+classifier-report: $(INSTALLED)
+	$(BIN)/python scripts/classifier_report.py
+
 lint: $(INSTALLED)
 	$(BIN)/python scripts/gen_protos.py --check
+	$(BIN)/python scripts/classifier_report.py --check
 	$(BIN)/buf lint protos
 	$(BIN)/buf format protos --diff --exit-code
 	$(BIN)/ruff check .
@@ -42,6 +46,7 @@ bench: $(INSTALLED)
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
 	$(BIN)/python bench/check_batch.py
 	$(BIN)/python bench/check_messages.py
+	$(BIN)/python bench/classify.py
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/reporting.py
 

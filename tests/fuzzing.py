@@ -11,6 +11,7 @@ fields are left out, and their wire form (invalid UTF-8) is fuzzed by `with_bad_
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import time
 from typing import Any
@@ -199,6 +200,10 @@ def build(descriptor: Descriptor, fields: dict[str, Any]) -> Message:
         for item in items:
             if field.type == FieldDescriptor.TYPE_MESSAGE:
                 assert field.message_type is not None
+                if field.message_type.GetOptions().map_entry:  # a map of scalars: entries are set by key
+                    with contextlib.suppress(UnicodeEncodeError):
+                        getattr(message, name)[item.get("key", "")] = item.get("value", "")
+                    continue
                 target = getattr(message, name).add() if field.is_repeated else getattr(message, name)
                 target.CopyFrom(build(field.message_type, item))
                 continue

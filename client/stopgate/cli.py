@@ -32,6 +32,11 @@ CATEGORIES = {
     for name, value in common_pb2.MessageCategory.items()
     if value != common_pb2.MESSAGE_CATEGORY_UNSPECIFIED
 }
+KEYWORD_INTENTS = {
+    "opt-out": common_pb2.INTENT_OPT_OUT,
+    "opt-in": common_pb2.INTENT_OPT_IN,
+    "help": common_pb2.INTENT_HELP,
+}
 SOURCES = {
     name.removeprefix("EVENT_SOURCE_").lower(): value
     for name, value in common_pb2.EventSource.items()
@@ -142,7 +147,41 @@ def _sender(args: argparse.Namespace) -> common_pb2.Sender:
 
 
 def _classify(client: Client, args: argparse.Namespace) -> int:
-    return _print(client.classify_text(args.text, country=args.country), args)
+    reply = client.classify_text(
+        args.text, country=args.country, shortcode=args.shortcode, licence_id=args.licence
+    )
+    return _print(reply, args)
+
+
+def _keywords_set(client: Client, args: argparse.Namespace) -> int:
+    replies = dict(reply.split("=", 1) for reply in args.reply)
+    reply = client.set_custom_keyword(
+        args.keyword,
+        KEYWORD_INTENTS[args.intent],
+        actor=args.actor,
+        shortcode=args.shortcode,
+        licence_id=args.licence,
+        replies=replies,
+    )
+    return _print(reply, args)
+
+
+def _keywords_list(client: Client, args: argparse.Namespace) -> int:
+    return _print(client.list_custom_keywords(shortcode=args.shortcode, licence_id=args.licence), args)
+
+
+def _keywords_remove(client: Client, args: argparse.Namespace) -> int:
+    reply = client.remove_custom_keyword(
+        args.keyword, actor=args.actor, shortcode=args.shortcode, licence_id=args.licence
+    )
+    return _print(reply, args)
+
+
+def _language_reply(value: str) -> str:
+    """A --reply LANGUAGE=TEXT argument, checked for its "=" (the server checks the rest)."""
+    if "=" not in value:
+        raise argparse.ArgumentTypeError("expected LANGUAGE=TEXT, for example fr=Vous êtes désinscrit.")
+    return value
 
 
 def _check_message(client: Client, args: argparse.Namespace) -> int:
@@ -470,9 +509,39 @@ def _parser() -> argparse.ArgumentParser:
     admin(sub)
     sub.add_argument("--consent-reference", required=True, help="where the new consent is recorded")
 
+    def keyword_scope(sub: argparse.ArgumentParser) -> None:
+        scope = sub.add_mutually_exclusive_group(required=True)
+        scope.add_argument("--shortcode", default="", help="the shortcode the keyword belongs to")
+        scope.add_argument("--licence", default="", help="the licence the keyword belongs to")
+
     sub = command("classify", _classify, "what intent stopgate reads in a text (stores nothing)")
     sub.add_argument("text")
     sub.add_argument("--country", default="", help="country of the sender (FR), to pick the language")
+    sub.add_argument("--shortcode", default="", help="apply this shortcode's custom keywords too")
+    sub.add_argument("--licence", default="", help="apply this licence's custom keywords too")
+
+    sub = command("keyword-set", _keywords_set, "add or replace a custom keyword of a shortcode or licence")
+    sub.add_argument("keyword")
+    sub.add_argument("intent", choices=sorted(KEYWORD_INTENTS))
+    keyword_scope(sub)
+    sub.add_argument("--actor", required=True, help="who does this (recorded)")
+    sub.add_argument(
+        "--reply",
+        action="append",
+        default=[],
+        type=_language_reply,
+        metavar="LANGUAGE=TEXT",
+        help="the reply to suggest in that language (repeat for each language)",
+    )
+
+    sub = command("keyword-list", _keywords_list, "the custom keywords of a shortcode, a licence, or all")
+    sub.add_argument("--shortcode", default="", help="only this shortcode's")
+    sub.add_argument("--licence", default="", help="only this licence's")
+
+    sub = command("keyword-remove", _keywords_remove, "remove a custom keyword of a shortcode or licence")
+    sub.add_argument("keyword")
+    keyword_scope(sub)
+    sub.add_argument("--actor", required=True, help="who does this")
 
     sub = command("check-message", _check_message, "STOP mention and SMS parts of a campaign text")
     sub.add_argument("text")

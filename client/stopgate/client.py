@@ -12,7 +12,7 @@ import asyncio
 import os
 import threading
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -296,12 +296,65 @@ class AsyncClient:
         text: str,
         *,
         country: str = "",
+        shortcode: str = "",
+        licence_id: str = "",
         timeout: float | None = None,
         metadata: Metadata = (),
     ) -> stop_ingest_pb2.ClassifyTextResponse:
-        """What intent stopgate reads in a text (a dry run: nothing is stored)."""
-        request = stop_ingest_pb2.ClassifyTextRequest(text=text, country=country)
+        """What intent stopgate reads in a text (a dry run: nothing is stored), with the custom keywords of
+        `shortcode` and `licence_id` when given."""
+        request = stop_ingest_pb2.ClassifyTextRequest(
+            text=text, country=country, shortcode=shortcode, licence_id=licence_id
+        )
         return await self._unary(self._ingest.ClassifyText, request, timeout, metadata)
+
+    async def set_custom_keyword(
+        self,
+        keyword: str,
+        intent: common_pb2.Intent.ValueType,
+        *,
+        actor: str,
+        shortcode: str = "",
+        licence_id: str = "",
+        replies: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> stop_ingest_pb2.SetCustomKeywordResponse:
+        """Add a keyword to a shortcode or a licence (exactly one), or replace it there (admin). `replies`:
+        the reply to suggest when it matches, by ISO 639-1 language."""
+        custom = common_pb2.CustomKeyword(
+            keyword=keyword, intent=intent, shortcode=shortcode, licence_id=licence_id, replies=replies or {}
+        )
+        request = stop_ingest_pb2.SetCustomKeywordRequest(keyword=custom, actor=actor, licence_id=licence_id)
+        return await self._unary(self._ingest.SetCustomKeyword, request, timeout, metadata)
+
+    async def list_custom_keywords(
+        self,
+        *,
+        shortcode: str = "",
+        licence_id: str = "",
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> stop_ingest_pb2.ListCustomKeywordsResponse:
+        """The custom keywords of a shortcode, of a licence, or (neither given) all of them (admin)."""
+        request = stop_ingest_pb2.ListCustomKeywordsRequest(shortcode=shortcode, licence_id=licence_id)
+        return await self._unary(self._ingest.ListCustomKeywords, request, timeout, metadata)
+
+    async def remove_custom_keyword(
+        self,
+        keyword: str,
+        *,
+        actor: str,
+        shortcode: str = "",
+        licence_id: str = "",
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> stop_ingest_pb2.RemoveCustomKeywordResponse:
+        """Remove a keyword from a shortcode or a licence (admin); `removed` says whether it was there."""
+        request = stop_ingest_pb2.RemoveCustomKeywordRequest(
+            keyword=keyword, shortcode=shortcode, licence_id=licence_id, actor=actor
+        )
+        return await self._unary(self._ingest.RemoveCustomKeyword, request, timeout, metadata)
 
     # MessageCompliance
 
@@ -625,6 +678,9 @@ class Client:
     stream_events = _blocking_iterator(AsyncClient.stream_events)
     ingest_event = _blocking(AsyncClient.ingest_event)
     classify_text = _blocking(AsyncClient.classify_text)
+    set_custom_keyword = _blocking(AsyncClient.set_custom_keyword)
+    list_custom_keywords = _blocking(AsyncClient.list_custom_keywords)
+    remove_custom_keyword = _blocking(AsyncClient.remove_custom_keyword)
     check_message = _blocking(AsyncClient.check_message)
     check_messages = _blocking(AsyncClient.check_messages)
     list_country_policies = _blocking(AsyncClient.list_country_policies)

@@ -41,11 +41,13 @@ from stopgate_server.store.blocklist import BlocklistIndex
 from stopgate_server.store.database import ensure_sends_partitions, open_pool, prepare_schema
 from stopgate_server.store.embedded import EmbeddedPostgres
 from stopgate_server.store.ingest import IngestStore
+from stopgate_server.store.keywords import KeywordStore
 from stopgate_server.store.quarantine import QuarantineStore
 from stopgate_server.store.reporting import ReportingStore
 from stopgate_server.store.sends import SendsStore
 from stopgate_server.usecases.checks import Checks
 from stopgate_server.usecases.ingest import Ingest
+from stopgate_server.usecases.keywords import CustomKeywords
 from stopgate_server.usecases.numbers import Numbers
 from stopgate_server.usecases.reports import Reports
 
@@ -88,6 +90,7 @@ class Application:
         self.collectors: list[Collector] = []
         self.health: DatabaseHealth | None = None
         self.index: BlocklistIndex | None = None
+        self.custom_keywords: CustomKeywords | None = None
         self.tokens: TokenRegistry | None = None
         self.grpc_port = 0
         self._tasks: list[asyncio.Task[None]] = []
@@ -138,9 +141,13 @@ class Application:
         self.index.on_reloaded = lambda kind, lists: metrics.INDEX_RELOADED_LISTS.labels(kind).inc(lists)
         await self.index.start()
         quarantine = QuarantineStore(self.pool, self.index)
+        self.custom_keywords = CustomKeywords(KeywordStore(self.pool))
+        await self.custom_keywords.refresh()
         servicers = (
             QuarantineCheckServicer(Checks(quarantine, SendsStore(self.pool)), Numbers(quarantine)),
-            StopIngestServicer(Ingest(IngestStore(self.pool, self.index))),
+            StopIngestServicer(
+                Ingest(IngestStore(self.pool, self.index), self.custom_keywords), self.custom_keywords
+            ),
             MessageComplianceServicer(policy_table, self.settings.max_message_parts),
             ReportingServicer(Reports(ReportingStore(self.pool))),
         )
@@ -176,6 +183,7 @@ class Application:
             asyncio.create_task(self.health.run(), name="database-health"),
             asyncio.create_task(self._maintain(), name="maintenance"),
             asyncio.create_task(metrics.watch_event_loop(), name="event-loop-lag"),
+            asyncio.create_task(self.custom_keywords.follow(), name="custom-keywords"),
         ]
         log.info(
             "serving",

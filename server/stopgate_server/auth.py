@@ -14,6 +14,7 @@ from typing import Any
 
 import asyncpg
 from google.protobuf.message import Message
+from stopgate.v1 import common_pb2
 
 from stopgate_server.errors import PermissionDenied, Unauthenticated
 from stopgate_server.store.tokens import (
@@ -44,7 +45,14 @@ _ROLES_BY_SERVICE = {
         "QuarantineNumbers": "admin",
         "ReleaseNumbers": "admin",
     },
-    "StopIngest": {"StreamEvents": "ingest", "IngestEvent": "ingest", "ClassifyText": "ingest"},
+    "StopIngest": {
+        "StreamEvents": "ingest",
+        "IngestEvent": "ingest",
+        "ClassifyText": "ingest",
+        "SetCustomKeyword": "admin",
+        "ListCustomKeywords": "admin",
+        "RemoveCustomKeyword": "admin",
+    },
     "MessageCompliance": {
         "CheckMessage": "sender",
         "CheckMessages": "sender",
@@ -67,6 +75,16 @@ METHOD_ROLES = {
 # token that is not limited to licences.
 _CROSS_LICENCE_METHODS = frozenset(
     {"/stopgate.v1.StopIngest/StreamEvents", "/stopgate.v1.StopIngest/IngestEvent"}
+)
+
+
+# Custom keywords: a token limited to licences manages its licences' keywords only. A shortcode's keywords
+# apply to every licence sending from it, and a list that names no licence shows every licence's. An opt-in
+# keyword of a licence releases whichever licence the reply is attributed to (shared shortcodes): only a
+# token not limited to licences may add one.
+_OWN_LICENCE_METHODS = frozenset(
+    f"/stopgate.v1.StopIngest/{method}"
+    for method in ("SetCustomKeyword", "ListCustomKeywords", "RemoveCustomKeyword")
 )
 
 
@@ -168,6 +186,14 @@ class Authoriser:
         licence = _licence_of(request) if request is not None else ""
         if licence and licence not in record.licences:
             raise PermissionDenied(f"token {record.name!r} may not act for licence {licence!r}")
+        if method in _OWN_LICENCE_METHODS and (not licence or _names_a_shortcode(request)):
+            raise PermissionDenied(
+                f"token {record.name!r} is limited to licences: name one as licence_id, and no shortcode"
+            )
+        if method in _OWN_LICENCE_METHODS and _adds_an_opt_in(request):
+            raise PermissionDenied(
+                f"token {record.name!r} is limited to licences: an opt-in keyword can release other licences"
+            )
 
 
 async def offer_development_token(pool: asyncpg.Pool, data_dir: Path) -> None:
@@ -194,6 +220,17 @@ async def offer_development_token(pool: asyncpg.Pool, data_dir: Path) -> None:
         file=sys.stderr,
         flush=True,
     )
+
+
+def _names_a_shortcode(request: Message) -> bool:
+    """Whether a custom-keyword request is about a shortcode (its own field, or its keyword's)."""
+    keyword = getattr(request, "keyword", None)
+    return bool(getattr(request, "shortcode", "") or getattr(keyword, "shortcode", ""))
+
+
+def _adds_an_opt_in(request: Message) -> bool:
+    keyword = getattr(request, "keyword", None)
+    return getattr(keyword, "intent", None) == common_pb2.INTENT_OPT_IN
 
 
 def _licence_of(request: Message) -> str:

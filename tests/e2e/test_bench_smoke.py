@@ -30,6 +30,10 @@ SMOKES: dict[str, tuple[str, str]] = {
         "--texts 10 --in-flight 2 --seconds 1 --warmup 0.2 --rounds 1",
         r"median over 1 rounds: [\d,]+ messages/s",
     ),
+    "classify": (
+        "--repeat 2 --in-flight 2 --seconds 0.5 --warmup 0.1 --rounds 1",
+        r"medians over 1 rounds: in process [\d,]+ texts/s .*; ClassifyText [\d,]+ calls/s",
+    ),
     "failover": ("--seconds 1 --sends 20000", r"\nacked and lost: none\n"),
     "fairness": ("--requests 1", r"\| 1 CheckMessages requests of [\d,]+ [\d,]+-character texts \| \d+ \|"),
     "fuzz": ("--examples 5", r"INTERNAL or UNKNOWN: 0; passed"),

@@ -74,6 +74,7 @@ class FlakyIngest(stop_ingest_pb2_grpc.StopIngestServicer):
     acking `acks_before_break` requests, and records every event id it receives."""
 
     IngestEvent = _unimplemented
+    SetCustomKeyword = ListCustomKeywords = RemoveCustomKeyword = _unimplemented
 
     def __init__(self, flaky: Flaky, broken_streams: int = 1, acks_before_break: int = 1) -> None:
         self.flaky = flaky

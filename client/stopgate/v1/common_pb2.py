@@ -22,27 +22,36 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18stopgate/v1/common.proto\x12\x0bstopgate.v1\"Y\n\x06Sender\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12%\n\x04type\x18\x02 \x01(\x0e\x32\x17.stopgate.v1.SenderType\x12\x17\n\x0freply_shortcode\x18\x03 \x01(\t*\xa2\x01\n\x0fMessageCategory\x12 \n\x1cMESSAGE_CATEGORY_UNSPECIFIED\x10\x00\x12\x1e\n\x1aMESSAGE_CATEGORY_MARKETING\x10\x01\x12\"\n\x1eMESSAGE_CATEGORY_TRANSACTIONAL\x10\x02\x12)\n%MESSAGE_CATEGORY_OPT_OUT_CONFIRMATION\x10\x03*|\n\nSenderType\x12\x1b\n\x17SENDER_TYPE_UNSPECIFIED\x10\x00\x12\x1c\n\x18SENDER_TYPE_ALPHANUMERIC\x10\x01\x12\x19\n\x15SENDER_TYPE_SHORTCODE\x10\x02\x12\x18\n\x14SENDER_TYPE_LONGCODE\x10\x03*\xdd\x01\n\x0b\x45ventSource\x12\x1c\n\x18\x45VENT_SOURCE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x45VENT_SOURCE_SMS_REPLY\x10\x01\x12&\n\"EVENT_SOURCE_OPERATOR_NOTIFICATION\x10\x02\x12 \n\x1c\x45VENT_SOURCE_WEB_UNSUBSCRIBE\x10\x03\x12\x18\n\x14\x45VENT_SOURCE_GATEWAY\x10\x04\x12\x17\n\x13\x45VENT_SOURCE_IMPORT\x10\x05\x12\x17\n\x13\x45VENT_SOURCE_MANUAL\x10\x06*i\n\x06Intent\x12\x16\n\x12INTENT_UNSPECIFIED\x10\x00\x12\x12\n\x0eINTENT_OPT_OUT\x10\x01\x12\x11\n\rINTENT_OPT_IN\x10\x02\x12\x0f\n\x0bINTENT_HELP\x10\x03\x12\x0f\n\x0bINTENT_NONE\x10\x04*\xc6\x01\n\x0f\x41ttributionRule\x12 \n\x1c\x41TTRIBUTION_RULE_UNSPECIFIED\x10\x00\x12$\n ATTRIBUTION_RULE_SHORTCODE_ROUTE\x10\x01\x12%\n!ATTRIBUTION_RULE_MOST_RECENT_SEND\x10\x02\x12!\n\x1d\x41TTRIBUTION_RULE_LICENCE_HINT\x10\x03\x12!\n\x1d\x41TTRIBUTION_RULE_UNATTRIBUTED\x10\x04*V\n\tMatchKind\x12\x1a\n\x16MATCH_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10MATCH_KIND_EXACT\x10\x01\x12\x17\n\x13MATCH_KIND_INFERRED\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18stopgate/v1/common.proto\x12\x0bstopgate.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"Y\n\x06Sender\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12%\n\x04type\x18\x02 \x01(\x0e\x32\x17.stopgate.v1.SenderType\x12\x17\n\x0freply_shortcode\x18\x03 \x01(\t\"&\n\x08TextSpan\x12\r\n\x05start\x18\x01 \x01(\x05\x12\x0b\n\x03\x65nd\x18\x02 \x01(\x05\"\x9a\x02\n\rCustomKeyword\x12\x0f\n\x07keyword\x18\x01 \x01(\t\x12#\n\x06intent\x18\x02 \x01(\x0e\x32\x13.stopgate.v1.Intent\x12\x11\n\tshortcode\x18\x03 \x01(\t\x12\x12\n\nlicence_id\x18\x04 \x01(\t\x12\x38\n\x07replies\x18\x05 \x03(\x0b\x32\'.stopgate.v1.CustomKeyword.RepliesEntry\x12.\n\nupdated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nupdated_by\x18\x07 \x01(\t\x1a.\n\x0cRepliesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*\xa2\x01\n\x0fMessageCategory\x12 \n\x1cMESSAGE_CATEGORY_UNSPECIFIED\x10\x00\x12\x1e\n\x1aMESSAGE_CATEGORY_MARKETING\x10\x01\x12\"\n\x1eMESSAGE_CATEGORY_TRANSACTIONAL\x10\x02\x12)\n%MESSAGE_CATEGORY_OPT_OUT_CONFIRMATION\x10\x03*|\n\nSenderType\x12\x1b\n\x17SENDER_TYPE_UNSPECIFIED\x10\x00\x12\x1c\n\x18SENDER_TYPE_ALPHANUMERIC\x10\x01\x12\x19\n\x15SENDER_TYPE_SHORTCODE\x10\x02\x12\x18\n\x14SENDER_TYPE_LONGCODE\x10\x03*\xdd\x01\n\x0b\x45ventSource\x12\x1c\n\x18\x45VENT_SOURCE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x45VENT_SOURCE_SMS_REPLY\x10\x01\x12&\n\"EVENT_SOURCE_OPERATOR_NOTIFICATION\x10\x02\x12 \n\x1c\x45VENT_SOURCE_WEB_UNSUBSCRIBE\x10\x03\x12\x18\n\x14\x45VENT_SOURCE_GATEWAY\x10\x04\x12\x17\n\x13\x45VENT_SOURCE_IMPORT\x10\x05\x12\x17\n\x13\x45VENT_SOURCE_MANUAL\x10\x06*i\n\x06Intent\x12\x16\n\x12INTENT_UNSPECIFIED\x10\x00\x12\x12\n\x0eINTENT_OPT_OUT\x10\x01\x12\x11\n\rINTENT_OPT_IN\x10\x02\x12\x0f\n\x0bINTENT_HELP\x10\x03\x12\x0f\n\x0bINTENT_NONE\x10\x04*\xc6\x01\n\x0f\x41ttributionRule\x12 \n\x1c\x41TTRIBUTION_RULE_UNSPECIFIED\x10\x00\x12$\n ATTRIBUTION_RULE_SHORTCODE_ROUTE\x10\x01\x12%\n!ATTRIBUTION_RULE_MOST_RECENT_SEND\x10\x02\x12!\n\x1d\x41TTRIBUTION_RULE_LICENCE_HINT\x10\x03\x12!\n\x1d\x41TTRIBUTION_RULE_UNATTRIBUTED\x10\x04*V\n\tMatchKind\x12\x1a\n\x16MATCH_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10MATCH_KIND_EXACT\x10\x01\x12\x17\n\x13MATCH_KIND_INFERRED\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'stopgate.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MESSAGECATEGORY']._serialized_start=133
-  _globals['_MESSAGECATEGORY']._serialized_end=295
-  _globals['_SENDERTYPE']._serialized_start=297
-  _globals['_SENDERTYPE']._serialized_end=421
-  _globals['_EVENTSOURCE']._serialized_start=424
-  _globals['_EVENTSOURCE']._serialized_end=645
-  _globals['_INTENT']._serialized_start=647
-  _globals['_INTENT']._serialized_end=752
-  _globals['_ATTRIBUTIONRULE']._serialized_start=755
-  _globals['_ATTRIBUTIONRULE']._serialized_end=953
-  _globals['_MATCHKIND']._serialized_start=955
-  _globals['_MATCHKIND']._serialized_end=1041
-  _globals['_SENDER']._serialized_start=41
-  _globals['_SENDER']._serialized_end=130
+  _globals['_CUSTOMKEYWORD_REPLIESENTRY']._loaded_options = None
+  _globals['_CUSTOMKEYWORD_REPLIESENTRY']._serialized_options = b'8\001'
+  _globals['_MESSAGECATEGORY']._serialized_start=491
+  _globals['_MESSAGECATEGORY']._serialized_end=653
+  _globals['_SENDERTYPE']._serialized_start=655
+  _globals['_SENDERTYPE']._serialized_end=779
+  _globals['_EVENTSOURCE']._serialized_start=782
+  _globals['_EVENTSOURCE']._serialized_end=1003
+  _globals['_INTENT']._serialized_start=1005
+  _globals['_INTENT']._serialized_end=1110
+  _globals['_ATTRIBUTIONRULE']._serialized_start=1113
+  _globals['_ATTRIBUTIONRULE']._serialized_end=1311
+  _globals['_MATCHKIND']._serialized_start=1313
+  _globals['_MATCHKIND']._serialized_end=1399
+  _globals['_SENDER']._serialized_start=74
+  _globals['_SENDER']._serialized_end=163
+  _globals['_TEXTSPAN']._serialized_start=165
+  _globals['_TEXTSPAN']._serialized_end=203
+  _globals['_CUSTOMKEYWORD']._serialized_start=206
+  _globals['_CUSTOMKEYWORD']._serialized_end=488
+  _globals['_CUSTOMKEYWORD_REPLIESENTRY']._serialized_start=442
+  _globals['_CUSTOMKEYWORD_REPLIESENTRY']._serialized_end=488
 # @@protoc_insertion_point(module_scope)

@@ -3,8 +3,11 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
@@ -266,3 +269,110 @@ class Sender(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Sender: _TypeAlias = Sender  # noqa: Y015
+
+@_typing.final
+class TextSpan(_message.Message):
+    """Where in a text something was found: [start, end), in Unicode code points of the text as it was sent
+    (before any normalisation), so that text[start:end] in Python is the matched part.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    START_FIELD_NUMBER: _builtins.int
+    END_FIELD_NUMBER: _builtins.int
+    start: _builtins.int
+    """The first code point of the match."""
+    end: _builtins.int
+    """One past the last code point of the match."""
+    def __init__(
+        self,
+        *,
+        start: _builtins.int = ...,
+        end: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end", b"end", "start", b"start"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TextSpan: _TypeAlias = TextSpan  # noqa: Y015
+
+@_typing.final
+class CustomKeyword(_message.Message):
+    """An opt-out, opt-in or help keyword an admin added to one shortcode or one licence, on top of the built-in
+    ones (which cannot be redefined: STOP cannot become an opt-in).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class RepliesEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    KEYWORD_FIELD_NUMBER: _builtins.int
+    INTENT_FIELD_NUMBER: _builtins.int
+    SHORTCODE_FIELD_NUMBER: _builtins.int
+    LICENCE_ID_FIELD_NUMBER: _builtins.int
+    REPLIES_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    UPDATED_BY_FIELD_NUMBER: _builtins.int
+    keyword: _builtins.str
+    """The keyword as people write it ("ZORGLUB FINI", "PROMO OFF"): 1 to 40 characters, at most 3 words. It
+    is matched like a built-in keyword: case, accents, punctuation and spacing do not matter, and it may be
+    followed by a shortcode or written in the gateway form.
+    """
+    intent: Global___Intent.ValueType
+    """What it asks for: INTENT_OPT_OUT, INTENT_OPT_IN or INTENT_HELP."""
+    shortcode: _builtins.str
+    """The shortcode it applies to (events sent to it, ClassifyText naming it). Exactly one of shortcode and
+    licence_id is set.
+    """
+    licence_id: _builtins.str
+    """The licence it applies to (events whose licence hint names it, ClassifyText naming it)."""
+    updated_by: _builtins.str
+    """Who last set it (output only; the actor of the request)."""
+    @_builtins.property
+    def replies(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """The reply to suggest when it matches, by ISO 639-1 language ("en", "fr"): the confirmation of an
+        opt-out, or the help text. Languages left out get the built-in reply. Each at most 160 characters.
+        """
+
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was last set (output only)."""
+
+    def __init__(
+        self,
+        *,
+        keyword: _builtins.str = ...,
+        intent: Global___Intent.ValueType = ...,
+        shortcode: _builtins.str = ...,
+        licence_id: _builtins.str = ...,
+        replies: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
+        updated_by: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["updated_at", b"updated_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["intent", b"intent", "keyword", b"keyword", "licence_id", b"licence_id", "replies", b"replies", "shortcode", b"shortcode", "updated_at", b"updated_at", "updated_by", b"updated_by"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CustomKeyword: _TypeAlias = CustomKeyword  # noqa: Y015

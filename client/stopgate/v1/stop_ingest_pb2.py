@@ -27,7 +27,7 @@ from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 from stopgate.v1 import common_pb2 as stopgate_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dstopgate/v1/stop_ingest.proto\x12\x0bstopgate.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a\x18stopgate/v1/common.proto\"\xc1\x02\n\x0cInboundEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12/\n\x0breceived_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x06source\x18\x03 \x01(\x0e\x32\x18.stopgate.v1.EventSource\x12\x14\n\x0cphone_number\x18\x04 \x01(\t\x12\x11\n\trecipient\x18\x05 \x01(\t\x12\x0f\n\x07network\x18\x06 \x01(\t\x12\x0c\n\x04text\x18\x07 \x01(\t\x12\x16\n\x0e\x63ountry_prefix\x18\x08 \x01(\t\x12\x0e\n\x06reason\x18\t \x01(\t\x12\x12\n\nlicence_id\x18\n \x01(\t\x12(\n\x0bintent_hint\x18\x0b \x01(\x0e\x32\x13.stopgate.v1.Intent\x12\x16\n\x0e\x64\x65\x66\x61ult_region\x18\x0c \x01(\t\"\x94\x03\n\x08\x45ventAck\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12+\n\x07outcome\x18\x02 \x01(\x0e\x32\x1a.stopgate.v1.IngestOutcome\x12#\n\x06intent\x18\x03 \x01(\x0e\x32\x13.stopgate.v1.Intent\x12\x17\n\x0fmatched_keyword\x18\x04 \x01(\t\x12*\n\nmatch_kind\x18\x05 \x01(\x0e\x32\x16.stopgate.v1.MatchKind\x12\x1d\n\x15\x61ttributed_licence_id\x18\x06 \x01(\t\x12\x1e\n\x16\x61ttributed_campaign_id\x18\x07 \x01(\t\x12\x1c\n\x14\x63onfirmation_allowed\x18\x08 \x01(\x08\x12\x19\n\x11\x63onfirmation_text\x18\t \x01(\t\x12\x0c\n\x04\x65\x31\x36\x34\x18\n \x01(\t\x12!\n\x05\x65rror\x18\x0b \x01(\x0b\x32\x12.google.rpc.Status\x12\x36\n\x10\x61ttribution_rule\x18\x0c \x01(\x0e\x32\x1c.stopgate.v1.AttributionRule\"@\n\x13StreamEventsRequest\x12)\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x19.stopgate.v1.InboundEvent\";\n\x14StreamEventsResponse\x12#\n\x04\x61\x63ks\x18\x01 \x03(\x0b\x32\x15.stopgate.v1.EventAck\">\n\x12IngestEventRequest\x12(\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x19.stopgate.v1.InboundEvent\"9\n\x13IngestEventResponse\x12\"\n\x03\x61\x63k\x18\x01 \x01(\x0b\x32\x15.stopgate.v1.EventAck\"4\n\x13\x43lassifyTextRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x02 \x01(\t\"\x92\x01\n\x14\x43lassifyTextResponse\x12#\n\x06intent\x18\x01 \x01(\x0e\x32\x13.stopgate.v1.Intent\x12\x17\n\x0fmatched_keyword\x18\x02 \x01(\t\x12*\n\nmatch_kind\x18\x03 \x01(\x0e\x32\x16.stopgate.v1.MatchKind\x12\x10\n\x08language\x18\x04 \x01(\t*\xed\x01\n\rIngestOutcome\x12\x1e\n\x1aINGEST_OUTCOME_UNSPECIFIED\x10\x00\x12\x1e\n\x1aINGEST_OUTCOME_QUARANTINED\x10\x01\x12&\n\"INGEST_OUTCOME_ALREADY_QUARANTINED\x10\x02\x12\x1b\n\x17INGEST_OUTCOME_RELEASED\x10\x03\x12\x1c\n\x18INGEST_OUTCOME_DUPLICATE\x10\x04\x12\x1c\n\x18INGEST_OUTCOME_NO_ACTION\x10\x05\x12\x1b\n\x17INGEST_OUTCOME_REJECTED\x10\x06\x32\x9b\x02\n\nStopIngest\x12\\\n\x0cStreamEvents\x12 .stopgate.v1.StreamEventsRequest\x1a!.stopgate.v1.StreamEventsResponse\"\x03\x90\x02\x02(\x01\x30\x01\x12U\n\x0bIngestEvent\x12\x1f.stopgate.v1.IngestEventRequest\x1a .stopgate.v1.IngestEventResponse\"\x03\x90\x02\x02\x12X\n\x0c\x43lassifyText\x12 .stopgate.v1.ClassifyTextRequest\x1a!.stopgate.v1.ClassifyTextResponse\"\x03\x90\x02\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dstopgate/v1/stop_ingest.proto\x12\x0bstopgate.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a\x18stopgate/v1/common.proto\"\xc1\x02\n\x0cInboundEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12/\n\x0breceived_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x06source\x18\x03 \x01(\x0e\x32\x18.stopgate.v1.EventSource\x12\x14\n\x0cphone_number\x18\x04 \x01(\t\x12\x11\n\trecipient\x18\x05 \x01(\t\x12\x0f\n\x07network\x18\x06 \x01(\t\x12\x0c\n\x04text\x18\x07 \x01(\t\x12\x16\n\x0e\x63ountry_prefix\x18\x08 \x01(\t\x12\x0e\n\x06reason\x18\t \x01(\t\x12\x12\n\nlicence_id\x18\n \x01(\t\x12(\n\x0bintent_hint\x18\x0b \x01(\x0e\x32\x13.stopgate.v1.Intent\x12\x16\n\x0e\x64\x65\x66\x61ult_region\x18\x0c \x01(\t\"\xe9\x03\n\x08\x45ventAck\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12+\n\x07outcome\x18\x02 \x01(\x0e\x32\x1a.stopgate.v1.IngestOutcome\x12#\n\x06intent\x18\x03 \x01(\x0e\x32\x13.stopgate.v1.Intent\x12\x17\n\x0fmatched_keyword\x18\x04 \x01(\t\x12*\n\nmatch_kind\x18\x05 \x01(\x0e\x32\x16.stopgate.v1.MatchKind\x12\x1d\n\x15\x61ttributed_licence_id\x18\x06 \x01(\t\x12\x1e\n\x16\x61ttributed_campaign_id\x18\x07 \x01(\t\x12\x1c\n\x14\x63onfirmation_allowed\x18\x08 \x01(\x08\x12\x19\n\x11\x63onfirmation_text\x18\t \x01(\t\x12\x0c\n\x04\x65\x31\x36\x34\x18\n \x01(\t\x12!\n\x05\x65rror\x18\x0b \x01(\x0b\x32\x12.google.rpc.Status\x12\x36\n\x10\x61ttribution_rule\x18\x0c \x01(\x0e\x32\x1c.stopgate.v1.AttributionRule\x12\x14\n\x0cmatched_rule\x18\r \x01(\t\x12\x10\n\x08language\x18\x0e \x01(\t\x12+\n\x0cmatched_span\x18\x0f \x01(\x0b\x32\x15.stopgate.v1.TextSpan\"@\n\x13StreamEventsRequest\x12)\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x19.stopgate.v1.InboundEvent\";\n\x14StreamEventsResponse\x12#\n\x04\x61\x63ks\x18\x01 \x03(\x0b\x32\x15.stopgate.v1.EventAck\">\n\x12IngestEventRequest\x12(\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x19.stopgate.v1.InboundEvent\"9\n\x13IngestEventResponse\x12\"\n\x03\x61\x63k\x18\x01 \x01(\x0b\x32\x15.stopgate.v1.EventAck\"[\n\x13\x43lassifyTextRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x02 \x01(\t\x12\x11\n\tshortcode\x18\x03 \x01(\t\x12\x12\n\nlicence_id\x18\x04 \x01(\t\"\xd5\x01\n\x14\x43lassifyTextResponse\x12#\n\x06intent\x18\x01 \x01(\x0e\x32\x13.stopgate.v1.Intent\x12\x17\n\x0fmatched_keyword\x18\x02 \x01(\t\x12*\n\nmatch_kind\x18\x03 \x01(\x0e\x32\x16.stopgate.v1.MatchKind\x12\x10\n\x08language\x18\x04 \x01(\t\x12\x14\n\x0cmatched_rule\x18\x05 \x01(\t\x12+\n\x0cmatched_span\x18\x06 \x01(\x0b\x32\x15.stopgate.v1.TextSpan\"i\n\x17SetCustomKeywordRequest\x12+\n\x07keyword\x18\x01 \x01(\x0b\x32\x1a.stopgate.v1.CustomKeyword\x12\r\n\x05\x61\x63tor\x18\x02 \x01(\t\x12\x12\n\nlicence_id\x18\x03 \x01(\t\"X\n\x18SetCustomKeywordResponse\x12+\n\x07keyword\x18\x01 \x01(\x0b\x32\x1a.stopgate.v1.CustomKeyword\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"B\n\x19ListCustomKeywordsRequest\x12\x11\n\tshortcode\x18\x01 \x01(\t\x12\x12\n\nlicence_id\x18\x02 \x01(\t\"J\n\x1aListCustomKeywordsResponse\x12,\n\x08keywords\x18\x01 \x03(\x0b\x32\x1a.stopgate.v1.CustomKeyword\"c\n\x1aRemoveCustomKeywordRequest\x12\x0f\n\x07keyword\x18\x01 \x01(\t\x12\x11\n\tshortcode\x18\x02 \x01(\t\x12\x12\n\nlicence_id\x18\x03 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x04 \x01(\t\".\n\x1bRemoveCustomKeywordResponse\x12\x0f\n\x07removed\x18\x01 \x01(\x08*\xed\x01\n\rIngestOutcome\x12\x1e\n\x1aINGEST_OUTCOME_UNSPECIFIED\x10\x00\x12\x1e\n\x1aINGEST_OUTCOME_QUARANTINED\x10\x01\x12&\n\"INGEST_OUTCOME_ALREADY_QUARANTINED\x10\x02\x12\x1b\n\x17INGEST_OUTCOME_RELEASED\x10\x03\x12\x1c\n\x18INGEST_OUTCOME_DUPLICATE\x10\x04\x12\x1c\n\x18INGEST_OUTCOME_NO_ACTION\x10\x05\x12\x1b\n\x17INGEST_OUTCOME_REJECTED\x10\x06\x32\xdc\x04\n\nStopIngest\x12\\\n\x0cStreamEvents\x12 .stopgate.v1.StreamEventsRequest\x1a!.stopgate.v1.StreamEventsResponse\"\x03\x90\x02\x02(\x01\x30\x01\x12U\n\x0bIngestEvent\x12\x1f.stopgate.v1.IngestEventRequest\x1a .stopgate.v1.IngestEventResponse\"\x03\x90\x02\x02\x12X\n\x0c\x43lassifyText\x12 .stopgate.v1.ClassifyTextRequest\x1a!.stopgate.v1.ClassifyTextResponse\"\x03\x90\x02\x01\x12\x64\n\x10SetCustomKeyword\x12$.stopgate.v1.SetCustomKeywordRequest\x1a%.stopgate.v1.SetCustomKeywordResponse\"\x03\x90\x02\x02\x12j\n\x12ListCustomKeywords\x12&.stopgate.v1.ListCustomKeywordsRequest\x1a\'.stopgate.v1.ListCustomKeywordsResponse\"\x03\x90\x02\x01\x12m\n\x13RemoveCustomKeyword\x12\'.stopgate.v1.RemoveCustomKeywordRequest\x1a(.stopgate.v1.RemoveCustomKeywordResponse\"\x03\x90\x02\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,24 +40,42 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STOPINGEST'].methods_by_name['IngestEvent']._serialized_options = b'\220\002\002'
   _globals['_STOPINGEST'].methods_by_name['ClassifyText']._loaded_options = None
   _globals['_STOPINGEST'].methods_by_name['ClassifyText']._serialized_options = b'\220\002\001'
-  _globals['_INGESTOUTCOME']._serialized_start=1315
-  _globals['_INGESTOUTCOME']._serialized_end=1552
+  _globals['_STOPINGEST'].methods_by_name['SetCustomKeyword']._loaded_options = None
+  _globals['_STOPINGEST'].methods_by_name['SetCustomKeyword']._serialized_options = b'\220\002\002'
+  _globals['_STOPINGEST'].methods_by_name['ListCustomKeywords']._loaded_options = None
+  _globals['_STOPINGEST'].methods_by_name['ListCustomKeywords']._serialized_options = b'\220\002\001'
+  _globals['_STOPINGEST'].methods_by_name['RemoveCustomKeyword']._loaded_options = None
+  _globals['_STOPINGEST'].methods_by_name['RemoveCustomKeyword']._serialized_options = b'\220\002\002'
+  _globals['_INGESTOUTCOME']._serialized_start=1996
+  _globals['_INGESTOUTCOME']._serialized_end=2233
   _globals['_INBOUNDEVENT']._serialized_start=131
   _globals['_INBOUNDEVENT']._serialized_end=452
   _globals['_EVENTACK']._serialized_start=455
-  _globals['_EVENTACK']._serialized_end=859
-  _globals['_STREAMEVENTSREQUEST']._serialized_start=861
-  _globals['_STREAMEVENTSREQUEST']._serialized_end=925
-  _globals['_STREAMEVENTSRESPONSE']._serialized_start=927
-  _globals['_STREAMEVENTSRESPONSE']._serialized_end=986
-  _globals['_INGESTEVENTREQUEST']._serialized_start=988
-  _globals['_INGESTEVENTREQUEST']._serialized_end=1050
-  _globals['_INGESTEVENTRESPONSE']._serialized_start=1052
-  _globals['_INGESTEVENTRESPONSE']._serialized_end=1109
-  _globals['_CLASSIFYTEXTREQUEST']._serialized_start=1111
-  _globals['_CLASSIFYTEXTREQUEST']._serialized_end=1163
-  _globals['_CLASSIFYTEXTRESPONSE']._serialized_start=1166
-  _globals['_CLASSIFYTEXTRESPONSE']._serialized_end=1312
-  _globals['_STOPINGEST']._serialized_start=1555
-  _globals['_STOPINGEST']._serialized_end=1838
+  _globals['_EVENTACK']._serialized_end=944
+  _globals['_STREAMEVENTSREQUEST']._serialized_start=946
+  _globals['_STREAMEVENTSREQUEST']._serialized_end=1010
+  _globals['_STREAMEVENTSRESPONSE']._serialized_start=1012
+  _globals['_STREAMEVENTSRESPONSE']._serialized_end=1071
+  _globals['_INGESTEVENTREQUEST']._serialized_start=1073
+  _globals['_INGESTEVENTREQUEST']._serialized_end=1135
+  _globals['_INGESTEVENTRESPONSE']._serialized_start=1137
+  _globals['_INGESTEVENTRESPONSE']._serialized_end=1194
+  _globals['_CLASSIFYTEXTREQUEST']._serialized_start=1196
+  _globals['_CLASSIFYTEXTREQUEST']._serialized_end=1287
+  _globals['_CLASSIFYTEXTRESPONSE']._serialized_start=1290
+  _globals['_CLASSIFYTEXTRESPONSE']._serialized_end=1503
+  _globals['_SETCUSTOMKEYWORDREQUEST']._serialized_start=1505
+  _globals['_SETCUSTOMKEYWORDREQUEST']._serialized_end=1610
+  _globals['_SETCUSTOMKEYWORDRESPONSE']._serialized_start=1612
+  _globals['_SETCUSTOMKEYWORDRESPONSE']._serialized_end=1700
+  _globals['_LISTCUSTOMKEYWORDSREQUEST']._serialized_start=1702
+  _globals['_LISTCUSTOMKEYWORDSREQUEST']._serialized_end=1768
+  _globals['_LISTCUSTOMKEYWORDSRESPONSE']._serialized_start=1770
+  _globals['_LISTCUSTOMKEYWORDSRESPONSE']._serialized_end=1844
+  _globals['_REMOVECUSTOMKEYWORDREQUEST']._serialized_start=1846
+  _globals['_REMOVECUSTOMKEYWORDREQUEST']._serialized_end=1945
+  _globals['_REMOVECUSTOMKEYWORDRESPONSE']._serialized_start=1947
+  _globals['_REMOVECUSTOMKEYWORDRESPONSE']._serialized_end=1993
+  _globals['_STOPINGEST']._serialized_start=2236
+  _globals['_STOPINGEST']._serialized_end=2840
 # @@protoc_insertion_point(module_scope)

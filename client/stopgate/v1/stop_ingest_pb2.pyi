@@ -168,6 +168,9 @@ class EventAck(_message.Message):
     E164_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
     ATTRIBUTION_RULE_FIELD_NUMBER: _builtins.int
+    MATCHED_RULE_FIELD_NUMBER: _builtins.int
+    LANGUAGE_FIELD_NUMBER: _builtins.int
+    MATCHED_SPAN_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     """The event_id of the event acknowledged."""
     outcome: Global___IngestOutcome.ValueType
@@ -197,9 +200,19 @@ class EventAck(_message.Message):
     """Which rule attributed an opt-out or opt-in: a send routed through the event's shortcode, the most
     recent send at all, the licence hint, or none.
     """
+    matched_rule: _builtins.str
+    """Which classifier rule matched the text ("keyword", "natural request", "custom keyword", ...; see
+    ClassifyText); "intent hint" or "source" when the intent came from those instead, "" for no intent.
+    """
+    language: _builtins.str
+    """ISO 639-1 language of the reply: the matched keyword's, else the number's country's."""
     @_builtins.property
     def error(self) -> _status_pb2.Status:
         """For REJECTED: why, with a google.rpc.BadRequest detail naming the field."""
+
+    @_builtins.property
+    def matched_span(self) -> _common_pb2.TextSpan:
+        """Where the match is in the event's text (unset when nothing in the text matched)."""
 
     def __init__(
         self,
@@ -216,10 +229,13 @@ class EventAck(_message.Message):
         e164: _builtins.str = ...,
         error: _status_pb2.Status | None = ...,
         attribution_rule: _common_pb2.AttributionRule.ValueType = ...,
+        matched_rule: _builtins.str = ...,
+        language: _builtins.str = ...,
+        matched_span: _common_pb2.TextSpan | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "matched_span", b"matched_span"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attributed_campaign_id", b"attributed_campaign_id", "attributed_licence_id", b"attributed_licence_id", "attribution_rule", b"attribution_rule", "confirmation_allowed", b"confirmation_allowed", "confirmation_text", b"confirmation_text", "e164", b"e164", "error", b"error", "event_id", b"event_id", "intent", b"intent", "match_kind", b"match_kind", "matched_keyword", b"matched_keyword", "outcome", b"outcome"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attributed_campaign_id", b"attributed_campaign_id", "attributed_licence_id", b"attributed_licence_id", "attribution_rule", b"attribution_rule", "confirmation_allowed", b"confirmation_allowed", "confirmation_text", b"confirmation_text", "e164", b"e164", "error", b"error", "event_id", b"event_id", "intent", b"intent", "language", b"language", "match_kind", b"match_kind", "matched_keyword", b"matched_keyword", "matched_rule", b"matched_rule", "matched_span", b"matched_span", "outcome", b"outcome"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -331,19 +347,27 @@ class ClassifyTextRequest(_message.Message):
 
     TEXT_FIELD_NUMBER: _builtins.int
     COUNTRY_FIELD_NUMBER: _builtins.int
+    SHORTCODE_FIELD_NUMBER: _builtins.int
+    LICENCE_ID_FIELD_NUMBER: _builtins.int
     text: _builtins.str
     """The text to classify, as it would be received. 1 to 1,600 characters."""
     country: _builtins.str
     """ISO 3166-1 alpha-2 country of the sender, if known; helps pick the reply language."""
+    shortcode: _builtins.str
+    """The shortcode the text was sent to, if any: its custom keywords apply too."""
+    licence_id: _builtins.str
+    """The licence, if any: its custom keywords apply too."""
     def __init__(
         self,
         *,
         text: _builtins.str = ...,
         country: _builtins.str = ...,
+        shortcode: _builtins.str = ...,
+        licence_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["country", b"country", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["country", b"country", "licence_id", b"licence_id", "shortcode", b"shortcode", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -359,6 +383,8 @@ class ClassifyTextResponse(_message.Message):
     MATCHED_KEYWORD_FIELD_NUMBER: _builtins.int
     MATCH_KIND_FIELD_NUMBER: _builtins.int
     LANGUAGE_FIELD_NUMBER: _builtins.int
+    MATCHED_RULE_FIELD_NUMBER: _builtins.int
+    MATCHED_SPAN_FIELD_NUMBER: _builtins.int
     intent: _common_pb2.Intent.ValueType
     """The intent read in the text."""
     matched_keyword: _builtins.str
@@ -367,6 +393,14 @@ class ClassifyTextResponse(_message.Message):
     """Whether the match was exact or inferred."""
     language: _builtins.str
     """ISO 639-1 language of the matched keyword ("fr" for ARRET), if it tells one."""
+    matched_rule: _builtins.str
+    """Which rule matched ("keyword", "keyword + shortcode", "gateway form", "misspelling", "spelled out",
+    "natural request", "custom keyword", ...), "" when none did.
+    """
+    @_builtins.property
+    def matched_span(self) -> _common_pb2.TextSpan:
+        """Where the match is in the text (unset when nothing matched)."""
+
     def __init__(
         self,
         *,
@@ -374,11 +408,181 @@ class ClassifyTextResponse(_message.Message):
         matched_keyword: _builtins.str = ...,
         match_kind: _common_pb2.MatchKind.ValueType = ...,
         language: _builtins.str = ...,
+        matched_rule: _builtins.str = ...,
+        matched_span: _common_pb2.TextSpan | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["matched_span", b"matched_span"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["intent", b"intent", "language", b"language", "match_kind", b"match_kind", "matched_keyword", b"matched_keyword"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["intent", b"intent", "language", b"language", "match_kind", b"match_kind", "matched_keyword", b"matched_keyword", "matched_rule", b"matched_rule", "matched_span", b"matched_span"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ClassifyTextResponse: _TypeAlias = ClassifyTextResponse  # noqa: Y015
+
+@_typing.final
+class SetCustomKeywordRequest(_message.Message):
+    """Request of SetCustomKeyword."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEYWORD_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    LICENCE_ID_FIELD_NUMBER: _builtins.int
+    actor: _builtins.str
+    """Who asks (recorded as updated_by). Required, at most 128 characters."""
+    licence_id: _builtins.str
+    """The licence, when the keyword is a licence's: the same as keyword.licence_id (the token's licences are
+    checked against it).
+    """
+    @_builtins.property
+    def keyword(self) -> _common_pb2.CustomKeyword:
+        """The keyword, its intent, its shortcode or licence, and its replies."""
+
+    def __init__(
+        self,
+        *,
+        keyword: _common_pb2.CustomKeyword | None = ...,
+        actor: _builtins.str = ...,
+        licence_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["keyword", b"keyword"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "keyword", b"keyword", "licence_id", b"licence_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetCustomKeywordRequest: _TypeAlias = SetCustomKeywordRequest  # noqa: Y015
+
+@_typing.final
+class SetCustomKeywordResponse(_message.Message):
+    """Response of SetCustomKeyword."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEYWORD_FIELD_NUMBER: _builtins.int
+    CREATED_FIELD_NUMBER: _builtins.int
+    created: _builtins.bool
+    """True when it was added, false when it replaced one."""
+    @_builtins.property
+    def keyword(self) -> _common_pb2.CustomKeyword:
+        """The keyword as stored."""
+
+    def __init__(
+        self,
+        *,
+        keyword: _common_pb2.CustomKeyword | None = ...,
+        created: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["keyword", b"keyword"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "keyword", b"keyword"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetCustomKeywordResponse: _TypeAlias = SetCustomKeywordResponse  # noqa: Y015
+
+@_typing.final
+class ListCustomKeywordsRequest(_message.Message):
+    """Request of ListCustomKeywords."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SHORTCODE_FIELD_NUMBER: _builtins.int
+    LICENCE_ID_FIELD_NUMBER: _builtins.int
+    shortcode: _builtins.str
+    """Only this shortcode's keywords."""
+    licence_id: _builtins.str
+    """Only this licence's keywords."""
+    def __init__(
+        self,
+        *,
+        shortcode: _builtins.str = ...,
+        licence_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["licence_id", b"licence_id", "shortcode", b"shortcode"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCustomKeywordsRequest: _TypeAlias = ListCustomKeywordsRequest  # noqa: Y015
+
+@_typing.final
+class ListCustomKeywordsResponse(_message.Message):
+    """Response of ListCustomKeywords."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEYWORDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def keywords(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.CustomKeyword]:
+        """The keywords, by shortcode or licence, then keyword."""
+
+    def __init__(
+        self,
+        *,
+        keywords: _abc.Iterable[_common_pb2.CustomKeyword] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["keywords", b"keywords"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCustomKeywordsResponse: _TypeAlias = ListCustomKeywordsResponse  # noqa: Y015
+
+@_typing.final
+class RemoveCustomKeywordRequest(_message.Message):
+    """Request of RemoveCustomKeyword."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEYWORD_FIELD_NUMBER: _builtins.int
+    SHORTCODE_FIELD_NUMBER: _builtins.int
+    LICENCE_ID_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    keyword: _builtins.str
+    """The keyword to remove, as written or normalised."""
+    shortcode: _builtins.str
+    """Its shortcode (exactly one of shortcode and licence_id)."""
+    licence_id: _builtins.str
+    """Its licence."""
+    actor: _builtins.str
+    """Who asks. Required, at most 128 characters."""
+    def __init__(
+        self,
+        *,
+        keyword: _builtins.str = ...,
+        shortcode: _builtins.str = ...,
+        licence_id: _builtins.str = ...,
+        actor: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "keyword", b"keyword", "licence_id", b"licence_id", "shortcode", b"shortcode"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoveCustomKeywordRequest: _TypeAlias = RemoveCustomKeywordRequest  # noqa: Y015
+
+@_typing.final
+class RemoveCustomKeywordResponse(_message.Message):
+    """Response of RemoveCustomKeyword."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REMOVED_FIELD_NUMBER: _builtins.int
+    removed: _builtins.bool
+    """Whether there was such a keyword."""
+    def __init__(
+        self,
+        *,
+        removed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["removed", b"removed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoveCustomKeywordResponse: _TypeAlias = RemoveCustomKeywordResponse  # noqa: Y015

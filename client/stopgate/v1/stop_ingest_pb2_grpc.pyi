@@ -50,14 +50,32 @@ class StopIngestStub:
     """
     ClassifyText: _grpc.UnaryUnaryMultiCallable[_stop_ingest_pb2.ClassifyTextRequest, _stop_ingest_pb2.ClassifyTextResponse]
     """Dry run of the keyword classifier: what intent stopgate would read in a text. Stores nothing.
-    Texts are normalised first (case, accents, punctuation, spaces). Exact matches: STOP, STOPALL, STOP ALL,
-    UNSUBSCRIBE, UNSUB, CANCEL, END, QUIT, REVOKE, OPTOUT, OPT OUT, OPT-OUT, REMOVE, ARRET/ARRÊT, STOPP,
-    BAJA (opt-out); START, UNSTOP, YES (opt-in); HELP, INFO, AIDE (help); each alone, followed by a
-    shortcode ("STOP 36180"), or in the gateway form "ask <company-code> <keyword>" ("ask cc stop").
-    Inferred: misspellings of STOP ("TSOP", "SOTP", "STPO"), STOP among politeness ("stop please"), and
-    natural-language revocation ("please stop texting me", "remove me from your list", "unsubscribe me");
-    never negations or chatter ("don't stop", "stop by the shop tomorrow?", "can't stop laughing"), which
-    are INTENT_NONE.
+    It reads English, French, Dutch, German, Spanish, Italian and Portuguese: the opt-out, opt-in and help
+    keywords of operators' and regulators' published lists (STOP, ARRET, STOPP, UITSCHRIJVEN, ABMELDEN,
+    BAJA, ANNULLA, SAIR, START, HELP, AIDE, HILFE, AYUDA, ...), alone, followed by a shortcode
+    ("STOP 36180", "STOP36180") or in the gateway form "ask <company-code> <keyword>" (exact matches); and,
+    inferred, the same among politeness ("stop please"), misspelt ("TSOP"), with letters repeated
+    ("stoooop") or spelled out ("S T O P"), on a line of its own, and natural requests in each language
+    ("please stop texting me", "merci de ne plus m'écrire", "bitte nicht mehr schreiben"). Case, accents,
+    fullwidth forms, emoji and punctuation do not matter; quoted lines of an earlier message are left out.
+    Never an opt-out: a negated request ("don't stop", "ne m'arrêtez pas", "nicht abmelden") or chatter that
+    merely contains a keyword ("bus stop", "can't stop laughing"), which are INTENT_NONE. The custom
+    keywords of the shortcode and licence named in the request apply too. matched_rule names the rule;
+    docs/CLASSIFIER.md gives the precision and recall measured per language.
+    """
+    SetCustomKeyword: _grpc.UnaryUnaryMultiCallable[_stop_ingest_pb2.SetCustomKeywordRequest, _stop_ingest_pb2.SetCustomKeywordResponse]
+    """Adds a custom keyword to a shortcode or a licence, or replaces the one with the same normalised keyword
+    there. Admin role; a keyword of a shortcode applies to every licence sending from it, and an opt-in
+    keyword releases whichever licence a reply is attributed to, so both need a token not limited to
+    licences. Applied by every server within 5 seconds. A built-in keyword, of any intent and language, or
+    a text the classifier already reads as an intent ("stop please", "TSOP"), is INVALID_ARGUMENT naming
+    `keyword.keyword`; so is one of more than 3 words.
+    """
+    ListCustomKeywords: _grpc.UnaryUnaryMultiCallable[_stop_ingest_pb2.ListCustomKeywordsRequest, _stop_ingest_pb2.ListCustomKeywordsResponse]
+    """The custom keywords of a shortcode, of a licence, or (neither given) all of them. Admin role."""
+    RemoveCustomKeyword: _grpc.UnaryUnaryMultiCallable[_stop_ingest_pb2.RemoveCustomKeywordRequest, _stop_ingest_pb2.RemoveCustomKeywordResponse]
+    """Removes a custom keyword from a shortcode or a licence. Admin role, as SetCustomKeyword. Removing one
+    that is not there is no error (`removed` is false).
     """
 
 @_typing.type_check_only
@@ -82,14 +100,32 @@ class StopIngestAsyncStub(StopIngestStub):
     """
     ClassifyText: _aio.UnaryUnaryMultiCallable[_stop_ingest_pb2.ClassifyTextRequest, _stop_ingest_pb2.ClassifyTextResponse]  # type: ignore[assignment]
     """Dry run of the keyword classifier: what intent stopgate would read in a text. Stores nothing.
-    Texts are normalised first (case, accents, punctuation, spaces). Exact matches: STOP, STOPALL, STOP ALL,
-    UNSUBSCRIBE, UNSUB, CANCEL, END, QUIT, REVOKE, OPTOUT, OPT OUT, OPT-OUT, REMOVE, ARRET/ARRÊT, STOPP,
-    BAJA (opt-out); START, UNSTOP, YES (opt-in); HELP, INFO, AIDE (help); each alone, followed by a
-    shortcode ("STOP 36180"), or in the gateway form "ask <company-code> <keyword>" ("ask cc stop").
-    Inferred: misspellings of STOP ("TSOP", "SOTP", "STPO"), STOP among politeness ("stop please"), and
-    natural-language revocation ("please stop texting me", "remove me from your list", "unsubscribe me");
-    never negations or chatter ("don't stop", "stop by the shop tomorrow?", "can't stop laughing"), which
-    are INTENT_NONE.
+    It reads English, French, Dutch, German, Spanish, Italian and Portuguese: the opt-out, opt-in and help
+    keywords of operators' and regulators' published lists (STOP, ARRET, STOPP, UITSCHRIJVEN, ABMELDEN,
+    BAJA, ANNULLA, SAIR, START, HELP, AIDE, HILFE, AYUDA, ...), alone, followed by a shortcode
+    ("STOP 36180", "STOP36180") or in the gateway form "ask <company-code> <keyword>" (exact matches); and,
+    inferred, the same among politeness ("stop please"), misspelt ("TSOP"), with letters repeated
+    ("stoooop") or spelled out ("S T O P"), on a line of its own, and natural requests in each language
+    ("please stop texting me", "merci de ne plus m'écrire", "bitte nicht mehr schreiben"). Case, accents,
+    fullwidth forms, emoji and punctuation do not matter; quoted lines of an earlier message are left out.
+    Never an opt-out: a negated request ("don't stop", "ne m'arrêtez pas", "nicht abmelden") or chatter that
+    merely contains a keyword ("bus stop", "can't stop laughing"), which are INTENT_NONE. The custom
+    keywords of the shortcode and licence named in the request apply too. matched_rule names the rule;
+    docs/CLASSIFIER.md gives the precision and recall measured per language.
+    """
+    SetCustomKeyword: _aio.UnaryUnaryMultiCallable[_stop_ingest_pb2.SetCustomKeywordRequest, _stop_ingest_pb2.SetCustomKeywordResponse]  # type: ignore[assignment]
+    """Adds a custom keyword to a shortcode or a licence, or replaces the one with the same normalised keyword
+    there. Admin role; a keyword of a shortcode applies to every licence sending from it, and an opt-in
+    keyword releases whichever licence a reply is attributed to, so both need a token not limited to
+    licences. Applied by every server within 5 seconds. A built-in keyword, of any intent and language, or
+    a text the classifier already reads as an intent ("stop please", "TSOP"), is INVALID_ARGUMENT naming
+    `keyword.keyword`; so is one of more than 3 words.
+    """
+    ListCustomKeywords: _aio.UnaryUnaryMultiCallable[_stop_ingest_pb2.ListCustomKeywordsRequest, _stop_ingest_pb2.ListCustomKeywordsResponse]  # type: ignore[assignment]
+    """The custom keywords of a shortcode, of a licence, or (neither given) all of them. Admin role."""
+    RemoveCustomKeyword: _aio.UnaryUnaryMultiCallable[_stop_ingest_pb2.RemoveCustomKeywordRequest, _stop_ingest_pb2.RemoveCustomKeywordResponse]  # type: ignore[assignment]
+    """Removes a custom keyword from a shortcode or a licence. Admin role, as SetCustomKeyword. Removing one
+    that is not there is no error (`removed` is false).
     """
 
 class StopIngestServicer(metaclass=_abc_1.ABCMeta):
@@ -129,14 +165,50 @@ class StopIngestServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_stop_ingest_pb2.ClassifyTextResponse, _abc.Awaitable[_stop_ingest_pb2.ClassifyTextResponse]]:
         """Dry run of the keyword classifier: what intent stopgate would read in a text. Stores nothing.
-        Texts are normalised first (case, accents, punctuation, spaces). Exact matches: STOP, STOPALL, STOP ALL,
-        UNSUBSCRIBE, UNSUB, CANCEL, END, QUIT, REVOKE, OPTOUT, OPT OUT, OPT-OUT, REMOVE, ARRET/ARRÊT, STOPP,
-        BAJA (opt-out); START, UNSTOP, YES (opt-in); HELP, INFO, AIDE (help); each alone, followed by a
-        shortcode ("STOP 36180"), or in the gateway form "ask <company-code> <keyword>" ("ask cc stop").
-        Inferred: misspellings of STOP ("TSOP", "SOTP", "STPO"), STOP among politeness ("stop please"), and
-        natural-language revocation ("please stop texting me", "remove me from your list", "unsubscribe me");
-        never negations or chatter ("don't stop", "stop by the shop tomorrow?", "can't stop laughing"), which
-        are INTENT_NONE.
+        It reads English, French, Dutch, German, Spanish, Italian and Portuguese: the opt-out, opt-in and help
+        keywords of operators' and regulators' published lists (STOP, ARRET, STOPP, UITSCHRIJVEN, ABMELDEN,
+        BAJA, ANNULLA, SAIR, START, HELP, AIDE, HILFE, AYUDA, ...), alone, followed by a shortcode
+        ("STOP 36180", "STOP36180") or in the gateway form "ask <company-code> <keyword>" (exact matches); and,
+        inferred, the same among politeness ("stop please"), misspelt ("TSOP"), with letters repeated
+        ("stoooop") or spelled out ("S T O P"), on a line of its own, and natural requests in each language
+        ("please stop texting me", "merci de ne plus m'écrire", "bitte nicht mehr schreiben"). Case, accents,
+        fullwidth forms, emoji and punctuation do not matter; quoted lines of an earlier message are left out.
+        Never an opt-out: a negated request ("don't stop", "ne m'arrêtez pas", "nicht abmelden") or chatter that
+        merely contains a keyword ("bus stop", "can't stop laughing"), which are INTENT_NONE. The custom
+        keywords of the shortcode and licence named in the request apply too. matched_rule names the rule;
+        docs/CLASSIFIER.md gives the precision and recall measured per language.
+        """
+
+    @_abc_1.abstractmethod
+    def SetCustomKeyword(
+        self,
+        request: _stop_ingest_pb2.SetCustomKeywordRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_stop_ingest_pb2.SetCustomKeywordResponse, _abc.Awaitable[_stop_ingest_pb2.SetCustomKeywordResponse]]:
+        """Adds a custom keyword to a shortcode or a licence, or replaces the one with the same normalised keyword
+        there. Admin role; a keyword of a shortcode applies to every licence sending from it, and an opt-in
+        keyword releases whichever licence a reply is attributed to, so both need a token not limited to
+        licences. Applied by every server within 5 seconds. A built-in keyword, of any intent and language, or
+        a text the classifier already reads as an intent ("stop please", "TSOP"), is INVALID_ARGUMENT naming
+        `keyword.keyword`; so is one of more than 3 words.
+        """
+
+    @_abc_1.abstractmethod
+    def ListCustomKeywords(
+        self,
+        request: _stop_ingest_pb2.ListCustomKeywordsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_stop_ingest_pb2.ListCustomKeywordsResponse, _abc.Awaitable[_stop_ingest_pb2.ListCustomKeywordsResponse]]:
+        """The custom keywords of a shortcode, of a licence, or (neither given) all of them. Admin role."""
+
+    @_abc_1.abstractmethod
+    def RemoveCustomKeyword(
+        self,
+        request: _stop_ingest_pb2.RemoveCustomKeywordRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_stop_ingest_pb2.RemoveCustomKeywordResponse, _abc.Awaitable[_stop_ingest_pb2.RemoveCustomKeywordResponse]]:
+        """Removes a custom keyword from a shortcode or a licence. Admin role, as SetCustomKeyword. Removing one
+        that is not there is no error (`removed` is false).
         """
 
 def add_StopIngestServicer_to_server(servicer: StopIngestServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

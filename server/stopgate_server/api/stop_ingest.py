@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,14 +19,18 @@ from stopgate_server.api.mapping import (
     OUTCOMES,
     SOURCE_OF,
     attribution_rule,
+    timestamp,
     to_datetime,
 )
-from stopgate_server.api.validation import MAX_REASON, NUL, Violations
-from stopgate_server.domain import ingest, senders
+from stopgate_server.api.validation import MAX_ACTOR, MAX_REASON, NUL, Violations
+from stopgate_server.domain import custom_keywords, ingest, senders
+from stopgate_server.domain.custom_keywords import CustomKeyword, Scope
 from stopgate_server.domain.ingest import Inbound, Rejected
+from stopgate_server.domain.keywords import Classification
 from stopgate_server.errors import FieldViolation, InvalidArgument, status_for
 from stopgate_server.turns import in_turns
 from stopgate_server.usecases.ingest import Ack, Ingest
+from stopgate_server.usecases.keywords import CustomKeywords
 
 pb = stop_ingest_pb2
 MAX_TEXT = 1600  # ten concatenated parts
@@ -36,6 +41,8 @@ ACCEPTED_LATE = timedelta(days=31)  # replays after an outage
 ACCEPTED_EARLY = timedelta(minutes=5)  # clock skew of ingress
 EVENTS_PER_CHUNK = 20  # read between two looks at the clock
 _INBOUND_SOURCES = frozenset(SOURCE_OF) - {common_pb2.EVENT_SOURCE_MANUAL}
+MAX_REPLIES = 20  # languages per custom keyword
+_LANGUAGE = re.compile(r"[a-z]{2}")
 
 
 class _Read:
@@ -109,6 +116,10 @@ class _Read:
         return pb.EventAck(event_id=self.raw.event_id, outcome=pb.INGEST_OUTCOME_REJECTED, error=self.error)
 
 
+def _span(read: Classification) -> common_pb2.TextSpan | None:
+    return None if read.span is None else common_pb2.TextSpan(start=read.span[0], end=read.span[1])
+
+
 def _event_ack(ack: Ack) -> pb.EventAck:
     applied = ack.applied
     return pb.EventAck(
@@ -123,12 +134,16 @@ def _event_ack(ack: Ack) -> pb.EventAck:
         confirmation_allowed=ack.reply.confirmation_allowed,
         confirmation_text=ack.reply.text,
         e164=ack.event.phone,
+        matched_rule=ack.classification.rule,
+        language=ack.language,
+        matched_span=_span(ack.classification),
     )
 
 
 class StopIngestServicer(stop_ingest_pb2_grpc.StopIngestServicer):
-    def __init__(self, ingest: Ingest) -> None:
+    def __init__(self, ingest: Ingest, custom: CustomKeywords) -> None:
         self.ingest = ingest
+        self.custom = custom
 
     async def _ingest(self, raw_events: Sequence[pb.InboundEvent]) -> list[pb.EventAck]:
         """Read, apply and commit one batch; the acks, in order, once it is durable."""
@@ -158,14 +173,99 @@ class StopIngestServicer(stop_ingest_pb2_grpc.StopIngestServicer):
         violations = Violations()
         violations.text("text", request.text, MAX_TEXT)
         violations.region("country", request.country)
+        shortcode = violations.shortcode("shortcode", request.shortcode)
+        violations.identifier("licence_id", request.licence_id, required=False)
         violations.raise_if_any()
-        result = self.ingest.classify(request.text, request.country)
+        result = self.ingest.classify(request.text, request.country, shortcode, request.licence_id)
         return pb.ClassifyTextResponse(
             intent=INTENTS[result.intent],
             matched_keyword=result.keyword,
             match_kind=MATCH_KINDS[result.kind],
             language=result.language,
+            matched_rule=result.rule,
+            matched_span=_span(result),
         )
+
+    async def SetCustomKeyword(
+        self, request: pb.SetCustomKeywordRequest, context: Any
+    ) -> pb.SetCustomKeywordResponse:
+        violations = Violations()
+        given = request.keyword
+        if not request.HasField("keyword"):
+            violations.add("keyword", "required")
+        violations.text("keyword.keyword", given.keyword, custom_keywords.MAX_KEYWORD)
+        intent = INTENT_HINTS.get(given.intent)
+        if intent not in custom_keywords.INTENTS:
+            violations.add("keyword.intent", "INTENT_OPT_OUT, INTENT_OPT_IN or INTENT_HELP")
+        scope = _scope(violations, "keyword.", given.shortcode, given.licence_id)
+        if given.licence_id != request.licence_id:
+            violations.add("licence_id", "must be the keyword's licence_id (empty for a shortcode's keyword)")
+        if len(given.replies) > MAX_REPLIES:
+            violations.add("keyword.replies", f"at most {MAX_REPLIES} languages")
+        else:
+            for language, reply in sorted(given.replies.items()):
+                field = f"keyword.replies[{language[:8]!r}]"  # a key of any length stays a short name
+                if not _LANGUAGE.fullmatch(language):
+                    violations.add(field, "the key must be an ISO 639-1 code such as fr")
+                violations.text(field, reply, custom_keywords.MAX_REPLY)
+        violations.text("actor", request.actor, MAX_ACTOR)
+        violations.raise_if_any()
+        assert scope is not None
+        assert intent is not None
+        keyword = CustomKeyword(given.keyword.strip(), intent, scope[0], scope[1], dict(given.replies))
+        stored, created = await self.custom.set(keyword, request.actor)
+        return pb.SetCustomKeywordResponse(keyword=_custom_keyword(stored), created=created)
+
+    async def ListCustomKeywords(
+        self, request: pb.ListCustomKeywordsRequest, context: Any
+    ) -> pb.ListCustomKeywordsResponse:
+        violations = Violations()
+        shortcode = violations.shortcode("shortcode", request.shortcode)
+        violations.identifier("licence_id", request.licence_id, required=False)
+        if shortcode and request.licence_id:
+            violations.add("licence_id", "give a shortcode or a licence_id, not both")
+        violations.raise_if_any()
+        scope = Scope.SHORTCODE if shortcode else Scope.LICENCE if request.licence_id else None
+        found = await self.custom.find(scope, shortcode or request.licence_id)
+        return pb.ListCustomKeywordsResponse(keywords=[_custom_keyword(k) for k in found])
+
+    async def RemoveCustomKeyword(
+        self, request: pb.RemoveCustomKeywordRequest, context: Any
+    ) -> pb.RemoveCustomKeywordResponse:
+        violations = Violations()
+        violations.text("keyword", request.keyword, custom_keywords.MAX_KEYWORD)
+        scope = _scope(violations, "", request.shortcode, request.licence_id)
+        violations.text("actor", request.actor, MAX_ACTOR)
+        violations.raise_if_any()
+        assert scope is not None
+        removed = await self.custom.remove(scope[0], scope[1], request.keyword, request.actor)
+        return pb.RemoveCustomKeywordResponse(removed=removed)
+
+
+def _scope(violations: Violations, prefix: str, shortcode: str, licence_id: str) -> tuple[Scope, str] | None:
+    """Exactly one of a shortcode (in ASCII digits) and a licence."""
+    ascii_shortcode = violations.shortcode(f"{prefix}shortcode", shortcode)
+    violations.identifier(f"{prefix}licence_id", licence_id, required=False)
+    if bool(shortcode) == bool(licence_id):
+        violations.add(f"{prefix}shortcode", "exactly one of shortcode and licence_id is required")
+        return None
+    return (Scope.SHORTCODE, ascii_shortcode) if shortcode else (Scope.LICENCE, licence_id)
+
+
+def _custom_keyword(keyword: CustomKeyword) -> common_pb2.CustomKeyword:
+    scoped = (
+        {"shortcode": keyword.scope_key}
+        if keyword.scope is Scope.SHORTCODE
+        else {"licence_id": keyword.scope_key}
+    )
+    return common_pb2.CustomKeyword(
+        keyword=keyword.keyword,
+        intent=INTENTS[keyword.intent],
+        replies=keyword.replies,
+        updated_at=timestamp(keyword.updated_at),
+        updated_by=keyword.updated_by,
+        **scoped,
+    )
 
 
 def _raw_input(raw: pb.InboundEvent) -> dict[str, Any]:

@@ -4,6 +4,7 @@ to suggest."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
@@ -83,6 +84,9 @@ CONFIRMATIONS = {
     "fr": "Vous êtes désinscrit(e) et ne recevrez plus de messages. Répondez START pour vous réinscrire.",
     "de": "Sie sind abgemeldet und erhalten keine Nachrichten mehr. Antworten Sie START, um sich anzumelden.",
     "es": "Se ha dado de baja y no recibirá más mensajes. Responda START para volver a suscribirse.",
+    "nl": "U bent afgemeld en ontvangt geen berichten meer. Antwoord START om u opnieuw aan te melden.",
+    "it": "La cancellazione è avvenuta: non riceverà più messaggi. Risponda START per iscriversi di nuovo.",
+    "pt": "Cancelou a subscrição e não receberá mais mensagens. Responda START para voltar a subscrever.",
     "no": "Du er avmeldt og vil ikke motta flere meldinger. Svar START for å melde deg på igjen.",
     "sv": "Du är avregistrerad och får inga fler meddelanden. Svara START för att registrera dig igen.",
 }
@@ -91,6 +95,9 @@ HELP_REPLIES = {
     "fr": "Répondez STOP pour vous désinscrire, START pour vous réinscrire.",
     "de": "Antworten Sie STOP zum Abmelden, START zum Anmelden.",
     "es": "Responda BAJA para darse de baja, START para volver a suscribirse.",
+    "nl": "Antwoord STOP om u af te melden, START om u opnieuw aan te melden.",
+    "it": "Risponda STOP per annullare l'iscrizione, START per iscriversi di nuovo.",
+    "pt": "Responda STOP para cancelar a subscrição, START para voltar a subscrever.",
     "no": "Svar STOPP for å melde deg av, START for å melde deg på.",
     "sv": "Svara STOPP för att avregistrera dig, START för att registrera dig igen.",
 }
@@ -157,16 +164,22 @@ class Applied:
     blocked: bool = False
 
 
-def intent_of(source: Source, text: str, hint: Intent | None, country: str) -> Classification:
+def intent_of(
+    source: Source,
+    text: str,
+    hint: Intent | None,
+    country: str,
+    custom: Mapping[str, tuple[Intent, str]] | None = None,
+) -> Classification:
     """What the event asks for: the ingress hint when given, opt-out for operator notifications, web
-    unsubscribes and imports, else what the text says."""
-    read = keywords.classify(text, country)
-    if hint is not None:
-        keyword = read.keyword if read.intent is hint else f"{hint.value} (hint)"
-        kind = read.kind if read.intent is hint else MatchKind.EXACT
-        return Classification(hint, keyword, kind, read.language)
-    if source in OPT_OUT_SOURCES and read.intent is not Intent.OPT_OUT:
-        return Classification(Intent.OPT_OUT, f"{source.value} (source)", MatchKind.EXACT, read.language)
+    unsubscribes and imports, else what the text says (with the `custom` keywords of its shortcode and
+    licence, see `keywords.classify`)."""
+    read = keywords.classify(text, country, custom)
+    if hint is not None and read.intent is not hint:
+        return Classification(hint, f"{hint.value} (hint)", MatchKind.EXACT, read.language, "intent hint")
+    if hint is None and source in OPT_OUT_SOURCES and read.intent is not Intent.OPT_OUT:
+        keyword = f"{source.value} (source)"
+        return Classification(Intent.OPT_OUT, keyword, MatchKind.EXACT, read.language, "source")
     return read
 
 

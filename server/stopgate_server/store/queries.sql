@@ -469,3 +469,38 @@ FROM unnest(:kinds::text[], :list_keys::text[], :phones::text[]) AS t(kind, list
 WHERE (t.kind = 'q' AND EXISTS (SELECT 1 FROM quarantine q WHERE q.phone = t.phone AND q.licence_id = t.list_key))
    OR (t.kind = 's' AND EXISTS (SELECT 1 FROM shortcode_stop_list s
                                 WHERE s.phone = t.phone AND s.shortcode = t.list_key));
+
+-- name: set_custom_keyword
+-- Adds or replaces the keyword :keyword (normalised; :written as written) of :scope :scope_key, and moves the
+-- revision. Returns the row and whether it was added.
+WITH revised AS (
+    UPDATE custom_keywords_revision SET revision = revision + 1 RETURNING revision
+)
+INSERT INTO custom_keywords AS k (scope, scope_key, keyword, written, intent, replies, updated_at, updated_by)
+SELECT :scope, :scope_key, :keyword, :written, :intent, :replies::jsonb, now(), :actor FROM revised
+ON CONFLICT (scope, scope_key, keyword) DO UPDATE SET
+    written = excluded.written, intent = excluded.intent, replies = excluded.replies,
+    updated_at = excluded.updated_at, updated_by = excluded.updated_by
+RETURNING scope, scope_key, written, intent, replies, updated_at, updated_by, (xmax = 0) AS created;
+
+-- name: remove_custom_keyword
+-- Removes the keyword :keyword (normalised) of :scope :scope_key, and moves the revision; returns the count.
+WITH revised AS (
+    UPDATE custom_keywords_revision SET revision = revision + 1 RETURNING revision
+), removed AS (
+    DELETE FROM custom_keywords WHERE scope = :scope AND scope_key = :scope_key AND keyword = :keyword
+    RETURNING 1
+)
+SELECT count(*) FROM removed, revised;
+
+-- name: list_custom_keywords
+-- The keywords of :scope :scope_key ('' and '' for all), by scope, scope key and keyword.
+SELECT scope, scope_key, written, intent, replies, updated_at, updated_by FROM custom_keywords
+WHERE (:scope = '' OR scope = :scope) AND (:scope_key = '' OR scope_key = :scope_key)
+ORDER BY scope, scope_key, keyword;
+
+-- name: custom_keywords_revision
+SELECT revision FROM custom_keywords_revision;
+
+-- name: all_custom_keywords
+SELECT scope, scope_key, keyword, written, intent, replies FROM custom_keywords;

@@ -20,7 +20,10 @@ each rule is marked there by a comment with the name it has here.
   Tests: tests/e2e/test_durability.py.
 - **Campaign unsubscribes** (ingest_round, "counted"): the opt-outs that blocked anew, by source.
   Tests: tests/integration/test_reporting.py.
-- **One free confirmation** (the reply): `domain.ingest.reply_for`, in the event's language.
+- **One free confirmation** (the reply): `domain.ingest.reply_for`, in the event's language, or the reply
+  an admin gave the custom keyword that matched.
+- **Custom keywords**: those of the event's shortcode and of its licence hint (usecases/keywords.py).
+  Tests: tests/integration/test_custom_keywords.py.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from stopgate_server.domain import ingest, keywords, phones
+from stopgate_server.domain.custom_keywords import Applicable
 from stopgate_server.domain.ingest import (
     Applied,
     AttributionBounds,
@@ -44,6 +48,7 @@ from stopgate_server.domain.keywords import Classification
 from stopgate_server.obs import metrics
 from stopgate_server.store.ingest import IngestStore
 from stopgate_server.turns import in_turns
+from stopgate_server.usecases.keywords import CustomKeywords
 
 EVENTS_PER_CHUNK = 5  # classified between two looks at the clock: the longest texts take the longest
 BOUNDS = AttributionBounds(ingest.ATTRIBUTION_WINDOW, ingest.ATTRIBUTION_CLOCK_SKEW)
@@ -51,30 +56,42 @@ BOUNDS = AttributionBounds(ingest.ATTRIBUTION_WINDOW, ingest.ATTRIBUTION_CLOCK_S
 
 @dataclass(frozen=True)
 class Ack:
-    """What was done with one event, and the reply to suggest."""
+    """What was done with one event, how its text was read, and the reply to suggest (in `language`)."""
 
     event: Inbound
     applied: Applied
+    classification: Classification
+    language: str
     reply: Reply
 
 
 class Ingest:
-    def __init__(self, store: IngestStore) -> None:
+    def __init__(self, store: IngestStore, custom: CustomKeywords) -> None:
         self.store = store
+        self.custom = custom
 
-    def classify(self, text: str, country: str) -> Classification:
-        """What a text asks for, as ingest would read it from a number of that country (a dry run)."""
-        return keywords.classify(text, country)
+    def classify(self, text: str, country: str, shortcode: str = "", licence_id: str = "") -> Classification:
+        """What a text asks for, as ingest would read it from a number of that country sent to that
+        shortcode for that licence (a dry run)."""
+        applicable = self.custom.book.applicable(shortcode, licence_id)
+        return keywords.classify(text, country, applicable.for_classifier)
 
     async def apply(
         self, events: Sequence[Inbound], rejected: Sequence[Rejected], now: datetime
     ) -> list[Ack]:
         """Classify and apply the events and store the rejected ones, in one transaction; one ack per event,
         in order, once everything is durable."""
-        classified = await in_turns(lambda chunk: [_classified(e) for e in chunk], events, EVENTS_PER_CHUNK)
+        book = self.custom.book  # one version of the custom keywords for the whole request
+        pairs = [(event, book.applicable(event.shortcode, event.licence_hint)) for event in events]
+        classified = await in_turns(
+            lambda chunk: [_classified(event, custom) for event, custom in chunk], pairs, EVENTS_PER_CHUNK
+        )
         with metrics.INGEST_IN_FLIGHT.track(), metrics.INGEST_BATCH_SECONDS.time():
             results = await self.store.apply(classified, rejected, BOUNDS)
-        acks = [_ack(item, applied, now) for item, applied in zip(classified, results, strict=True)]
+        acks = [
+            _ack(item, applied, custom, now)
+            for item, applied, (_, custom) in zip(classified, results, pairs, strict=True)
+        ]
         counted = Counter(
             (ack.event.source.value, ack.applied.intent.value, ack.applied.outcome.value) for ack in acks
         )
@@ -85,18 +102,23 @@ class Ingest:
         return acks
 
 
-def _classified(event: Inbound) -> Classified:
+def _classified(event: Inbound, custom: Applicable) -> Classified:
     country = phones.region_of(event.phone)
-    return Classified(event, ingest.intent_of(event.source, event.text, event.intent_hint, country))
+    read = ingest.intent_of(event.source, event.text, event.intent_hint, country, custom.for_classifier)
+    return Classified(event, read)
 
 
-def _ack(item: Classified, applied: Applied, now: datetime) -> Ack:
+def _ack(item: Classified, applied: Applied, custom: Applicable, now: datetime) -> Ack:
     """The reply, in the language of the keyword (else of the number's country): a confirmation of an
-    opt-out that blocked the number (not of a duplicate), a help text for a help request."""
-    event = item.event
-    language = item.classification.language or keywords.COUNTRY_LANGUAGES.get(
-        phones.region_of(event.phone), ""
-    )
+    opt-out that blocked the number (not of a duplicate), a help text for a help request; the admin's text
+    when a custom keyword with a reply in that language matched."""
+    event, read = item.event, item.classification
+    language = read.language or keywords.COUNTRY_LANGUAGES.get(phones.region_of(event.phone), "")
     fresh = applied.outcome is not IngestOutcome.DUPLICATE
     reply = ingest.reply_for(applied.intent, language, applied.blocked and fresh, event.received_at, now)
-    return Ack(event, applied, reply)
+    matched = (
+        custom.by_keyword.get(keywords.normalise(read.keyword)) if read.rule == "custom keyword" else None
+    )
+    if reply.text and matched is not None and language in matched.replies:
+        reply = Reply(reply.confirmation_allowed, matched.replies[language])
+    return Ack(event, applied, read, language, reply)
