@@ -40,6 +40,7 @@ REPLIES = [
 ]  # fmt: skip
 LONG = [
     ("stop " * 320, "FR"),
+    ("s.t.o.p " * 200, "GB"),
     ("please do not " * 114, "US"),
     ("S T O P " * 200, "GB"),
     ("Bonjour, " + "je voudrais savoir si la promotion est toujours valable ce week-end. " * 23, "FR"),
@@ -47,15 +48,22 @@ LONG = [
 
 
 def distinct_texts(rounds: int) -> list[tuple[str, str]]:
-    """The replies, each made distinct (a suffix the classifier reads past) so that no cache helps."""
-    return [(f"{text} {'!' * (n % 3)}".strip(), country) for n in range(rounds) for text, country in REPLIES]
+    """The replies, each made distinct (trailing spaces, which the classifier reads past) so that no cache
+    helps."""
+    return [(text + " " * n, country) for n in range(rounds) for text, country in REPLIES]
 
 
 def in_process(args: argparse.Namespace) -> dict[str, float]:
     from stopgate_server.domain import keywords
 
     texts = distinct_texts(args.repeat)
-    clear = getattr(keywords.classify, "cache_clear", lambda: None)
+
+    def clear() -> None:
+        """Empty every cache of the classifier's module, so that each text is read in full."""
+        for value in vars(keywords).values():
+            if hasattr(value, "cache_clear"):
+                value.cache_clear()
+
     clear()
     started = time.perf_counter()
     for text, country in texts:

@@ -46,8 +46,11 @@ Never an opt-out (each has its test):
 - the opt-out instruction of a quoted message ("Reply STOP to unsubscribe", "envoyez STOP au 36180").
 
 Cost: linear in the text. Regular expressions are only matched at token starts, anchored, over a window of
-a bounded number of tokens, and have no nested unbounded quantifiers; lookups are dictionary hits. A bare
-keyword is one dictionary hit after the first time (`classify` is cached).
+a bounded number of tokens, and have no nested unbounded quantifiers; lookups are dictionary hits. A phrase
+is tried only where its first word is, and only when each word it needs (read from its pattern: `_triggers`)
+occurs in the text, so repeated words that make no phrase ("no no no", "please do not") cost no match.
+Tokens and sentences are made in bulk (`str.translate`, `re.split`, `itertools`), not character by
+character. A bare keyword is one dictionary hit after the first time (`classify` is cached).
 """
 
 from __future__ import annotations
@@ -2158,6 +2161,7 @@ def classify(
     admin's keywords of the shortcode or licence, normalised keyword -> (intent, keyword as written).
     Cached without custom keywords: inbound texts repeat ("STOP", "Stop", "ARRET")."""
     found = _classify(text, country)
-    if not custom or found.kind is MatchKind.EXACT:
+    # a built-in keyword, or an opt-out read by any rule, is never overridden (never a wrong ALLOW)
+    if not custom or found.kind is MatchKind.EXACT or found.intent is Intent.OPT_OUT:
         return found
     return _custom(text, country, custom) or found
