@@ -386,6 +386,7 @@ def _pieces(word: str, start: int, gap: str, index: list[int] | None) -> Iterato
 class _Text:
     tokens: tuple[_Token, ...]  # of the person's own text (quotes left out when something else remains)
     lines: int
+    spelled: bool  # a token is merged from spaced letters
 
 
 _QUOTED_PASSAGE = re.compile(r"[\"“«„]([^\"”»“]{24,})[\"”»“]")
@@ -432,22 +433,25 @@ def _merge_spelled(tokens: list[_Token], gaps: list[str]) -> list[_Token]:
     # follows[k]: token k is a letter after a short spelling gap, so it goes on a run (False at the end)
     follows = list(map(operator.and_, letter, map(_SPELLING_GAPS.__contains__, gaps)))
     follows.append(False)
-    done = looked = 0  # tokens copied to `merged`; tokens looked at (each run is looked at once)
-    for i in itertools.compress(range(len(tokens)), letter):
-        if i < looked:
-            continue
-        looked = end = follows.index(False, i + 1)  # the end of the run of letters
-        word = "".join(t.word for t in tokens[i:end]) if end - i <= _LONGEST_KEYWORD else ""
+    letter.append(True)  # after the last token: the end of the search for the next run
+    done = 0  # tokens copied to `merged`
+    i = letter.index(True)  # the start of a run of letters (each run is looked at once)
+    while i < len(tokens):
+        end = follows.index(False, i + 1)  # the end of the run of letters
+        word = "".join(words[i:end]) if end - i <= _LONGEST_KEYWORD else ""
         if end - i >= 3 and (word in KEYWORDS or _squeeze(word) in _SQUEEZED):
             merged += tokens[done:i]
             token = tokens[i]
             merged.append(_Token(word, token.start, tokens[end - 1].end, token.brk, token.line, True))
             done = end
+        i = letter.index(True, end)
     return merged + tokens[done:] if merged else tokens
 
 
 _WORDS_AND_GAPS = re.compile(f"({_TOKEN.pattern})")
-_make_token = functools.partial(tuple.__new__, _Token)
+# the same where there is no apostrophe, faster; and faster again on ASCII (where [^\W_] is [a-zA-Z0-9])
+_UNBROKEN_WORDS_AND_GAPS = re.compile(r"([^\W_]+)")
+_ASCII_WORDS_AND_GAPS = re.compile(r"([a-zA-Z0-9]+)")
 
 
 def _plain_tokens(text: str) -> tuple[list[_Token], list[str]] | None:
@@ -456,7 +460,12 @@ def _plain_tokens(text: str) -> tuple[list[_Token], list[str]] | None:
     folded, index = _fold(text)
     if index is not None:
         return None
-    parts = _WORDS_AND_GAPS.split(folded)  # gap, word, gap, word, ..., gap
+    apostrophe = "'" in folded
+    if apostrophe:
+        splitter = _WORDS_AND_GAPS
+    else:
+        splitter = _ASCII_WORDS_AND_GAPS if folded.isascii() else _UNBROKEN_WORDS_AND_GAPS
+    parts = splitter.split(folded)  # gap, word, gap, word, ..., gap
     words, gaps = parts[1::2], parts[0:-1:2]
     positions = list(itertools.accumulate(map(len, parts), initial=0))
     if "\n" in folded:
@@ -469,8 +478,8 @@ def _plain_tokens(text: str) -> tuple[list[_Token], list[str]] | None:
         breaks[0] = True
     ends = positions[2::2]
     fields = zip(words, positions[1::2], ends, breaks, lines, itertools.repeat(False))
-    tokens = list(map(_make_token, fields))
-    if "'" not in folded:
+    tokens = list(map(tuple.__new__, itertools.repeat(_Token), fields))
+    if not apostrophe:
         return tokens, gaps
     split_tokens: list[_Token] = []
     split_gaps: list[str] = []
@@ -505,6 +514,7 @@ def _analyse(text: str) -> _Text:
     tokens, gaps = _all_tokens(text)
     line = tokens[-1].line if tokens else 0
     merged = _merge_spelled(tokens, gaps)
+    spelled = merged is not tokens  # (then some token is, unless a quote left it out)
     ranges = sorted(_quoted_ranges(text)) if len(text) >= 14 else []
     if ranges:
         own = []
@@ -518,7 +528,7 @@ def _analyse(text: str) -> _Text:
                 own.append(t)
         if own:
             merged = own
-    return _Text(tuple(merged), line + 1)
+    return _Text(tuple(merged), line + 1, spelled and any(map(_SPELLED, merged)))
 
 
 def normalise(text: str) -> str:
@@ -1886,33 +1896,49 @@ def _passive(words: list[str], first: int) -> bool:
     return False
 
 
-class _Words(NamedTuple):
-    words: list[str]
-    present: set[str]  # the distinct words
-    joined: str  # the words, one space apart
-    offsets: list[int]  # where each word starts in `joined`
-    clause: list[int]  # the sentence or clause of each word
-    chatter: list[bool]
-    bounds: list[tuple[int, int]]  # [first, end) words of each clause
+class _Words:
+    """The words of a text as phrases are matched in them. Offsets and clauses are made on first use: most
+    texts have no word a phrase may start at."""
+
+    def __init__(self, tokens: tuple[_Token, ...], words: list[str]) -> None:
+        self.tokens = tokens
+        self.words = words
+        self.present = set(words)  # the distinct words
+        self.joined = " ".join(words)  # the words, one space apart
+        self.chatter = [False] * len(words)
+
+    @functools.cached_property
+    def offsets(self) -> list[int]:
+        """Where each word starts in `joined`."""
+        lengths = itertools.accumulate(map(len, self.words), initial=0)
+        offsets = list(map(operator.add, lengths, itertools.count()))
+        offsets.pop()
+        return offsets
+
+    @functools.cached_property
+    def clause(self) -> list[int]:
+        """The sentence or clause of each word."""
+        clause = list(itertools.accumulate(map(_BRK, self.tokens), initial=0))
+        del clause[0]
+        return clause
+
+    @functools.cached_property
+    def bounds(self) -> list[tuple[int, int]]:
+        """[first, end) words of each clause."""
+        if not self.words:
+            return [(0, 0)]
+        # clause numbers run on from clause[0] (0 when the first token has no break before it, else 1)
+        starts = list(itertools.compress(range(len(self.words)), map(_BRK, self.tokens)))
+        if not starts or starts[0]:
+            starts.insert(0, 0)
+        return [(0, 0)] * self.clause[0] + list(itertools.pairwise([*starts, len(self.words)]))
 
 
-def _words(tokens: tuple[_Token, ...]) -> _Words:
-    words = list(map(_WORD, tokens))
-    offsets = list(map(operator.add, itertools.accumulate(map(len, words), initial=0), itertools.count()))
-    offsets.pop()
-    breaks = list(map(_BRK, tokens))
-    clause = list(itertools.accumulate(breaks, initial=0))
-    del clause[0]
-    joined = " ".join(words)
-    chatter = [False] * len(words)
-    # clause numbers run on from clause[0] (0 when the first token has no break before it, else 1)
-    starts = list(itertools.compress(range(len(words)), breaks))
-    if not starts or starts[0]:
-        starts.insert(0, 0)
-    bounds = [(0, 0)] * clause[0] + list(itertools.pairwise([*starts, len(words)])) if words else [(0, 0)]
-    present = set(words)
-    result = _Words(words, present, joined, offsets, clause, chatter, bounds)
-    live = _live_candidates(present, _chatter_candidates, _CHATTER_TRIGGERS, " " + joined)
+def _words(tokens: tuple[_Token, ...], words: list[str] | None = None) -> _Words:
+    """The words of the tokens (`words`: their words, if already listed), chatter marked."""
+    result = _Words(tokens, list(map(_WORD, tokens)) if words is None else words)
+    words, present, chatter = result.words, result.present, result.chatter
+    live = _live_candidates(present, _chatter_candidates, _CHATTER_TRIGGERS, " " + result.joined)
     for i in [i for i, word in enumerate(words) if word in live] if live else ():
         for number in live[words[i]]:
             if (last := _match(result, _CHATTER_PATTERNS[number], i)) is not None:
@@ -2025,13 +2051,18 @@ def _again(text: _Words, tokens: tuple[_Token, ...], country: str) -> Classifica
     return None
 
 
-def _sentences(tokens: tuple[_Token, ...], by_line: bool) -> list[tuple[int, int]]:
-    """[start, end) tokens of each sentence (or line)."""
+def _sentence_bounds(tokens: tuple[_Token, ...], by_line: bool) -> list[int]:
+    """The first token of each sentence (or line), then the number of tokens."""
     if by_line:
         starts = [i for i in range(1, len(tokens)) if tokens[i].line != tokens[i - 1].line]
     else:
-        starts = [i for i in range(1, len(tokens)) if tokens[i].brk]
-    return list(itertools.pairwise([0, *starts, len(tokens)]))
+        starts = list(itertools.compress(range(1, len(tokens)), map(_BRK, itertools.islice(tokens, 1, None))))
+    return [0, *starts, len(tokens)]
+
+
+def _sentences(tokens: tuple[_Token, ...], by_line: bool) -> list[tuple[int, int]]:
+    """[start, end) tokens of each sentence (or line)."""
+    return list(itertools.pairwise(_sentence_bounds(tokens, by_line)))
 
 
 _MULTIWORD_WORDS = frozenset(word for key in KEYWORDS if " " in key for word in key.split())
@@ -2052,6 +2083,19 @@ def _plain(word: str) -> bool:
     )
 
 
+@functools.lru_cache(maxsize=65536)
+def _keyed(word: str) -> bool:
+    """A word `_shaped` may read as a keyword or the start of one (without custom keywords): a part with
+    none is never a keyword."""
+    return (
+        word in KEYWORDS
+        or word in _MULTIWORD_FIRST
+        or word in _MISSPELT
+        or word[-1:].isdecimal()  # one glued to a shortcode
+        or _has_run(word, 3)
+    )
+
+
 def _strong(shape: tuple[_Hit, bool, bool, str, tuple[int, int]] | None, edge: bool = False) -> bool:
     """An opt-out keyword that tells in a longer text; a weak one only in its first or last sentence."""
     return shape is not None and shape[0].intent is OUT and (edge or shape[0].key not in _WEAK)
@@ -2059,13 +2103,17 @@ def _strong(shape: tuple[_Hit, bool, bool, str, tuple[int, int]] | None, edge: b
 
 @functools.lru_cache(maxsize=8192)
 def _classify(text: str, country: str) -> Classification:
-    tokens = _analyse(text).tokens
+    analysed = _analyse(text)
+    tokens = analysed.tokens
     if not tokens:
         return NOTHING
-    words = [t.word for t in tokens]
-    plain_words = {word for word in set(words) if _plain(word)}
+    words = list(map(_WORD, tokens))
+    distinct = set(words)
+    plain_words = {word for word in distinct if _plain(word)}
+    # a part with no keyed word is never a keyword (a keyed word is never plain)
+    keyed_words = {word for word in distinct - plain_words if _keyed(word)}
     # plain[k]: plain words among the first k tokens; a part with one is never a keyword with politeness
-    if any(map(_SPELLED, tokens)):
+    if analysed.spelled:
         plain_flags: Iterable[bool] = (t.word in plain_words and not t.spelled for t in tokens)
     else:
         plain_flags = map(plain_words.__contains__, words)
@@ -2081,7 +2129,7 @@ def _classify(text: str, country: str) -> Classification:
             return Classification(
                 intent, keyword, MatchKind.EXACT, _language(key, language, country), "gateway form", span
             )
-    if tokens[-1].line > tokens[0].line:
+    if tokens[-1].line > tokens[0].line and keyed_words:
         for start, end in _sentences(tokens, by_line=True):
             if plain[end] > plain[start]:
                 continue
@@ -2095,7 +2143,7 @@ def _classify(text: str, country: str) -> Classification:
                     "keyword on its own line",
                     found.span,
                 )
-    text_words = _words(tokens)
+    text_words = _words(tokens, words)
     if "wrong" in words and ("stop" in words or "remove" in words):
         for i in range(len(words) - 1):
             if words[i] == "wrong" and words[i + 1] == "number":
@@ -2108,13 +2156,15 @@ def _classify(text: str, country: str) -> Classification:
                     "wrong number",
                     span,
                 )
-    sentences = _sentences(tokens, by_line=False)
-    for number, (start, end) in enumerate(sentences):
-        if plain[end] > plain[start]:
-            continue
-        edge = number in (0, len(sentences) - 1)
+    bounds = _sentence_bounds(tokens, by_line=False) if keyed_words else [0]
+    # the sentences with no plain word (in bulk: a long text has many sentences, most with a plain word)
+    plain_at = list(map(plain.__getitem__, bounds))
+    for number in itertools.compress(itertools.count(), map(operator.eq, plain_at, plain_at[1:])):
+        start, end = bounds[number], bounds[number + 1]
+        edge = number in (0, len(bounds) - 2)
         if (
             end - start < len(tokens)
+            and not keyed_words.isdisjoint(words[start:end])
             and _strong(shape := _shaped(tokens[start:end]), edge)
             and shape is not None
             and not any(text_words.chatter[start:end])
