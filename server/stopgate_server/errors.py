@@ -46,25 +46,69 @@ class ServiceError(Exception):
         return [error_details_pb2.ErrorInfo(reason=self.reason, domain=DOMAIN)]
 
 
+# Budgets that keep an error's trailers under gRPC clients' default metadata limits (a soft limit of 8 KiB,
+# above which C-core clients start refusing at random, and a hard one of 16 KiB): the details are sent
+# base64-encoded (x 4/3), the message percent-encoded (x 3 for non-ASCII bytes at worst).
+MAX_DETAILS_BYTES = 3 * 1024
+MAX_MESSAGE_BYTES = 768
+MAX_VIOLATIONS_IN_MESSAGE = 10
+MAX_DESCRIPTION_CHARS = 200  # a description may quote the input; the field path says where it is
+
+
 class InvalidArgument(ServiceError):
-    """The request is malformed; the violations name each bad field."""
+    """The request is malformed; the violations name each bad field.
+
+    The status travels in the trailers, which gRPC clients refuse beyond their metadata limits (the caller
+    would get RESOURCE_EXHAUSTED instead of the error): a request with thousands of bad numbers lists the
+    first violations that fit `MAX_DETAILS_BYTES`, and says how many more there are, in the message and in
+    ErrorInfo's metadata ("violations": the total, "violations_listed": how many BadRequest holds).
+    """
 
     code = grpc.StatusCode.INVALID_ARGUMENT
     reason = "INVALID_ARGUMENT"
 
     def __init__(self, violations: Iterable[FieldViolation]) -> None:
         self.violations = list(violations)
-        summary = "; ".join(f"{v.field}: {v.description}" for v in self.violations)
+        self.listed = _fitting(self.violations)
+        named = self.violations[:MAX_VIOLATIONS_IN_MESSAGE]
+        summary = _clipped("; ".join(f"{v.field}: {v.description}" for v in named), MAX_MESSAGE_BYTES - 64)
+        if len(self.violations) > len(named):
+            summary += f"; and {len(self.violations) - len(named):,} more"
         super().__init__(f"invalid request: {summary}")
 
     def details(self) -> list[Message]:
-        bad_request = error_details_pb2.BadRequest(
-            field_violations=[
-                error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
-                for v in self.violations
-            ]
+        bad_request = error_details_pb2.BadRequest(field_violations=[_violation(v) for v in self.listed])
+        info = error_details_pb2.ErrorInfo(
+            reason=self.reason,
+            domain=DOMAIN,
+            metadata={"violations": str(len(self.violations)), "violations_listed": str(len(self.listed))},
         )
-        return [bad_request, *super().details()]
+        return [bad_request, info]
+
+
+def _violation(violation: FieldViolation) -> error_details_pb2.BadRequest.FieldViolation:
+    return error_details_pb2.BadRequest.FieldViolation(
+        field=violation.field[:MAX_DESCRIPTION_CHARS],
+        description=_clipped(violation.description, MAX_DESCRIPTION_CHARS),
+    )
+
+
+def _fitting(violations: list[FieldViolation]) -> list[FieldViolation]:
+    """The leading violations whose BadRequest entries fit MAX_DETAILS_BYTES (at least the first)."""
+    size = 0
+    for count, violation in enumerate(violations):
+        size += _violation(violation).ByteSize() + 4  # field tag and length of the repeated entry
+        if size > MAX_DETAILS_BYTES and count > 0:
+            return violations[:count]
+    return violations
+
+
+def _clipped(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` UTF-8 bytes (whole characters), marked with "…" when cut."""
+    encoded = text.encode()
+    if len(encoded) <= limit:
+        return text
+    return encoded[: limit - 3].decode(errors="ignore") + "…"
 
 
 class NotFound(ServiceError):
@@ -140,7 +184,9 @@ def _status(code: grpc.StatusCode, message: str, details: Iterable[Message]) -> 
         any_detail = any_pb2.Any()
         any_detail.Pack(detail)
         packed.append(any_detail)
-    return status_pb2.Status(code=_CODE_NUMBERS[code], message=message, details=packed)
+    return status_pb2.Status(
+        code=_CODE_NUMBERS[code], message=_clipped(message, MAX_MESSAGE_BYTES), details=packed
+    )
 
 
 _CODE_NUMBERS = {code: code_pb2.Code.Value(code.name) for code in grpc.StatusCode}

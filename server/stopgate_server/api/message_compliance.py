@@ -131,6 +131,8 @@ class MessageComplianceServicer(message_compliance_pb2_grpc.MessageComplianceSer
                 violations.add(name, "required")
             elif long:
                 violations.add(name, f"longer than {self.max_parts} SMS parts")
+            else:
+                violations.no_nul(name, text)  # no SMS carries U+0000; refused like every other text field
         violations.raise_if_any()
         assert sender is not None
         policy = self.policies.for_country(country)
