@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -14,6 +15,7 @@ import asyncpg
 
 from stopgate_server import config
 from stopgate_server.domain.policies import PolicyError
+from stopgate_server.obs.logging import WORKER_INDEX_VARIABLE
 from stopgate_server.obs.logging import configure as configure_logging
 from stopgate_server.store.database import DatabaseUnreachable, open_pool, prepare_schema
 from stopgate_server.store.embedded import EmbeddedPostgres, EmbeddedPostgresError
@@ -86,8 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     except config.ConfigError as exc:
         print(f"stopgate: {exc}", file=sys.stderr)
         return 2
+    # A server process marks its lines with its worker index (the supervisor's own lines carry none).
+    worker = _worker_index() if args.command == "serve" and settings.workers == 1 else None
     # `stopgate token create` prints the token alone on stdout, for `TOKEN=$(stopgate token create ...)`.
-    configure_logging(settings.log_level, sys.stderr if args.command == "token" else sys.stdout)
+    configure_logging(settings.log_level, sys.stderr if args.command == "token" else sys.stdout, worker)
     try:
         if args.command == "serve" and settings.workers > 1:
             from stopgate_server.workers import serve_workers
@@ -121,6 +125,12 @@ def main(argv: list[str] | None = None) -> int:
         log.exception("stopgate %s failed unexpectedly", args.command)
         return 1
     return 0
+
+
+def _worker_index() -> int:
+    """This server's index among its supervisor's workers; 0 for a server started on its own."""
+    index = os.environ.get(WORKER_INDEX_VARIABLE, "")
+    return int(index) if index.isdigit() else 0
 
 
 async def _database_task(settings: config.Settings, task: Callable[[asyncpg.Pool], Awaitable[None]]) -> None:

@@ -19,6 +19,7 @@ from stopgate_server.api.wire import EncodedResponse
 from stopgate_server.auth import Authoriser
 from stopgate_server.errors import DeadlineExceeded, FieldViolation, InvalidArgument, status_for
 from stopgate_server.obs import metrics
+from stopgate_server.obs.logging import bind_call
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +189,7 @@ def _wrap(handler: grpc.RpcMethodHandler[Any, Any], call: _Call) -> grpc.RpcMeth
         )
 
         async def streaming(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+            bind_call(call.method, context.invocation_metadata())
             if handler.request_streaming:
                 request = call.count_received(request)
             sent = metrics.MSG_SENT.labels(*call.labels)
@@ -215,6 +217,7 @@ def _wrap(handler: grpc.RpcMethodHandler[Any, Any], call: _Call) -> grpc.RpcMeth
     )
 
     async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        bind_call(call.method, context.invocation_metadata())
         if handler.request_streaming:
             request = call.count_received(request)
         async with call.observed(context), call.bounded(context):

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import io
+import json
+import logging
+import os
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import asyncpg
@@ -13,6 +17,7 @@ from prometheus_client import REGISTRY
 from stopgate.v1 import reporting_pb2, reporting_pb2_grpc
 from stopgate_server.auth import Authoriser
 from stopgate_server.interceptor import CallInterceptor, Deadlines
+from stopgate_server.obs.logging import JsonFormatter
 
 SERVICE = "grpc.health.v1.Health"
 
@@ -65,6 +70,44 @@ async def test_unexpected_error_is_internal_without_leaking(stub: Any) -> None:
     assert "secret" not in (caught.value.details() or "")
     assert "reference" in (caught.value.details() or "")
     assert _handled("Check", "unary", grpc.StatusCode.INTERNAL) == before + 1
+
+
+@pytest.fixture
+def log_lines() -> Iterator[io.StringIO]:
+    """The JSON lines the server logs during the test, formatted as a worker (index 3) formats them."""
+    lines = io.StringIO()
+    handler = logging.StreamHandler(lines)
+    handler.setFormatter(JsonFormatter(worker=3))
+    logging.getLogger().addHandler(handler)
+    yield lines
+    logging.getLogger().removeHandler(handler)
+
+
+async def test_the_reference_a_caller_gets_is_in_the_log_with_its_call(
+    stub: Any, log_lines: io.StringIO
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.Check(
+            health_pb2.HealthCheckRequest(), metadata=(("x-request-id", "req-20261203-0001"),), timeout=5
+        )
+    reference = (caught.value.details() or "").rpartition("reference ")[2].rstrip(")")
+    assert len(reference) == 12
+    entries = [json.loads(line) for line in log_lines.getvalue().splitlines()]
+    [entry] = [e for e in entries if e["msg"].startswith("unexpected error")]
+    assert reference in entry["reply"]  # whole: not masked as if it were a phone number
+    assert entry["method"] == "/grpc.health.v1.Health/Check"
+    assert entry["request_id"] == "req-20261203-0001"
+    assert (entry["worker"], entry["pid"]) == (3, os.getpid())
+
+
+async def test_calls_without_a_request_id_get_one_each(stub: Any, log_lines: io.StringIO) -> None:
+    for _ in range(2):
+        with pytest.raises(grpc.aio.AioRpcError):
+            await stub.Check(health_pb2.HealthCheckRequest(), timeout=5)
+    entries = [json.loads(line) for line in log_lines.getvalue().splitlines()]
+    ids = [e["request_id"] for e in entries if e["msg"].startswith("unexpected error")]
+    assert len(ids) == 2
+    assert ids[0] != ids[1]
 
 
 async def test_streaming_database_loss_is_unavailable(stub: Any) -> None:

@@ -20,6 +20,10 @@ from stopgate_server.obs.logging import JsonFormatter, redact
             "port 50051, pid 1234567, 2026-11-22T12:10:04.213+00:00",
             "port 50051, pid 1234567, 2026-11-22T12:10:04.213+00:00",
         ),
+        # Error references are hexadecimal words: kept whole, so the one a caller got can be found.
+        ("internal error (reference 87fc12345700)", "internal error (reference 87fc12345700)"),
+        ("reference a123456789012", "reference a123456789012"),
+        ("to tel:+33612345678.", "to tel:+********678."),
     ],
 )
 def test_redact(text: str, expected: str) -> None:

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
+import uuid
+from collections.abc import Iterable
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
 # Personal data and secrets never reach the log: phone numbers (runs of 8 to 15 digits, with or without
-# "+", wherever they appear in text, tracebacks and database messages included) keep their last 3 digits
-# only; API tokens are replaced whole. JSON numbers are left alone: stopgate handles phone numbers as text
-# only, and a count such as 10000000 must stay a number (masked, it would no longer be valid JSON).
-_PHONE = re.compile(r"(?<!\d)(\+?)(\d{5,12})(\d{3})(?!\d)")
+# "+", standing alone in text, tracebacks and database messages included) keep their last 3 digits only;
+# API tokens are replaced whole. Digits inside a word are not a phone number: an error reference
+# ("87fc12345700") stays whole, so the one a caller got can be found in the log. JSON numbers are left
+# alone: stopgate handles phone numbers as text only, and a count such as 10000000 must stay a number.
+_PHONE = re.compile(r"(?<![\w+])(\+?)(\d{5,12})(\d{3})(?!\w)")
 _TOKEN = re.compile(r"sg_[A-Za-z0-9_-]{16,}")
 
 
@@ -27,8 +32,29 @@ def redact(text: str) -> str:
 _RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
 
+WORKER_INDEX_VARIABLE = "STOPGATE_WORKER_INDEX"
+"""Set by `stopgate serve --workers N` in each worker's environment: the worker's index, 0 to N-1."""
+
+MAX_REQUEST_ID = 64
+_call: ContextVar[dict[str, str] | None] = ContextVar("stopgate_call", default=None)
+
+
+def bind_call(method: str, metadata: Iterable[tuple[str, Any]] | None) -> None:
+    """Mark every log line of the current call (its task) with its method and request id: the caller's
+    `x-request-id` metadata when it sent one (printable, at most 64 characters), a new one otherwise."""
+    given = next((value for key, value in metadata or () if key == "x-request-id"), "")
+    valid = isinstance(given, str) and 0 < len(given) <= MAX_REQUEST_ID and given.isprintable()
+    _call.set({"method": method, "request_id": given if valid else uuid.uuid4().hex[:16]})
+
+
 class JsonFormatter(logging.Formatter):
-    """Formats a record as {"ts", "level", "logger", "msg", ...extra fields, "exc"}."""
+    """Formats a record as {"ts", "level", "logger", "msg", "pid", "worker", "method", "request_id",
+    ...extra fields, "exc"}: "worker" in server processes (0 for a single one), "method" and "request_id"
+    on the lines of a call."""
+
+    def __init__(self, worker: int | None = None) -> None:
+        super().__init__()
+        self.worker = worker
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -36,11 +62,15 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "msg": record.getMessage(),
+            "pid": record.process if record.process is not None else os.getpid(),
         }
+        if self.worker is not None:
+            entry["worker"] = self.worker
         entry.update((k, v) for k, v in vars(record).items() if k not in _RECORD_ATTRIBUTES)
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(_redacted(entry), ensure_ascii=False)
+        # The call's fields are ours (a method name, an id that may look like digits): never masked.
+        return json.dumps(_redacted(entry) | (_call.get() or {}), ensure_ascii=False)
 
 
 def _redacted(value: Any) -> Any:
@@ -54,10 +84,11 @@ def _redacted(value: Any) -> Any:
     return redact(value if isinstance(value, str) else str(value))
 
 
-def configure(level: str, stream: TextIO = sys.stdout) -> None:
-    """Send every log record to standard output (or `stream`) as JSON lines."""
+def configure(level: str, stream: TextIO = sys.stdout, worker: int | None = None) -> None:
+    """Send every log record to standard output (or `stream`) as JSON lines; a server process passes its
+    worker index."""
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
+    handler.setFormatter(JsonFormatter(worker))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
