@@ -86,6 +86,7 @@ class AsyncClient:
             ("grpc.http2.max_pings_without_data", 0),
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            *self.retry.channel_options(),
             *options,
         ]
         if tls or root_certificates or certificate_chain or private_key:
@@ -258,6 +259,7 @@ class AsyncClient:
         batch_size: int = 500,
         max_batches_in_flight: int = 4,
         linger_s: float = 0.05,
+        reconnect_deadline_s: float = 60.0,
         timeout: float | None = None,
         metadata: Metadata = (),
     ) -> AsyncIterator[stop_ingest_pb2.EventAck]:
@@ -265,10 +267,16 @@ class AsyncClient:
 
         Events go in batches of up to `batch_size` (a partial batch leaves after `linger_s` without a new
         event); at most `max_batches_in_flight` batches wait for their acks, so a slow server slows the
-        reading of `events`. Each ack means its event is durably stored. When the connection breaks, the
-        client reconnects with backoff and re-sends the unacked batches: ingest is idempotent on event_id,
-        so an event stored before the break is acked DUPLICATE with its first outcome. `timeout` bounds
-        each connection (none by default).
+        reading of `events`. Each ack means its event is durably stored, and each event gets exactly one.
+
+        When the stream fails with UNAVAILABLE (a server restarting, shutting down, or gone; any reason)
+        or loses its connection, the client reconnects with the backoffs of `retry` (jittered, capped) and
+        re-sends the unacked batches in order: ingest is idempotent on event_id, so an event stored before
+        the failure is acked DUPLICATE with its first outcome. It keeps trying until
+        `reconnect_deadline_s` have passed since the first failure with no ack after it (0: gives up at
+        that failure), then raises `ReconnectDeadlineError`, which counts the events not acked. A stream
+        closed with nothing unacked (idle) is reopened when the next batch is ready. Other statuses fail
+        at once. `timeout` bounds each connection (none by default).
         """
         stream = _events.EventStream(
             connect=lambda: self._ingest.StreamEvents(timeout=timeout, metadata=self._metadata(metadata)),
@@ -276,6 +284,7 @@ class AsyncClient:
             batch_size=batch_size,
             max_batches_in_flight=max_batches_in_flight,
             linger_s=linger_s,
+            reconnect_deadline_s=reconnect_deadline_s,
         )
         async for ack in stream.run(events):
             yield ack

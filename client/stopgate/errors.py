@@ -101,6 +101,20 @@ class UnavailableError(StopgateError):
     """UNAVAILABLE: the server or its database cannot answer now. Never a verdict: retry or fail closed."""
 
 
+class ReconnectDeadlineError(UnavailableError):
+    """`stream_events` gave up: its connection failed and no ack came within `reconnect_deadline_s`.
+
+    The first `acked_events` events read from the source were acked; the `unacked_events` read after them
+    were not, and may or may not be stored: send them again later (ingest is idempotent on event_id). The
+    last failure is the exception's `__cause__`.
+    """
+
+    def __init__(self, message: str, *, acked_events: int, unacked_events: int) -> None:
+        super().__init__(grpc.StatusCode.UNAVAILABLE, message)
+        self.acked_events = acked_events
+        self.unacked_events = unacked_events
+
+
 class AbortedError(StopgateError):
     """ABORTED: a concurrency conflict; the call may be retried."""
 

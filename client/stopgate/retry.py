@@ -6,12 +6,14 @@ channel's service config, so gRPC core retries the methods that are always idemp
 throttling, which stops a fleet of clients from hammering a server that is down). Two cases need the client
 itself, with the same settings: `CheckBatch` is idempotent only without `campaign_id` (with one it records
 sends, which must not be counted twice), so the protos leave it at the default level; and `StreamEvents`
-reconnects and re-sends its unacked batches, which is safe because ingest is idempotent on event_id.
-RecordSends, QuarantineNumbers and ReleaseNumbers are never retried.
+reconnects and re-sends its unacked batches, which is safe because ingest is idempotent on event_id (with
+the same backoffs, but for as long as the caller's `reconnect_deadline_s` allows rather than
+`max_attempts`). RecordSends, QuarantineNumbers and ReleaseNumbers are never retried.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 from collections.abc import Iterator
@@ -52,7 +54,8 @@ class RetryConfig:
     `max_attempts` counts the first try (1 disables retries; gRPC caps it at 5). The wait before retry n
     is uniform in [0, min(max_backoff_s, initial_backoff_s * multiplier**(n-1))]: "full jitter", so that
     clients cut off together do not come back together. Only `retryable_codes` are retried; a call's
-    deadline covers all of its attempts.
+    deadline covers all of its attempts. A lost connection is tried again at least every `max_backoff_s`
+    (`channel_options`), so that calls succeed soon after a server restarts.
     """
 
     max_attempts: int = 4
@@ -95,10 +98,20 @@ class RetryConfig:
         config["retryThrottling"] = {"maxTokens": 10, "tokenRatio": 0.1}
         return json.dumps(config)
 
+    def channel_options(self) -> list[tuple[str, int]]:
+        """Channel options that cap gRPC's own wait between attempts to reconnect a lost connection at
+        `max_backoff_s`. gRPC's default cap, 120 s, would keep a client failing long after its server is
+        back: calls fail at once while the channel waits to reconnect."""
+        return [("grpc.max_reconnect_backoff_ms", max(1, round(self.max_backoff_s * 1000)))]
+
     def backoffs(self) -> Iterator[float]:
         """The waits before each retry the client makes itself: `max_attempts - 1` of them."""
+        return itertools.islice(self.reconnect_backoffs(), self.max_attempts - 1)
+
+    def reconnect_backoffs(self) -> Iterator[float]:
+        """The waits before each reconnection of a stream, without end: the caller bounds them by time."""
         ceiling = self.initial_backoff_s
-        for _ in range(self.max_attempts - 1):
+        while True:
             yield random.uniform(0, ceiling)  # noqa: S311 - jitter, not a secret
             ceiling = min(self.max_backoff_s, ceiling * self.multiplier)
 

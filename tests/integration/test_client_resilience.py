@@ -4,6 +4,7 @@ purpose (a real gRPC server on 127.0.0.1:0 whose servicers answer UNAVAILABLE fo
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -11,7 +12,7 @@ import grpc
 import pytest
 from clients import Connect
 from stopgate import InboundEvent, RetryConfig
-from stopgate.errors import DeadlineExceededError, UnavailableError
+from stopgate.errors import DeadlineExceededError, ReconnectDeadlineError, UnavailableError
 from stopgate.v1 import (
     common_pb2,
     quarantine_check_pb2,
@@ -184,8 +185,10 @@ async def test_stream_events_reconnects_and_resends_unacked_batches(
     assert len(ingest.received) > len(events)  # the unacked batches of the broken stream went again
 
 
-async def test_stream_events_gives_up_after_max_attempts(connect: Connect, target: str, flaky: Flaky) -> None:
-    broken = FlakyIngest(flaky, broken_streams=100, acks_before_break=0)
+async def test_stream_events_reconnects_until_its_deadline_not_max_attempts(
+    connect: Connect, target: str, flaky: Flaky
+) -> None:
+    broken = FlakyIngest(flaky, broken_streams=1_000, acks_before_break=0)
     server = grpc.aio.server()
     stop_ingest_pb2_grpc.add_StopIngestServicer_to_server(broken, server)
     port = server.add_insecure_port("127.0.0.1:0")
@@ -193,9 +196,16 @@ async def test_stream_events_gives_up_after_max_attempts(connect: Connect, targe
     try:
         client = await connect(f"127.0.0.1:{port}", retry=FAST_RETRY)
         events = [InboundEvent(event_id=f"e-{i}") for i in range(30)]
-        with pytest.raises(UnavailableError):
-            await client.collect("stream_events", events, batch_size=10)
-        assert broken.connections == FAST_RETRY.max_attempts
+        with pytest.raises(ReconnectDeadlineError) as at_once:
+            await client.collect("stream_events", events, batch_size=10, reconnect_deadline_s=0)
+        assert broken.connections == 1
+
+        with pytest.raises(ReconnectDeadlineError) as gave_up:
+            await client.collect("stream_events", events, batch_size=10, reconnect_deadline_s=1)
+        assert broken.connections - 1 > FAST_RETRY.max_attempts
+        for error in (at_once.value, gave_up.value):
+            assert (error.acked_events, error.unacked_events) == (0, 30)
+            assert isinstance(error.__cause__, UnavailableError)
     finally:
         await server.stop(None)
 
@@ -232,6 +242,16 @@ def test_backoffs_grow_with_full_jitter_and_stay_under_the_cap() -> None:
         assert len(waits) == 4
         assert all(0 <= wait <= ceiling for wait, ceiling in zip(waits, ceilings, strict=True))
     assert len({round(w, 6) for _ in range(20) for w in config.backoffs()}) > 10  # jittered, not fixed
+
+
+def test_reconnection_backoffs_have_no_end_and_stay_under_the_cap() -> None:
+    """`stream_events` reconnects until its deadline, not `max_attempts` times; gRPC itself tries a lost
+    connection again at least every `max_backoff_s`."""
+    config = RetryConfig(max_attempts=2, initial_backoff_s=0.1, max_backoff_s=0.3)
+    waits = list(itertools.islice(config.reconnect_backoffs(), 100))
+    assert len(waits) == 100
+    assert all(0 <= wait <= 0.3 for wait in waits)
+    assert dict(config.channel_options())["grpc.max_reconnect_backoff_ms"] == 300
 
 
 @pytest.mark.parametrize(
