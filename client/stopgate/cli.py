@@ -177,6 +177,18 @@ def _keywords_remove(client: Client, args: argparse.Namespace) -> int:
     return _print(reply, args)
 
 
+def _shortcode_bind(client: Client, args: argparse.Namespace) -> int:
+    return _print(client.bind_shortcode(args.licence, args.shortcode, actor=args.actor), args)
+
+
+def _shortcode_unbind(client: Client, args: argparse.Namespace) -> int:
+    return _print(client.unbind_shortcode(args.licence, args.shortcode, actor=args.actor), args)
+
+
+def _shortcode_list(client: Client, args: argparse.Namespace) -> int:
+    return _print(client.list_shortcode_bindings(licence_id=args.licence, shortcode=args.shortcode), args)
+
+
 def _language_reply(value: str) -> str:
     """A --reply LANGUAGE=TEXT argument, checked for its "=" (the server checks the rest)."""
     if "=" not in value:
@@ -542,6 +554,20 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("keyword")
     keyword_scope(sub)
     sub.add_argument("--actor", required=True, help="who does this")
+
+    sub = command("shortcode-bind", _shortcode_bind, "let a licence send through a shortcode (admin)")
+    sub.add_argument("licence")
+    sub.add_argument("shortcode")
+    sub.add_argument("--actor", required=True, help="who does this (recorded)")
+
+    sub = command("shortcode-unbind", _shortcode_unbind, "remove a shortcode's binding to a licence (admin)")
+    sub.add_argument("licence")
+    sub.add_argument("shortcode")
+    sub.add_argument("--actor", required=True, help="who does this (logged)")
+
+    sub = command("shortcode-list", _shortcode_list, "the shortcodes bound to licences (admin)")
+    sub.add_argument("--licence", default="", help="only this licence's")
+    sub.add_argument("--shortcode", default="", help="only this shortcode's")
 
     sub = command("check-message", _check_message, "STOP mention and SMS parts of a campaign text")
     sub.add_argument("text")

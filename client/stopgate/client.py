@@ -250,6 +250,53 @@ class AsyncClient:
         )
         return await self._unary(self._quarantine.ReleaseNumbers, request, timeout, metadata)
 
+    async def bind_shortcode(
+        self,
+        licence_id: str,
+        shortcode: str,
+        *,
+        actor: str,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> quarantine_check_pb2.BindShortcodeResponse:
+        """Bind a shortcode to a licence, so that tokens limited to the licence may send through it and see
+        its stop list (admin, token not limited to licences); `created` is false when it was bound."""
+        request = quarantine_check_pb2.BindShortcodeRequest(
+            licence_id=licence_id, shortcode=shortcode, actor=actor
+        )
+        return await self._unary(self._quarantine.BindShortcode, request, timeout, metadata)
+
+    async def unbind_shortcode(
+        self,
+        licence_id: str,
+        shortcode: str,
+        *,
+        actor: str,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> quarantine_check_pb2.UnbindShortcodeResponse:
+        """Remove a shortcode's binding to a licence (admin, token not limited to licences); `removed`
+        says whether it was there."""
+        request = quarantine_check_pb2.UnbindShortcodeRequest(
+            licence_id=licence_id, shortcode=shortcode, actor=actor
+        )
+        return await self._unary(self._quarantine.UnbindShortcode, request, timeout, metadata)
+
+    async def list_shortcode_bindings(
+        self,
+        *,
+        licence_id: str = "",
+        shortcode: str = "",
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> quarantine_check_pb2.ListShortcodeBindingsResponse:
+        """The shortcode bindings of a licence, of a shortcode, or (neither given) all of them (admin, token
+        not limited to licences)."""
+        request = quarantine_check_pb2.ListShortcodeBindingsRequest(
+            licence_id=licence_id, shortcode=shortcode
+        )
+        return await self._unary(self._quarantine.ListShortcodeBindings, request, timeout, metadata)
+
     # StopIngest
 
     async def stream_events(
@@ -684,6 +731,9 @@ class Client:
     get_number_status = _blocking(AsyncClient.get_number_status)
     quarantine_numbers = _blocking(AsyncClient.quarantine_numbers)
     release_numbers = _blocking(AsyncClient.release_numbers)
+    bind_shortcode = _blocking(AsyncClient.bind_shortcode)
+    unbind_shortcode = _blocking(AsyncClient.unbind_shortcode)
+    list_shortcode_bindings = _blocking(AsyncClient.list_shortcode_bindings)
     stream_events = _blocking_iterator(AsyncClient.stream_events)
     ingest_event = _blocking(AsyncClient.ingest_event)
     classify_text = _blocking(AsyncClient.classify_text)

@@ -45,11 +45,13 @@ from stopgate_server.store.keywords import KeywordStore
 from stopgate_server.store.quarantine import QuarantineStore
 from stopgate_server.store.reporting import ReportingStore
 from stopgate_server.store.sends import SendsStore
+from stopgate_server.store.shortcode_bindings import BindingStore
 from stopgate_server.usecases.checks import Checks
 from stopgate_server.usecases.ingest import Ingest
 from stopgate_server.usecases.keywords import CustomKeywords
 from stopgate_server.usecases.numbers import Numbers
 from stopgate_server.usecases.reports import Reports
+from stopgate_server.usecases.shortcode_bindings import ShortcodeBindings
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +93,7 @@ class Application:
         self.health: DatabaseHealth | None = None
         self.index: BlocklistIndex | None = None
         self.custom_keywords: CustomKeywords | None = None
+        self.shortcode_bindings: ShortcodeBindings | None = None
         self.tokens: TokenRegistry | None = None
         self.grpc_port = 0
         self._tasks: list[asyncio.Task[None]] = []
@@ -143,10 +146,15 @@ class Application:
         quarantine = QuarantineStore(self.pool, self.index)
         self.custom_keywords = CustomKeywords(KeywordStore(self.pool))
         await self.custom_keywords.refresh()
+        bindings = self.shortcode_bindings = ShortcodeBindings(BindingStore(self.pool))
+        await bindings.refresh()
         servicers = (
-            QuarantineCheckServicer(Checks(quarantine, SendsStore(self.pool)), Numbers(quarantine)),
+            QuarantineCheckServicer(
+                Checks(quarantine, SendsStore(self.pool), bindings), Numbers(quarantine, bindings), bindings
+            ),
             StopIngestServicer(
-                Ingest(IngestStore(self.pool, self.index), self.custom_keywords), self.custom_keywords
+                Ingest(IngestStore(self.pool, self.index), self.custom_keywords, bindings),
+                self.custom_keywords,
             ),
             MessageComplianceServicer(policy_table, self.settings.max_message_parts),
             ReportingServicer(Reports(ReportingStore(self.pool))),
@@ -184,6 +192,7 @@ class Application:
             asyncio.create_task(self._maintain(), name="maintenance"),
             asyncio.create_task(metrics.watch_event_loop(), name="event-loop-lag"),
             asyncio.create_task(self.custom_keywords.follow(), name="custom-keywords"),
+            asyncio.create_task(bindings.follow(), name="shortcode-bindings"),
         ]
         log.info(
             "serving",

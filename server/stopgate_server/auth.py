@@ -16,6 +16,7 @@ import asyncpg
 from google.protobuf.message import Message
 from stopgate.v1 import common_pb2
 
+from stopgate_server import caller
 from stopgate_server.errors import PermissionDenied, Unauthenticated
 from stopgate_server.store.tokens import (
     ROLES,
@@ -44,6 +45,9 @@ _ROLES_BY_SERVICE = {
         "GetNumberStatus": "reporting",
         "QuarantineNumbers": "admin",
         "ReleaseNumbers": "admin",
+        "BindShortcode": "admin",
+        "UnbindShortcode": "admin",
+        "ListShortcodeBindings": "admin",
     },
     "StopIngest": {
         "StreamEvents": "ingest",
@@ -71,11 +75,18 @@ METHOD_ROLES = {
     for service, methods in _ROLES_BY_SERVICE.items()
     for method, role in methods.items()
 }
-# Ingest attributes a STOP to whichever licence last messaged the number (shared shortcodes): it needs a
-# token that is not limited to licences.
-_CROSS_LICENCE_METHODS = frozenset(
-    {"/stopgate.v1.StopIngest/StreamEvents", "/stopgate.v1.StopIngest/IngestEvent"}
-)
+# Methods that need a token not limited to licences, and why. Ingest attributes a STOP to whichever
+# licence last messaged the number (shared shortcodes). Shortcode bindings decide which stop lists the
+# tokens limited to licences use and see: a limited token binding its own would undo that.
+_ATTRIBUTES_ACROSS_LICENCES = "attributes STOPs across licences"
+_DECIDES_WHAT_LICENCES_SEE = "decides which shortcodes each licence uses and sees"
+_UNLIMITED_TOKEN_METHODS = {
+    "/stopgate.v1.StopIngest/StreamEvents": _ATTRIBUTES_ACROSS_LICENCES,
+    "/stopgate.v1.StopIngest/IngestEvent": _ATTRIBUTES_ACROSS_LICENCES,
+    "/stopgate.v1.QuarantineCheck/BindShortcode": _DECIDES_WHAT_LICENCES_SEE,
+    "/stopgate.v1.QuarantineCheck/UnbindShortcode": _DECIDES_WHAT_LICENCES_SEE,
+    "/stopgate.v1.QuarantineCheck/ListShortcodeBindings": _DECIDES_WHAT_LICENCES_SEE,
+}
 
 
 # Custom keywords: a token limited to licences manages its licences' keywords only. A shortcode's keywords
@@ -163,7 +174,8 @@ class Authoriser:
         self.registry = registry
 
     async def check(self, method: str, metadata: Iterable[tuple[str, Any]] | None, request: Any) -> None:
-        """Raise Unauthenticated or PermissionDenied unless the call may proceed. `request` is the
+        """Raise Unauthenticated or PermissionDenied unless the call may proceed, and note for the call
+        the licences its token is limited to (stopgate_server.caller). `request` is the
         request message of a unary-request call (None for a request stream: no stopgate request stream
         carries a licence_id)."""
         role = role_for(method)
@@ -179,9 +191,9 @@ class Authoriser:
             raise PermissionDenied(f"token {record.name!r} lacks the role {role!r} that {method} needs")
         if not record.licences:
             return
-        if method in _CROSS_LICENCE_METHODS:
+        if method in _UNLIMITED_TOKEN_METHODS:
             raise PermissionDenied(
-                f"{method} attributes STOPs across licences: it needs a token not limited to licences"
+                f"{method} {_UNLIMITED_TOKEN_METHODS[method]}: it needs a token not limited to licences"
             )
         licence = _licence_of(request) if request is not None else ""
         if licence and licence not in record.licences:
@@ -194,6 +206,8 @@ class Authoriser:
             raise PermissionDenied(
                 f"token {record.name!r} is limited to licences: an opt-in keyword can release other licences"
             )
+        # Servicers hold the call to the shortcodes bound to these licences (stopgate_server.caller).
+        caller.set_limited_to(record.licences)
 
 
 async def offer_development_token(pool: asyncpg.Pool, data_dir: Path) -> None:

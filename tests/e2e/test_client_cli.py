@@ -70,6 +70,26 @@ async def test_check_quarantine_status_release(cli: Cli) -> None:
     ]
 
 
+async def test_shortcode_bind_list_unbind(cli: Cli) -> None:
+    bound = await cli("--json", "shortcode-bind", "acme", "36180", "--actor", "ana")
+    assert bound.code == 0, bound.err
+    assert json.loads(bound.out)["binding"]["shortcode"] == "36180"
+    assert json.loads(bound.out)["created"] is True
+    await cli("shortcode-bind", "globex", "60999", "--actor", "ana")
+    listed = await cli("--json", "shortcode-list", "--licence", "acme")
+    assert [(b["licence_id"], b["shortcode"]) for b in json.loads(listed.out)["bindings"]] == [
+        ("acme", "36180")
+    ]
+    unbound = await cli("shortcode-unbind", "acme", "36180", "--actor", "ana")
+    assert unbound.code == 0, unbound.err
+    assert unbound.out.splitlines() == ["removed: True"]
+    everything = await cli("--json", "shortcode-list")
+    assert [b["licence_id"] for b in json.loads(everything.out)["bindings"]] == ["globex"]
+    refused = await cli("shortcode-bind", "acme", "12", "--actor", "ana")
+    assert refused.code != 0
+    assert "shortcode: must be a shortcode of 3 to 8 digits" in refused.err
+
+
 async def test_classify_check_message_and_report(cli: Cli) -> None:
     classified = await cli("classify", "ARRET")
     assert "intent: INTENT_OPT_OUT" in classified.out.splitlines()

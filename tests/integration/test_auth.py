@@ -101,9 +101,11 @@ async def test_denied_calls_change_nothing(raw_channel: grpc.aio.Channel, tokens
 
 
 async def test_a_token_limited_to_licences_sees_only_those(
-    raw_channel: grpc.aio.Channel, tokens: Any
+    raw_channel: grpc.aio.Channel, channel: grpc.aio.Channel, tokens: Any
 ) -> None:
     limited = await tokens(*ROLES, licences=("acme",))
+    bind = quarantine_check_pb2.BindShortcodeRequest(licence_id="acme", shortcode="36180", actor="ops")
+    await quarantine_check_pb2_grpc.QuarantineCheckStub(channel).BindShortcode(bind, timeout=10)
     stub = quarantine_check_pb2_grpc.QuarantineCheckStub(raw_channel)
     metadata = (("authorization", f"Bearer {limited}"),)
 

@@ -183,3 +183,40 @@ async def test_events_stored_before_0008_point_to_their_send(cluster: EmbeddedPo
         await connection.close()
     assert [(r["event_id"], r["campaign_id"]) for r in pointed] == [("e1", "summer"), ("e2", None)]
     assert len({r["send_id"] for r in ids}) == 3
+
+
+async def test_licences_are_bound_to_the_shortcodes_their_sends_went_through(
+    cluster: EmbeddedPostgres,
+) -> None:
+    """Version 11 binds shortcodes to licences; existing deployments keep working: every licence is bound to
+    each shortcode its recorded sends went through (sent from it, or from an alias replying to it), since
+    its first such send."""
+    connection = await asyncpg.connect(await _empty_database(cluster, "sends_before_0011"))
+    first, later = datetime(2026, 1, 5, tzinfo=UTC), datetime(2026, 1, 9, tzinfo=UTC)
+    try:
+        await migrate(connection, load_migrations()[:10])
+        await connection.execute("SELECT stopgate_ensure_sends_partitions(date '2026-01-01', 1)")
+        await connection.executemany(
+            "INSERT INTO sends (phone, sent_at, licence_id, campaign_id, sender, reply_shortcode)"
+            " VALUES ('+33612340001', $1, $2, 'spring', $3, $4)",
+            [
+                (later, "acme", "36180", ""),
+                (first, "acme", "36180", ""),
+                (later, "acme", "ACME", "60999"),  # an alias: its reply shortcode
+                (later, "acme", "ACME", ""),  # an alias without a known route: none
+                (later, "acme", "+447700900123", ""),  # a longcode: none
+                (later, "globex", "36180", ""),
+            ],
+        )
+        await migrate(connection)
+        rows = await connection.fetch(
+            "SELECT licence_id, shortcode, bound_at, bound_by FROM shortcode_licences"
+            " ORDER BY licence_id, shortcode"
+        )
+    finally:
+        await connection.close()
+    assert [(r["licence_id"], r["shortcode"], r["bound_at"], r["bound_by"]) for r in rows] == [
+        ("acme", "36180", first, "sends before bindings"),
+        ("acme", "60999", later, "sends before bindings"),
+        ("globex", "36180", later, "sends before bindings"),
+    ]

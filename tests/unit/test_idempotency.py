@@ -33,6 +33,9 @@ def test_the_reads_and_ingest_are_retried() -> None:
     """What the options declare today, written out: an option lost from a proto fails here."""
     assert {
         ("stopgate.v1.QuarantineCheck", "GetNumberStatus"),
+        ("stopgate.v1.QuarantineCheck", "BindShortcode"),
+        ("stopgate.v1.QuarantineCheck", "UnbindShortcode"),
+        ("stopgate.v1.QuarantineCheck", "ListShortcodeBindings"),
         ("stopgate.v1.StopIngest", "IngestEvent"),
         ("stopgate.v1.StopIngest", "ClassifyText"),
         ("stopgate.v1.StopIngest", "SetCustomKeyword"),

@@ -736,3 +736,201 @@ class ReleaseNumbersResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReleaseNumbersResponse: _TypeAlias = ReleaseNumbersResponse  # noqa: Y015
+
+@_typing.final
+class ShortcodeBinding(_message.Message):
+    """A shortcode bound to a licence: tokens limited to that licence may send through it and see its stop list."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LICENCE_ID_FIELD_NUMBER: _builtins.int
+    SHORTCODE_FIELD_NUMBER: _builtins.int
+    BOUND_AT_FIELD_NUMBER: _builtins.int
+    BOUND_BY_FIELD_NUMBER: _builtins.int
+    licence_id: _builtins.str
+    """The licence."""
+    shortcode: _builtins.str
+    """The shortcode, in ASCII digits ("36180")."""
+    bound_by: _builtins.str
+    """Who bound it (the actor of the request; "sends before bindings" for a binding found in the sends)."""
+    @_builtins.property
+    def bound_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was bound (for a binding found in the sends recorded before bindings existed: the first such
+        send).
+        """
+
+    def __init__(
+        self,
+        *,
+        licence_id: _builtins.str = ...,
+        shortcode: _builtins.str = ...,
+        bound_at: _timestamp_pb2.Timestamp | None = ...,
+        bound_by: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["bound_at", b"bound_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bound_at", b"bound_at", "bound_by", b"bound_by", "licence_id", b"licence_id", "shortcode", b"shortcode"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ShortcodeBinding: _TypeAlias = ShortcodeBinding  # noqa: Y015
+
+@_typing.final
+class BindShortcodeRequest(_message.Message):
+    """Request of BindShortcode."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LICENCE_ID_FIELD_NUMBER: _builtins.int
+    SHORTCODE_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    licence_id: _builtins.str
+    """The licence. Required, at most 64 characters."""
+    shortcode: _builtins.str
+    """The shortcode: 3 to 8 digits (any Unicode decimal digits, read as ASCII). Required."""
+    actor: _builtins.str
+    """Who asks (recorded as bound_by, and logged). Required, at most 128 characters."""
+    def __init__(
+        self,
+        *,
+        licence_id: _builtins.str = ...,
+        shortcode: _builtins.str = ...,
+        actor: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "licence_id", b"licence_id", "shortcode", b"shortcode"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BindShortcodeRequest: _TypeAlias = BindShortcodeRequest  # noqa: Y015
+
+@_typing.final
+class BindShortcodeResponse(_message.Message):
+    """Response of BindShortcode."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BINDING_FIELD_NUMBER: _builtins.int
+    CREATED_FIELD_NUMBER: _builtins.int
+    created: _builtins.bool
+    """True when it was added, false when it was there already."""
+    @_builtins.property
+    def binding(self) -> Global___ShortcodeBinding:
+        """The binding as stored (an existing one unchanged)."""
+
+    def __init__(
+        self,
+        *,
+        binding: Global___ShortcodeBinding | None = ...,
+        created: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["binding", b"binding"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["binding", b"binding", "created", b"created"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BindShortcodeResponse: _TypeAlias = BindShortcodeResponse  # noqa: Y015
+
+@_typing.final
+class UnbindShortcodeRequest(_message.Message):
+    """Request of UnbindShortcode."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LICENCE_ID_FIELD_NUMBER: _builtins.int
+    SHORTCODE_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    licence_id: _builtins.str
+    """The licence. Required."""
+    shortcode: _builtins.str
+    """The shortcode (any Unicode decimal digits, read as ASCII). Required."""
+    actor: _builtins.str
+    """Who asks (logged). Required, at most 128 characters."""
+    def __init__(
+        self,
+        *,
+        licence_id: _builtins.str = ...,
+        shortcode: _builtins.str = ...,
+        actor: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "licence_id", b"licence_id", "shortcode", b"shortcode"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnbindShortcodeRequest: _TypeAlias = UnbindShortcodeRequest  # noqa: Y015
+
+@_typing.final
+class UnbindShortcodeResponse(_message.Message):
+    """Response of UnbindShortcode."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REMOVED_FIELD_NUMBER: _builtins.int
+    removed: _builtins.bool
+    """Whether there was such a binding."""
+    def __init__(
+        self,
+        *,
+        removed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["removed", b"removed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnbindShortcodeResponse: _TypeAlias = UnbindShortcodeResponse  # noqa: Y015
+
+@_typing.final
+class ListShortcodeBindingsRequest(_message.Message):
+    """Request of ListShortcodeBindings. Both filters are optional and may be combined."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LICENCE_ID_FIELD_NUMBER: _builtins.int
+    SHORTCODE_FIELD_NUMBER: _builtins.int
+    licence_id: _builtins.str
+    """Only this licence's bindings."""
+    shortcode: _builtins.str
+    """Only this shortcode's bindings."""
+    def __init__(
+        self,
+        *,
+        licence_id: _builtins.str = ...,
+        shortcode: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["licence_id", b"licence_id", "shortcode", b"shortcode"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListShortcodeBindingsRequest: _TypeAlias = ListShortcodeBindingsRequest  # noqa: Y015
+
+@_typing.final
+class ListShortcodeBindingsResponse(_message.Message):
+    """Response of ListShortcodeBindings."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BINDINGS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def bindings(self) -> _containers.RepeatedCompositeFieldContainer[Global___ShortcodeBinding]:
+        """The bindings, by licence, then shortcode."""
+
+    def __init__(
+        self,
+        *,
+        bindings: _abc.Iterable[Global___ShortcodeBinding] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bindings", b"bindings"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListShortcodeBindingsResponse: _TypeAlias = ListShortcodeBindingsResponse  # noqa: Y015

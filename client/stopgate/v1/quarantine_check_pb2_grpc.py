@@ -61,6 +61,21 @@ class QuarantineCheckStub:
                 request_serializer=stopgate_dot_v1_dot_quarantine__check__pb2.ReleaseNumbersRequest.SerializeToString,
                 response_deserializer=stopgate_dot_v1_dot_quarantine__check__pb2.ReleaseNumbersResponse.FromString,
                 _registered_method=True)
+        self.BindShortcode = channel.unary_unary(
+                '/stopgate.v1.QuarantineCheck/BindShortcode',
+                request_serializer=stopgate_dot_v1_dot_quarantine__check__pb2.BindShortcodeRequest.SerializeToString,
+                response_deserializer=stopgate_dot_v1_dot_quarantine__check__pb2.BindShortcodeResponse.FromString,
+                _registered_method=True)
+        self.UnbindShortcode = channel.unary_unary(
+                '/stopgate.v1.QuarantineCheck/UnbindShortcode',
+                request_serializer=stopgate_dot_v1_dot_quarantine__check__pb2.UnbindShortcodeRequest.SerializeToString,
+                response_deserializer=stopgate_dot_v1_dot_quarantine__check__pb2.UnbindShortcodeResponse.FromString,
+                _registered_method=True)
+        self.ListShortcodeBindings = channel.unary_unary(
+                '/stopgate.v1.QuarantineCheck/ListShortcodeBindings',
+                request_serializer=stopgate_dot_v1_dot_quarantine__check__pb2.ListShortcodeBindingsRequest.SerializeToString,
+                response_deserializer=stopgate_dot_v1_dot_quarantine__check__pb2.ListShortcodeBindingsResponse.FromString,
+                _registered_method=True)
 
 
 class QuarantineCheckServicer:
@@ -112,6 +127,36 @@ class QuarantineCheckServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BindShortcode(self, request, context):
+        """Shortcode bindings. A token limited to licences uses and sees the stop list of a shortcode only when
+        the shortcode is bound to the request's licence: CheckBatch and RecordSends from a sender routed
+        through an unbound shortcode (the shortcode itself, or an alias's reply shortcode) are
+        PERMISSION_DENIED (ErrorInfo reason SHORTCODE_NOT_BOUND), GetNumberStatus leaves out the stop lists of
+        unbound shortcodes, and ClassifyText with an unbound shortcode is PERMISSION_DENIED. Tokens not limited
+        to licences are not affected. Bindings are managed with tokens holding the admin role and not limited
+        to licences; a change applies at once on the server that made it, on every other one within 5 seconds.
+
+        Binds a shortcode to a licence. Binding one already bound changes nothing (`created` is false).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnbindShortcode(self, request, context):
+        """Removes a shortcode's binding to a licence. Removing one that is not there is no error (`removed` is
+        false). The shortcode's stop list stays: it still blocks every sender routed through the shortcode.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListShortcodeBindings(self, request, context):
+        """The bindings of a licence, of a shortcode, or (neither given) all of them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_QuarantineCheckServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -139,6 +184,21 @@ def add_QuarantineCheckServicer_to_server(servicer, server):
                     servicer.ReleaseNumbers,
                     request_deserializer=stopgate_dot_v1_dot_quarantine__check__pb2.ReleaseNumbersRequest.FromString,
                     response_serializer=stopgate_dot_v1_dot_quarantine__check__pb2.ReleaseNumbersResponse.SerializeToString,
+            ),
+            'BindShortcode': grpc.unary_unary_rpc_method_handler(
+                    servicer.BindShortcode,
+                    request_deserializer=stopgate_dot_v1_dot_quarantine__check__pb2.BindShortcodeRequest.FromString,
+                    response_serializer=stopgate_dot_v1_dot_quarantine__check__pb2.BindShortcodeResponse.SerializeToString,
+            ),
+            'UnbindShortcode': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnbindShortcode,
+                    request_deserializer=stopgate_dot_v1_dot_quarantine__check__pb2.UnbindShortcodeRequest.FromString,
+                    response_serializer=stopgate_dot_v1_dot_quarantine__check__pb2.UnbindShortcodeResponse.SerializeToString,
+            ),
+            'ListShortcodeBindings': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListShortcodeBindings,
+                    request_deserializer=stopgate_dot_v1_dot_quarantine__check__pb2.ListShortcodeBindingsRequest.FromString,
+                    response_serializer=stopgate_dot_v1_dot_quarantine__check__pb2.ListShortcodeBindingsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -278,6 +338,87 @@ class QuarantineCheck:
             '/stopgate.v1.QuarantineCheck/ReleaseNumbers',
             stopgate_dot_v1_dot_quarantine__check__pb2.ReleaseNumbersRequest.SerializeToString,
             stopgate_dot_v1_dot_quarantine__check__pb2.ReleaseNumbersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BindShortcode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stopgate.v1.QuarantineCheck/BindShortcode',
+            stopgate_dot_v1_dot_quarantine__check__pb2.BindShortcodeRequest.SerializeToString,
+            stopgate_dot_v1_dot_quarantine__check__pb2.BindShortcodeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnbindShortcode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stopgate.v1.QuarantineCheck/UnbindShortcode',
+            stopgate_dot_v1_dot_quarantine__check__pb2.UnbindShortcodeRequest.SerializeToString,
+            stopgate_dot_v1_dot_quarantine__check__pb2.UnbindShortcodeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListShortcodeBindings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stopgate.v1.QuarantineCheck/ListShortcodeBindings',
+            stopgate_dot_v1_dot_quarantine__check__pb2.ListShortcodeBindingsRequest.SerializeToString,
+            stopgate_dot_v1_dot_quarantine__check__pb2.ListShortcodeBindingsResponse.FromString,
             options,
             channel_credentials,
             insecure,

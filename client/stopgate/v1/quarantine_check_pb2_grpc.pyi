@@ -58,6 +58,23 @@ class QuarantineCheckStub:
     Lifts the licence's quarantine only: a shortcode's stop list belongs to the shortcode and is lifted by
     an opt-in to it (StopIngest). Not idempotent: every call adds to the audit history.
     """
+    BindShortcode: _grpc.UnaryUnaryMultiCallable[_quarantine_check_pb2.BindShortcodeRequest, _quarantine_check_pb2.BindShortcodeResponse]
+    """Shortcode bindings. A token limited to licences uses and sees the stop list of a shortcode only when
+    the shortcode is bound to the request's licence: CheckBatch and RecordSends from a sender routed
+    through an unbound shortcode (the shortcode itself, or an alias's reply shortcode) are
+    PERMISSION_DENIED (ErrorInfo reason SHORTCODE_NOT_BOUND), GetNumberStatus leaves out the stop lists of
+    unbound shortcodes, and ClassifyText with an unbound shortcode is PERMISSION_DENIED. Tokens not limited
+    to licences are not affected. Bindings are managed with tokens holding the admin role and not limited
+    to licences; a change applies at once on the server that made it, on every other one within 5 seconds.
+
+    Binds a shortcode to a licence. Binding one already bound changes nothing (`created` is false).
+    """
+    UnbindShortcode: _grpc.UnaryUnaryMultiCallable[_quarantine_check_pb2.UnbindShortcodeRequest, _quarantine_check_pb2.UnbindShortcodeResponse]
+    """Removes a shortcode's binding to a licence. Removing one that is not there is no error (`removed` is
+    false). The shortcode's stop list stays: it still blocks every sender routed through the shortcode.
+    """
+    ListShortcodeBindings: _grpc.UnaryUnaryMultiCallable[_quarantine_check_pb2.ListShortcodeBindingsRequest, _quarantine_check_pb2.ListShortcodeBindingsResponse]
+    """The bindings of a licence, of a shortcode, or (neither given) all of them."""
 
 @_typing.type_check_only
 class QuarantineCheckAsyncStub(QuarantineCheckStub):
@@ -89,6 +106,23 @@ class QuarantineCheckAsyncStub(QuarantineCheckStub):
     Lifts the licence's quarantine only: a shortcode's stop list belongs to the shortcode and is lifted by
     an opt-in to it (StopIngest). Not idempotent: every call adds to the audit history.
     """
+    BindShortcode: _aio.UnaryUnaryMultiCallable[_quarantine_check_pb2.BindShortcodeRequest, _quarantine_check_pb2.BindShortcodeResponse]  # type: ignore[assignment]
+    """Shortcode bindings. A token limited to licences uses and sees the stop list of a shortcode only when
+    the shortcode is bound to the request's licence: CheckBatch and RecordSends from a sender routed
+    through an unbound shortcode (the shortcode itself, or an alias's reply shortcode) are
+    PERMISSION_DENIED (ErrorInfo reason SHORTCODE_NOT_BOUND), GetNumberStatus leaves out the stop lists of
+    unbound shortcodes, and ClassifyText with an unbound shortcode is PERMISSION_DENIED. Tokens not limited
+    to licences are not affected. Bindings are managed with tokens holding the admin role and not limited
+    to licences; a change applies at once on the server that made it, on every other one within 5 seconds.
+
+    Binds a shortcode to a licence. Binding one already bound changes nothing (`created` is false).
+    """
+    UnbindShortcode: _aio.UnaryUnaryMultiCallable[_quarantine_check_pb2.UnbindShortcodeRequest, _quarantine_check_pb2.UnbindShortcodeResponse]  # type: ignore[assignment]
+    """Removes a shortcode's binding to a licence. Removing one that is not there is no error (`removed` is
+    false). The shortcode's stop list stays: it still blocks every sender routed through the shortcode.
+    """
+    ListShortcodeBindings: _aio.UnaryUnaryMultiCallable[_quarantine_check_pb2.ListShortcodeBindingsRequest, _quarantine_check_pb2.ListShortcodeBindingsResponse]  # type: ignore[assignment]
+    """The bindings of a licence, of a shortcode, or (neither given) all of them."""
 
 class QuarantineCheckServicer(metaclass=_abc_1.ABCMeta):
     """QuarantineCheck answers, before every send, which numbers a licence may still message, records sends
@@ -147,5 +181,40 @@ class QuarantineCheckServicer(metaclass=_abc_1.ABCMeta):
         Lifts the licence's quarantine only: a shortcode's stop list belongs to the shortcode and is lifted by
         an opt-in to it (StopIngest). Not idempotent: every call adds to the audit history.
         """
+
+    @_abc_1.abstractmethod
+    def BindShortcode(
+        self,
+        request: _quarantine_check_pb2.BindShortcodeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_quarantine_check_pb2.BindShortcodeResponse, _abc.Awaitable[_quarantine_check_pb2.BindShortcodeResponse]]:
+        """Shortcode bindings. A token limited to licences uses and sees the stop list of a shortcode only when
+        the shortcode is bound to the request's licence: CheckBatch and RecordSends from a sender routed
+        through an unbound shortcode (the shortcode itself, or an alias's reply shortcode) are
+        PERMISSION_DENIED (ErrorInfo reason SHORTCODE_NOT_BOUND), GetNumberStatus leaves out the stop lists of
+        unbound shortcodes, and ClassifyText with an unbound shortcode is PERMISSION_DENIED. Tokens not limited
+        to licences are not affected. Bindings are managed with tokens holding the admin role and not limited
+        to licences; a change applies at once on the server that made it, on every other one within 5 seconds.
+
+        Binds a shortcode to a licence. Binding one already bound changes nothing (`created` is false).
+        """
+
+    @_abc_1.abstractmethod
+    def UnbindShortcode(
+        self,
+        request: _quarantine_check_pb2.UnbindShortcodeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_quarantine_check_pb2.UnbindShortcodeResponse, _abc.Awaitable[_quarantine_check_pb2.UnbindShortcodeResponse]]:
+        """Removes a shortcode's binding to a licence. Removing one that is not there is no error (`removed` is
+        false). The shortcode's stop list stays: it still blocks every sender routed through the shortcode.
+        """
+
+    @_abc_1.abstractmethod
+    def ListShortcodeBindings(
+        self,
+        request: _quarantine_check_pb2.ListShortcodeBindingsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_quarantine_check_pb2.ListShortcodeBindingsResponse, _abc.Awaitable[_quarantine_check_pb2.ListShortcodeBindingsResponse]]:
+        """The bindings of a licence, of a shortcode, or (neither given) all of them."""
 
 def add_QuarantineCheckServicer_to_server(servicer: QuarantineCheckServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

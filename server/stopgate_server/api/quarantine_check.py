@@ -1,4 +1,5 @@
-"""QuarantineCheck: which numbers a licence may message, sends, number status, manual actions."""
+"""QuarantineCheck: which numbers a licence may message, sends, number status, manual actions, and the
+shortcodes bound to each licence."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 from stopgate.v1 import common_pb2, quarantine_check_pb2, quarantine_check_pb2_grpc
 
+from stopgate_server import caller
 from stopgate_server.api import wire
 from stopgate_server.api.mapping import (
     CATEGORY_OF,
@@ -22,9 +24,11 @@ from stopgate_server.api.mapping import (
 from stopgate_server.api.validation import MAX_ACTOR, MAX_REASON, Violations
 from stopgate_server.domain import phones
 from stopgate_server.domain.numbers import HistoryEntry
+from stopgate_server.domain.shortcode_bindings import Binding
 from stopgate_server.turns import in_turns
 from stopgate_server.usecases.checks import Checks
 from stopgate_server.usecases.numbers import Numbers
+from stopgate_server.usecases.shortcode_bindings import ShortcodeBindings
 
 pb = quarantine_check_pb2
 SENDS_ACCEPTED_LATE = timedelta(days=31)
@@ -33,9 +37,10 @@ NUMBERS_PER_CHUNK = 100  # converted between two looks at the clock (numbers in 
 
 
 class QuarantineCheckServicer(quarantine_check_pb2_grpc.QuarantineCheckServicer):
-    def __init__(self, checks: Checks, numbers: Numbers) -> None:
+    def __init__(self, checks: Checks, numbers: Numbers, bindings: ShortcodeBindings) -> None:
         self.checks = checks
         self.numbers = numbers
+        self.bindings = bindings
 
     async def CheckBatch(  # type: ignore[override]  # returns the response encoded, see wire.py
         self, request: pb.CheckBatchRequest, context: Any
@@ -54,7 +59,12 @@ class QuarantineCheckServicer(quarantine_check_pb2_grpc.QuarantineCheckServicer)
 
         e164s = await _to_e164(raw_numbers, request.default_region)
         checked = await self.checks.check_batch(
-            request.licence_id, sender, CATEGORY_OF[request.category], e164s, request.campaign_id
+            request.licence_id,
+            sender,
+            CATEGORY_OF[request.category],
+            e164s,
+            request.campaign_id,
+            caller.limited_to(),
         )
         decided = {
             position: pb.CheckResult(
@@ -89,7 +99,7 @@ class QuarantineCheckServicer(quarantine_check_pb2_grpc.QuarantineCheckServicer)
         assert sender is not None
         assert sent_at is not None  # an invalid one was named above
         recorded = await self.checks.record_sends(
-            request.licence_id, request.campaign_id, sender, sent_at, e164s
+            request.licence_id, request.campaign_id, sender, sent_at, e164s, caller.limited_to()
         )
         return pb.RecordSendsResponse(recorded_count=recorded)
 
@@ -104,7 +114,7 @@ class QuarantineCheckServicer(quarantine_check_pb2_grpc.QuarantineCheckServicer)
             violations.add("phone_number", "not a valid phone number")
         violations.raise_if_any()
         assert e164 is not None
-        status = await self.numbers.status(request.licence_id, e164)
+        status = await self.numbers.status(request.licence_id, e164, caller.limited_to())
         response = pb.GetNumberStatusResponse(e164=e164, quarantined=status.quarantine is not None)
         if status.quarantine is not None:
             response.since.FromDatetime(status.quarantine.since)
@@ -171,6 +181,52 @@ class QuarantineCheckServicer(quarantine_check_pb2_grpc.QuarantineCheckServicer)
             pb.MANUAL_OUTCOME_NOT_QUARANTINED,
         )
         return pb.ReleaseNumbersResponse(results=results)
+
+    async def BindShortcode(self, request: pb.BindShortcodeRequest, context: Any) -> pb.BindShortcodeResponse:
+        violations = Violations()
+        violations.identifier("licence_id", request.licence_id)
+        shortcode = _required_shortcode(violations, request.shortcode)
+        violations.text("actor", request.actor, MAX_ACTOR)
+        violations.raise_if_any()
+        binding, created = await self.bindings.bind(request.licence_id, shortcode, request.actor)
+        return pb.BindShortcodeResponse(binding=_shortcode_binding(binding), created=created)
+
+    async def UnbindShortcode(
+        self, request: pb.UnbindShortcodeRequest, context: Any
+    ) -> pb.UnbindShortcodeResponse:
+        violations = Violations()
+        violations.identifier("licence_id", request.licence_id)
+        shortcode = _required_shortcode(violations, request.shortcode)
+        violations.text("actor", request.actor, MAX_ACTOR)
+        violations.raise_if_any()
+        removed = await self.bindings.unbind(request.licence_id, shortcode, request.actor)
+        return pb.UnbindShortcodeResponse(removed=removed)
+
+    async def ListShortcodeBindings(
+        self, request: pb.ListShortcodeBindingsRequest, context: Any
+    ) -> pb.ListShortcodeBindingsResponse:
+        violations = Violations()
+        violations.identifier("licence_id", request.licence_id, required=False)
+        shortcode = violations.shortcode("shortcode", request.shortcode)
+        violations.raise_if_any()
+        found = await self.bindings.find(request.licence_id, shortcode)
+        return pb.ListShortcodeBindingsResponse(bindings=[_shortcode_binding(b) for b in found])
+
+
+def _required_shortcode(violations: Violations, value: str) -> str:
+    """A required shortcode, in ASCII digits."""
+    if not value:
+        violations.add("shortcode", "required")
+    return violations.shortcode("shortcode", value)
+
+
+def _shortcode_binding(binding: Binding) -> pb.ShortcodeBinding:
+    return pb.ShortcodeBinding(
+        licence_id=binding.licence_id,
+        shortcode=binding.shortcode,
+        bound_at=timestamp(binding.bound_at),
+        bound_by=binding.bound_by,
+    )
 
 
 async def _to_e164(raw_numbers: Sequence[str], region: str) -> list[str | None]:

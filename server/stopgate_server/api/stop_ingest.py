@@ -12,6 +12,7 @@ from google.protobuf import json_format
 from google.rpc import status_pb2
 from stopgate.v1 import common_pb2, stop_ingest_pb2, stop_ingest_pb2_grpc
 
+from stopgate_server import caller
 from stopgate_server.api.mapping import (
     INTENT_HINTS,
     INTENTS,
@@ -176,7 +177,9 @@ class StopIngestServicer(stop_ingest_pb2_grpc.StopIngestServicer):
         shortcode = violations.shortcode("shortcode", request.shortcode)
         violations.identifier("licence_id", request.licence_id, required=False)
         violations.raise_if_any()
-        result = self.ingest.classify(request.text, request.country, shortcode, request.licence_id)
+        result = self.ingest.classify(
+            request.text, request.country, shortcode, request.licence_id, caller.limited_to()
+        )
         return pb.ClassifyTextResponse(
             intent=INTENTS[result.intent],
             matched_keyword=result.keyword,

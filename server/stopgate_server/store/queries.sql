@@ -504,3 +504,41 @@ SELECT revision FROM custom_keywords_revision;
 
 -- name: all_custom_keywords
 SELECT scope, scope_key, keyword, written, intent, replies FROM custom_keywords;
+
+-- name: bind_shortcode
+-- Binds :shortcode to :licence_id (by :actor) unless it is bound already, and moves the revision when it
+-- adds one. Returns the binding and whether it was added.
+WITH added AS (
+    INSERT INTO shortcode_licences (licence_id, shortcode, bound_at, bound_by)
+    VALUES (:licence_id, :shortcode, now(), :actor)
+    ON CONFLICT (licence_id, shortcode) DO NOTHING
+    RETURNING licence_id, shortcode, bound_at, bound_by
+), revised AS (
+    UPDATE shortcode_licences_revision SET revision = revision + 1 WHERE EXISTS (SELECT FROM added)
+)
+SELECT licence_id, shortcode, bound_at, bound_by, true AS created FROM added
+UNION ALL
+SELECT licence_id, shortcode, bound_at, bound_by, false FROM shortcode_licences
+WHERE licence_id = :licence_id AND shortcode = :shortcode AND NOT EXISTS (SELECT FROM added);
+
+-- name: unbind_shortcode
+-- Removes the binding of :shortcode to :licence_id, and moves the revision; returns the count removed.
+WITH revised AS (
+    UPDATE shortcode_licences_revision SET revision = revision + 1 RETURNING revision
+), removed AS (
+    DELETE FROM shortcode_licences WHERE licence_id = :licence_id AND shortcode = :shortcode
+    RETURNING 1
+)
+SELECT count(*) FROM removed, revised;
+
+-- name: list_shortcode_bindings
+-- The bindings of :licence_id and of :shortcode ('' for any), by licence and shortcode.
+SELECT licence_id, shortcode, bound_at, bound_by FROM shortcode_licences
+WHERE (:licence_id = '' OR licence_id = :licence_id) AND (:shortcode = '' OR shortcode = :shortcode)
+ORDER BY licence_id, shortcode;
+
+-- name: shortcode_licences_revision
+SELECT revision FROM shortcode_licences_revision;
+
+-- name: all_shortcode_licences
+SELECT licence_id, shortcode FROM shortcode_licences;

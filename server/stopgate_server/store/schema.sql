@@ -290,3 +290,23 @@ CREATE TABLE custom_keywords_revision (
     revision bigint NOT NULL
 );
 INSERT INTO custom_keywords_revision VALUES (0);
+
+-- Shortcodes bound to the licences that use them: a token limited to licences sends through, and sees the
+-- stop list of, only the shortcodes bound to the request's licence. shortcode in ASCII digits; bound_by:
+-- the actor of BindShortcode ('sends before bindings' for those found in the sends when the table was
+-- made, bound_at then being the first such send).
+CREATE TABLE shortcode_licences (
+    licence_id text        NOT NULL,
+    shortcode  text        NOT NULL,
+    bound_at   timestamptz NOT NULL DEFAULT now(),
+    bound_by   text        NOT NULL,
+    PRIMARY KEY (licence_id, shortcode)
+);
+CREATE INDEX shortcode_licences_by_shortcode ON shortcode_licences (shortcode);
+
+-- Moved by every change of shortcode_licences, in the same statement (so it moves when the change commits):
+-- each server process reads it every second and reloads the bindings when it moved.
+CREATE TABLE shortcode_licences_revision (
+    revision bigint NOT NULL
+);
+INSERT INTO shortcode_licences_revision VALUES (0);

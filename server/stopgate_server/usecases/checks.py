@@ -8,22 +8,26 @@ Rules (DESIGN.md §1) applied here:
 - **One free confirmation**: category OPT_OUT_CONFIRMATION passes a block once per STOP, within
   `CONFIRMATION_WINDOW` (claimed atomically in PostgreSQL: two concurrent checks never both get it).
 - The numbers allowed by a check that names a campaign are recorded as its sends, before the answer.
-Tests: tests/integration/test_quarantine_check.py, test_quarantine_model.py, test_alias_routes.py.
+- **Shortcodes bound to licences**: a caller limited to licences checks and records only through a route
+  bound to the request's licence (usecases/shortcode_bindings.py).
+Tests: tests/integration/test_quarantine_check.py, test_quarantine_model.py, test_alias_routes.py,
+test_shortcode_bindings.py.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import compress, count
 
-from stopgate_server.domain.senders import Sender
+from stopgate_server.domain.senders import Sender, SenderKind
 from stopgate_server.domain.verdicts import CONFIRMATION_WINDOW, Category, Decision, Reason, Verdict, decide
 from stopgate_server.obs import metrics
 from stopgate_server.store.quarantine import QuarantineStore
 from stopgate_server.store.sends import SendsStore
+from stopgate_server.usecases.shortcode_bindings import ShortcodeBindings
 
 
 @dataclass(frozen=True)
@@ -39,9 +43,10 @@ class CheckedBatch:
 
 
 class Checks:
-    def __init__(self, quarantine: QuarantineStore, sends: SendsStore) -> None:
+    def __init__(self, quarantine: QuarantineStore, sends: SendsStore, bindings: ShortcodeBindings) -> None:
         self.quarantine = quarantine
         self.sends = sends
+        self.bindings = bindings
 
     async def check_batch(
         self,
@@ -50,8 +55,11 @@ class Checks:
         category: Category,
         e164s: Sequence[str | None],
         campaign_id: str,
+        limited_to: Collection[str] = (),
     ) -> CheckedBatch:
-        """Decide each number (None: an invalid one); with a campaign, record the allowed ones as sends."""
+        """Decide each number (None: an invalid one); with a campaign, record the allowed ones as sends.
+        `limited_to`: the licences the caller is limited to (empty: any)."""
+        self._require_bound_route(limited_to, licence_id, sender)
         all_valid = None not in e164s
         valid = e164s if all_valid else [e for e in e164s if e is not None]
         route = sender.route
@@ -102,7 +110,21 @@ class Checks:
         )
 
     async def record_sends(
-        self, licence_id: str, campaign_id: str, sender: Sender, sent_at: datetime, phones: Sequence[str]
+        self,
+        licence_id: str,
+        campaign_id: str,
+        sender: Sender,
+        sent_at: datetime,
+        phones: Sequence[str],
+        limited_to: Collection[str] = (),
     ) -> int:
         """Sends made without a check naming their campaign (or checked earlier)."""
+        self._require_bound_route(limited_to, licence_id, sender)
         return await self.sends.record(licence_id, campaign_id, sender, sent_at, phones)
+
+    def _require_bound_route(self, limited_to: Collection[str], licence_id: str, sender: Sender) -> None:
+        """A caller limited to licences may send only through a shortcode bound to the licence: otherwise
+        it could read any shortcode's stop list through the verdicts."""
+        if limited_to:
+            field = "sender.address" if sender.kind is SenderKind.SHORTCODE else "sender.reply_shortcode"
+            self.bindings.require(limited_to, licence_id, sender.route, field)

@@ -24,12 +24,15 @@ each rule is marked there by a comment with the name it has here.
   an admin gave the custom keyword that matched.
 - **Custom keywords**: those of the event's shortcode and of its licence hint (usecases/keywords.py).
   Tests: tests/integration/test_custom_keywords.py.
+- **Shortcodes bound to licences**: a dry run (ClassifyText) by a caller limited to licences names only a
+  shortcode bound to them (usecases/shortcode_bindings.py).
+  Tests: tests/integration/test_shortcode_bindings.py.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -49,6 +52,7 @@ from stopgate_server.obs import metrics
 from stopgate_server.store.ingest import IngestStore
 from stopgate_server.turns import in_turns
 from stopgate_server.usecases.keywords import CustomKeywords
+from stopgate_server.usecases.shortcode_bindings import ShortcodeBindings
 
 EVENTS_PER_CHUNK = 5  # classified between two looks at the clock: the longest texts take the longest
 BOUNDS = AttributionBounds(ingest.ATTRIBUTION_WINDOW, ingest.ATTRIBUTION_CLOCK_SKEW)
@@ -66,13 +70,23 @@ class Ack:
 
 
 class Ingest:
-    def __init__(self, store: IngestStore, custom: CustomKeywords) -> None:
+    def __init__(self, store: IngestStore, custom: CustomKeywords, bindings: ShortcodeBindings) -> None:
         self.store = store
         self.custom = custom
+        self.bindings = bindings
 
-    def classify(self, text: str, country: str, shortcode: str = "", licence_id: str = "") -> Classification:
+    def classify(
+        self,
+        text: str,
+        country: str,
+        shortcode: str = "",
+        licence_id: str = "",
+        limited_to: Collection[str] = (),
+    ) -> Classification:
         """What a text asks for, as ingest would read it from a number of that country sent to that
-        shortcode for that licence (a dry run)."""
+        shortcode for that licence (a dry run). A caller limited to licences may name only a shortcode
+        bound to them: a dry run with another would reveal its custom keywords."""
+        self.bindings.require(limited_to, licence_id, shortcode, "shortcode")
         applicable = self.custom.book.applicable(shortcode, licence_id)
         return keywords.classify(text, country, applicable.for_classifier)
 
