@@ -42,7 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve gRPC and metrics until SIGTERM/SIGINT",
         description="Serve the stopgate gRPC services and Prometheus metrics until SIGTERM or SIGINT. "
         "Without a database URL, a private PostgreSQL cluster is started under DATA_DIR/pg (initialised "
-        "on first use, reused afterwards) and stopped on shutdown. Pending migrations are applied first.",
+        "on first use, reused afterwards) and stopped on shutdown. Pending migrations are applied first. "
+        "SIGTERM/SIGINT drain: health NOT_SERVING for DRAIN_DELAY_S (a second SIGINT skips it), then no new "
+        "calls and SHUTDOWN_GRACE_S for those in flight. A second server on a port already served fails.",
     )
     config.add_arguments(serve)
     migrate_command = commands.add_parser(
