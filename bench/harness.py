@@ -91,7 +91,7 @@ def stopgate_server(
     """`stopgate serve` on a free loopback port, once each of its `workers` has logged `ready_message`;
     `on_serving(address)` is called as soon as one serves. Stopped with SIGTERM after."""
     command = [STOPGATE, "serve", "--database-url", dsn, "--workers", str(workers)]
-    command += ["--grpc-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"]
+    command += ["--grpc-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", "--drain-delay-s", "0"]
     started = time.monotonic()
     server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

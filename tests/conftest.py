@@ -83,13 +83,15 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
 
 
 def settings_for(database_url: str) -> Settings:
-    """Settings of an in-process test server: free loopback ports, fast health probes, short grace."""
+    """Settings of an in-process test server: free loopback ports, fast health probes, no drain delay,
+    short grace."""
     return Settings(
         database_url=database_url,
         grpc_addr="127.0.0.1:0",
         metrics_addr="127.0.0.1:0",
         db_pool_size=4,
         health_interval_s=0.2,
+        drain_delay_s=0.0,
         shutdown_grace_s=1.0,
     )
 

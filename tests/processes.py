@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -25,7 +26,8 @@ START_TIMEOUT_S = 60
 
 
 class ServerProcess:
-    """`stopgate serve` in a child process, its JSON log lines read as they come."""
+    """`stopgate serve` in a child process, its JSON log lines read as they come. It stops accepting calls
+    as soon as it is signalled (no drain delay) unless a test sets one."""
 
     def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
         # One process unless a test asks for workers: the default (one per core) depends on the machine.
@@ -44,11 +46,12 @@ class ServerProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            env={**os.environ, **(env or {})},
+            env={"STOPGATE_DRAIN_DELAY_S": "0", **os.environ, **(env or {})},
         )
         self.lines: queue.Queue[str] = queue.Queue()
         self.log: list[dict[str, Any]] = []
-        threading.Thread(target=self._read, daemon=True).start()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
     def _read(self) -> None:
         assert self.process.stdout is not None
@@ -69,6 +72,20 @@ class ServerProcess:
             if entry["msg"] == message:
                 return entry
         pytest.fail(f"no log line {message!r}; got {[e['msg'] for e in self.log]}")
+
+    def exit_and_output(self, timeout: float) -> tuple[int, str]:
+        """Wait for the process to end by itself (SIGTERM and a failure if it does not within `timeout`);
+        its exit status and the output not read yet."""
+        try:
+            code = self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.stop(signal.SIGTERM)
+            pytest.fail(f"the server did not exit by itself within {timeout} s")
+        self._reader.join(timeout=10)
+        lines = []
+        while not self.lines.empty():
+            lines.append(self.lines.get())
+        return code, "".join(lines)
 
     def stop(self, signum: int) -> int:
         self.process.send_signal(signum)

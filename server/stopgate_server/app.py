@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +26,7 @@ from stopgate.v1 import (
     stop_ingest_pb2_grpc,
 )
 
+from stopgate_server.address_guard import AddressGuard
 from stopgate_server.api.message_compliance import MessageComplianceServicer
 from stopgate_server.api.quarantine_check import QuarantineCheckServicer
 from stopgate_server.api.reporting import ReportingServicer
@@ -37,6 +37,7 @@ from stopgate_server.domain import policies
 from stopgate_server.health import DatabaseHealth
 from stopgate_server.interceptor import CallInterceptor, Deadlines
 from stopgate_server.obs import metrics
+from stopgate_server.shutdown import InFlightCalls, StopSignals, StreamsEnding
 from stopgate_server.store.blocklist import BlocklistIndex
 from stopgate_server.store.database import ensure_sends_partitions, open_pool, prepare_schema
 from stopgate_server.store.embedded import EmbeddedPostgres
@@ -57,6 +58,10 @@ log = logging.getLogger(__name__)
 
 MAINTENANCE_INTERVAL_S = 3600.0
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # a 10,000-number batch is well under 1 MiB; this bounds abuse
+CUT_CALLS_LOGGED = 100  # the longest-running ones, when a shutdown cuts more
+# gRPC's own grace runs this much longer than ours, so that the calls are still running (and tracked) when
+# ours runs out and they are logged; then they are cancelled.
+GRPC_GRACE_MARGIN_S = 1.0
 
 # The four services and how to register a servicer of each.
 SERVICES: tuple[tuple[ServiceDescriptor, Callable[[Any, grpc.aio.Server], None]], ...] = (
@@ -96,6 +101,9 @@ class Application:
         self.shortcode_bindings: ShortcodeBindings | None = None
         self.tokens: TokenRegistry | None = None
         self.grpc_port = 0
+        self.in_flight = InFlightCalls()
+        self.streams_ending = StreamsEnding()
+        self.serving = False  # the gRPC server started: a stop drains it
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -123,6 +131,7 @@ class Application:
                 CallInterceptor(
                     Authoriser(self.tokens),
                     Deadlines(self.settings.default_deadline_s, self.settings.max_deadline_s),
+                    self.in_flight,
                 )
             ],
             maximum_concurrent_rpcs=self.settings.max_concurrent_rpcs,
@@ -136,6 +145,9 @@ class Application:
                 # Ping idle clients every minute, so connections of vanished clients are closed.
                 ("grpc.keepalive_time_ms", 60_000),
                 ("grpc.keepalive_timeout_ms", 20_000),
+                # Only the workers of one supervisor share a port (address_guard.py); a single server does
+                # not let another process bind its port beside it and take part of its connections.
+                ("grpc.so_reuseport", 0 if self.settings.worker_index is None else 1),
             ],
         )
         self.index = BlocklistIndex(dsn, self.pool, self.settings.index_reconcile_interval_s)
@@ -155,6 +167,7 @@ class Application:
             StopIngestServicer(
                 Ingest(IngestStore(self.pool, self.index), self.custom_keywords, bindings),
                 self.custom_keywords,
+                self.streams_ending,
             ),
             MessageComplianceServicer(policy_table, self.settings.max_message_parts),
             ReportingServicer(Reports(ReportingStore(self.pool))),
@@ -183,6 +196,7 @@ class Application:
         else:
             self.grpc_port = self.server.add_secure_port(self.settings.grpc_addr, credentials)
         await self.server.start()
+        self.serving = True
         self.collectors = [metrics.PoolCollector(self.pool), metrics.IndexCollector(self.index)]
         for collector in self.collectors:
             REGISTRY.register(collector)
@@ -205,12 +219,20 @@ class Application:
             },
         )
 
-    async def stop(self) -> None:
-        """Drain in-flight calls (up to the grace period), then release everything, the database last."""
+    async def stop(self, skip_delay: asyncio.Event | None = None) -> None:
+        """Drain, then release everything, the database last.
+
+        Health turns NOT_SERVING at once, and calls are still served for `drain_delay_s` (or until
+        `skip_delay` is set): load balancers need that long to notice and send new calls elsewhere. Then the
+        server accepts no new call, request streams end after the request in flight (their clients reconnect,
+        now to another server), and calls in flight get `shutdown_grace_s` to finish; those still running
+        then are cut and logged."""
         if self.health is not None:
             await self.health.shut_down()
-        if self.server is not None:
-            await self.server.stop(self.settings.shutdown_grace_s)
+        if self.serving:
+            await self._drain(skip_delay or asyncio.Event())
+        elif self.server is not None:
+            await self.server.stop(None)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -229,6 +251,30 @@ class Application:
         if self.embedded is not None:
             await asyncio.to_thread(self.embedded.stop)
         log.info("stopped")
+
+    async def _drain(self, skip_delay: asyncio.Event) -> None:
+        assert self.server is not None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(skip_delay.wait(), self.settings.drain_delay_s)
+        grace = self.settings.shutdown_grace_s
+        log.info(
+            "no longer accepting calls", extra={"in_flight": len(self.in_flight.running()), "grace_s": grace}
+        )
+        self.streams_ending.begin()
+        stopping = asyncio.ensure_future(self.server.stop(grace + GRPC_GRACE_MARGIN_S))
+        done, _ = await asyncio.wait({stopping}, timeout=grace)
+        if not done:
+            cut = self.in_flight.running()
+            log.warning(
+                "shutdown grace ran out: calls cut",
+                extra={
+                    "cut": len(cut),
+                    "calls": [{"method": c.method, "ran_s": c.ran_s} for c in cut[:CUT_CALLS_LOGGED]],
+                    "grace_s": grace,
+                },
+            )
+            await self.server.stop(0)  # cancels them
+        await stopping
 
     async def _maintain(self) -> None:
         """Periodic upkeep: send partitions ahead of time. Failures are logged and retried next round."""
@@ -262,15 +308,19 @@ def _transport(settings: Settings) -> str:
 
 
 async def serve(settings: Settings) -> None:
-    """Run a server until SIGTERM or SIGINT, then drain and stop cleanly."""
+    """Run a server until SIGTERM or SIGINT, then drain and stop cleanly. A single server first claims its
+    port (AddressInUse names the server that has it); the workers of a supervisor share the supervisor's."""
+    guard = await AddressGuard.claim(settings) if settings.worker_index is None else None
     app = Application(settings)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+    signals = StopSignals()
     try:
         await app.start()
-        await stop.wait()
-        log.info("shutting down", extra={"grace_s": settings.shutdown_grace_s})
+        await signals.requested.wait()
+        log.info(
+            "shutting down",
+            extra={"drain_delay_s": settings.drain_delay_s, "grace_s": settings.shutdown_grace_s},
+        )
     finally:
-        await app.stop()
+        await app.stop(signals.hurry)
+        if guard is not None:
+            await guard.release()

@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import json
 import logging
-import os
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -15,7 +14,6 @@ import asyncpg
 
 from stopgate_server import config
 from stopgate_server.domain.policies import PolicyError
-from stopgate_server.obs.logging import WORKER_INDEX_VARIABLE
 from stopgate_server.obs.logging import configure as configure_logging
 from stopgate_server.store.database import DatabaseUnreachable, open_pool, prepare_schema
 from stopgate_server.store.embedded import EmbeddedPostgres, EmbeddedPostgresError
@@ -44,7 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve gRPC and metrics until SIGTERM/SIGINT",
         description="Serve the stopgate gRPC services and Prometheus metrics until SIGTERM or SIGINT. "
         "Without a database URL, a private PostgreSQL cluster is started under DATA_DIR/pg (initialised "
-        "on first use, reused afterwards) and stopped on shutdown. Pending migrations are applied first.",
+        "on first use, reused afterwards) and stopped on shutdown. Pending migrations are applied first. "
+        "SIGTERM/SIGINT drain: health NOT_SERVING for DRAIN_DELAY_S (a second SIGINT skips it), then no new "
+        "calls and SHUTDOWN_GRACE_S for those in flight. A second server on a port already served fails.",
     )
     config.add_arguments(serve)
     migrate_command = commands.add_parser(
@@ -89,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stopgate: {exc}", file=sys.stderr)
         return 2
     # A server process marks its lines with its worker index (the supervisor's own lines carry none).
-    worker = _worker_index() if args.command == "serve" and settings.workers == 1 else None
+    serving = args.command == "serve" and settings.workers == 1
+    worker = (settings.worker_index or 0) if serving else None
     # `stopgate token create` prints the token alone on stdout, for `TOKEN=$(stopgate token create ...)`.
     configure_logging(settings.log_level, sys.stderr if args.command == "token" else sys.stdout, worker)
     try:
@@ -125,12 +126,6 @@ def main(argv: list[str] | None = None) -> int:
         log.exception("stopgate %s failed unexpectedly", args.command)
         return 1
     return 0
-
-
-def _worker_index() -> int:
-    """This server's index among its supervisor's workers; 0 for a server started on its own."""
-    index = os.environ.get(WORKER_INDEX_VARIABLE, "")
-    return int(index) if index.isdigit() else 0
 
 
 async def _database_task(settings: config.Settings, task: Callable[[asyncpg.Pool], Awaitable[None]]) -> None:

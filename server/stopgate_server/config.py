@@ -33,6 +33,7 @@ class Settings:
     db_connect_timeout_s: float = 30.0
     statement_timeout_ms: int = 5000
     health_interval_s: float = 1.0
+    drain_delay_s: float = 5.0
     shutdown_grace_s: float = 10.0
     max_message_parts: int = 10
     workers: int = dataclasses.field(default_factory=lambda: os.cpu_count() or 1)  # one per core
@@ -45,6 +46,7 @@ class Settings:
     max_concurrent_rpcs: int = 1000
     max_streams_per_connection: int = 1000
     index_reconcile_interval_s: float = 30.0
+    worker_index: int | None = None  # set by the supervisor of `--workers N` on each worker it starts
 
     def __post_init__(self) -> None:
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
@@ -101,6 +103,22 @@ def _boolean(value: str) -> bool:
     raise ValueError("expected true or false")
 
 
+def _not_negative(value: str) -> float:
+    number = float(value)
+    if number < 0:
+        raise ValueError("expected 0 or more seconds")
+    return number
+
+
+def _index(value: str) -> int | None:
+    if not value:
+        return None
+    number = int(value)
+    if number < 0:
+        raise ValueError("expected 0 or more")
+    return number
+
+
 def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
     def parse(value: str) -> Any:
         number = kind(value)
@@ -143,7 +161,17 @@ SETTINGS = (
     Option("db_connect_timeout_s", _positive(float), "seconds to wait for PostgreSQL at start"),
     Option("statement_timeout_ms", _positive(int), "PostgreSQL statement_timeout of every query"),
     Option("health_interval_s", _positive(float), "seconds between database health probes"),
-    Option("shutdown_grace_s", _positive(float), "seconds in-flight calls get to finish on SIGTERM"),
+    Option(
+        "drain_delay_s",
+        _not_negative,
+        "seconds a stopping server keeps serving while its health reports NOT_SERVING, so that load"
+        " balancers stop sending it calls (0 stops accepting calls at once)",
+    ),
+    Option(
+        "shutdown_grace_s",
+        _positive(float),
+        "seconds in-flight calls get to finish once a stopping server no longer accepts calls",
+    ),
     Option("max_message_parts", _positive(int), "longest text MessageCompliance accepts, in SMS parts"),
     Option(
         "workers",
@@ -179,6 +207,11 @@ SETTINGS = (
         _positive(float),
         "seconds between comparisons of the in-memory block-list index with PostgreSQL (lists changed by"
         " writes that bypassed the triggers are reloaded)",
+    ),
+    Option(
+        "worker_index",
+        _index,
+        "internal: set by `--workers N` on each worker process it starts (0 to N-1); never set it yourself",
     ),
     Option(
         "insecure_no_auth",

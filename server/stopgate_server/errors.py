@@ -146,6 +146,13 @@ class ResourceExhausted(ServiceError):
     reason = "LIMIT_EXCEEDED"
 
 
+class Unavailable(ServiceError):
+    """The server cannot take the call now; the reason says why and the message what the caller should do."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+    reason = "UNAVAILABLE"
+
+
 def _classify(exc: BaseException) -> tuple[grpc.StatusCode, str, str]:
     """Map an unexpected exception to (code, reason, public message)."""
     if isinstance(exc, NotImplementedError):

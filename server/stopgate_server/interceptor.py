@@ -20,6 +20,7 @@ from stopgate_server.auth import Authoriser
 from stopgate_server.errors import DeadlineExceeded, FieldViolation, InvalidArgument, status_for
 from stopgate_server.obs import metrics
 from stopgate_server.obs.logging import bind_call
+from stopgate_server.shutdown import InFlightCalls
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +38,14 @@ Continuation = Callable[[grpc.HandlerCallDetails], Awaitable["grpc.RpcMethodHand
 
 class CallInterceptor(grpc.aio.ServerInterceptor):
     """Counts and times every RPC (go-grpc-prometheus names), authorises it before the servicer runs, and
-    maps exceptions with errors.status_for."""
+    maps exceptions with errors.status_for. Running calls are tracked in `in_flight` (what a shutdown cut)."""
 
-    def __init__(self, authoriser: Authoriser, deadlines: Deadlines) -> None:
+    def __init__(
+        self, authoriser: Authoriser, deadlines: Deadlines, in_flight: InFlightCalls | None = None
+    ) -> None:
         self.authoriser = authoriser
         self.deadlines = deadlines
+        self.in_flight = in_flight or InFlightCalls()
 
     async def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
@@ -55,19 +59,26 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             service,
             method,
         )
-        return _wrap(handler, _Call(labels, handler_call_details.method, self.authoriser, self.deadlines))
+        call = _Call(labels, handler_call_details.method, self.authoriser, self.deadlines, self.in_flight)
+        return _wrap(handler, call)
 
 
 class _Call:
     """What every call of one method goes through: metrics, authorisation, deadlines, status mapping."""
 
     def __init__(
-        self, labels: tuple[str, str, str], method: str, authoriser: Authoriser, deadlines: Deadlines
+        self,
+        labels: tuple[str, str, str],
+        method: str,
+        authoriser: Authoriser,
+        deadlines: Deadlines,
+        in_flight: InFlightCalls,
     ) -> None:
         self.labels = labels
         self.method = method
         self.authoriser = authoriser
         self.deadlines = deadlines
+        self.in_flight = in_flight
 
     @contextlib.asynccontextmanager
     async def bounded(self, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
@@ -103,7 +114,8 @@ class _Call:
         start = time.perf_counter()
         cancelled = False
         try:
-            yield
+            with self.in_flight.track(self.method):
+                yield
         except grpc.aio.AbortError:
             raise
         except Exception as exc:

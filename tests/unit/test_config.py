@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from stopgate_server.config import ConfigError, Settings, load, parse_host_port
+from stopgate_server.workers import worker_environment
 
 
 def test_defaults() -> None:
@@ -42,6 +43,8 @@ def test_empty_database_url_means_embedded() -> None:
         ({"db_pool_size": "many"}, {}, "--db-pool-size"),
         ({}, {"STOPGATE_LOG_LEVEL": "loud"}, "STOPGATE_LOG_LEVEL"),
         ({"shutdown_grace_s": "-1"}, {}, "--shutdown-grace-s"),
+        ({}, {"STOPGATE_DRAIN_DELAY_S": "-1"}, "STOPGATE_DRAIN_DELAY_S"),
+        ({}, {"STOPGATE_WORKER_INDEX": "first"}, "STOPGATE_WORKER_INDEX"),
         ({}, {"STOPGATE_TLS_CERT_FILE": "/nonexistent/server.pem"}, "STOPGATE_TLS_CERT_FILE"),
     ],
 )
@@ -60,3 +63,35 @@ def test_invalid_values_are_named(flags: dict[str, str], environ: dict[str, str]
 )
 def test_parse_host_port(value: str, expected: tuple[str, int]) -> None:
     assert parse_host_port(value) == expected
+
+
+def test_no_drain_delay_is_allowed() -> None:
+    assert load({"drain_delay_s": "0"}, environ={}).drain_delay_s == 0
+
+
+def test_a_worker_reads_every_setting_of_its_supervisor_from_its_environment() -> None:
+    """Workers get no flags but `--workers 1` (secrets stay off command lines): the environment carries the
+    rest, the unset ones as empty variables so that none leaks in from the supervisor's own environment."""
+    supervisor = Settings(
+        database_url=None,
+        workers=4,
+        drain_delay_s=0.0,
+        db_pool_size=7,
+        insecure_no_auth=True,
+        tls_cert_file=None,
+        log_level="DEBUG",
+    )
+    dsn = "postgresql://stopgate:secret@db.internal/sg"
+    environ = worker_environment(supervisor, dsn, "0.0.0.0:50051", "127.0.0.1:9466", 2)
+    worker = load({"workers": "1"}, environ=environ)
+    assert worker == Settings(
+        database_url=dsn,
+        grpc_addr="0.0.0.0:50051",
+        metrics_addr="127.0.0.1:9466",
+        workers=1,
+        worker_index=2,
+        drain_delay_s=0.0,
+        db_pool_size=7,
+        insecure_no_auth=True,
+        log_level="DEBUG",
+    )

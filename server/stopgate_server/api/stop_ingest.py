@@ -29,6 +29,7 @@ from stopgate_server.domain.custom_keywords import CustomKeyword, Scope
 from stopgate_server.domain.ingest import Inbound, Rejected
 from stopgate_server.domain.keywords import Classification
 from stopgate_server.errors import FieldViolation, InvalidArgument, status_for
+from stopgate_server.shutdown import StreamsEnding
 from stopgate_server.turns import in_turns
 from stopgate_server.usecases.ingest import Ack, Ingest
 from stopgate_server.usecases.keywords import CustomKeywords
@@ -142,9 +143,10 @@ def _event_ack(ack: Ack) -> pb.EventAck:
 
 
 class StopIngestServicer(stop_ingest_pb2_grpc.StopIngestServicer):
-    def __init__(self, ingest: Ingest, custom: CustomKeywords) -> None:
+    def __init__(self, ingest: Ingest, custom: CustomKeywords, streams_ending: StreamsEnding) -> None:
         self.ingest = ingest
         self.custom = custom
+        self.streams_ending = streams_ending
 
     async def _ingest(self, raw_events: Sequence[pb.InboundEvent]) -> list[pb.EventAck]:
         """Read, apply and commit one batch; the acks, in order, once it is durable."""
@@ -160,7 +162,8 @@ class StopIngestServicer(stop_ingest_pb2_grpc.StopIngestServicer):
     ) -> AsyncIterator[pb.StreamEventsResponse]:
         # One request at a time: the next is read only once this one is committed and acked, so a slow
         # database slows the stream down (gRPC flow control) instead of queueing events in memory.
-        async for request in request_iterator:
+        # A stopping server ends the stream between two requests, after acking the one in flight.
+        async for request in self.streams_ending.requests(request_iterator):
             if not 1 <= len(request.events) <= MAX_EVENTS:
                 limit = f"1 to {MAX_EVENTS} events per request (got {len(request.events)})"
                 raise InvalidArgument([FieldViolation("events", limit)])

@@ -32,9 +32,6 @@ def redact(text: str) -> str:
 _RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
 
-WORKER_INDEX_VARIABLE = "STOPGATE_WORKER_INDEX"
-"""Set by `stopgate serve --workers N` in each worker's environment: the worker's index, 0 to N-1."""
-
 MAX_REQUEST_ID = 64
 _call: ContextVar[dict[str, str] | None] = ContextVar("stopgate_call", default=None)
 
