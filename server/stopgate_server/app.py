@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -44,7 +45,7 @@ from stopgate_server.store.ingest import IngestStore
 from stopgate_server.store.keywords import KeywordStore
 from stopgate_server.store.quarantine import QuarantineStore
 from stopgate_server.store.reporting import ReportingStore
-from stopgate_server.store.sends import SendsStore
+from stopgate_server.store.sends import SendsStore, purge_request_ids
 from stopgate_server.usecases.checks import Checks
 from stopgate_server.usecases.ingest import Ingest
 from stopgate_server.usecases.keywords import CustomKeywords
@@ -222,15 +223,23 @@ class Application:
         log.info("stopped")
 
     async def _maintain(self) -> None:
-        """Periodic upkeep: send partitions ahead of time. Failures are logged and retried next round."""
-        assert self.pool is not None
+        """Periodic upkeep (`maintain_once`). Failures are logged and retried next round."""
         while True:
             await asyncio.sleep(MAINTENANCE_INTERVAL_S)
             try:
-                async with self.pool.acquire() as connection:
-                    await ensure_sends_partitions(connection)
+                await self.maintain_once()
             except Exception:
                 log.exception("maintenance failed; retrying in the next round")
+
+    async def maintain_once(self) -> None:
+        """Send partitions ahead of time; request ids past their retention deleted."""
+        assert self.pool is not None
+        async with self.pool.acquire() as connection:
+            await ensure_sends_partitions(connection)
+            retention = timedelta(seconds=self.settings.request_id_retention_s)
+            purged = await purge_request_ids(connection, retention)
+        if purged:
+            log.info("deleted expired request ids", extra={"request_ids": purged})
 
 
 def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:

@@ -45,6 +45,7 @@ class Settings:
     max_concurrent_rpcs: int = 1000
     max_streams_per_connection: int = 1000
     index_reconcile_interval_s: float = 30.0
+    request_id_retention_s: float = 86400.0
 
     def __post_init__(self) -> None:
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
@@ -179,6 +180,12 @@ SETTINGS = (
         _positive(float),
         "seconds between comparisons of the in-memory block-list index with PostgreSQL (lists changed by"
         " writes that bypassed the triggers are reloaded)",
+    ),
+    Option(
+        "request_id_retention_s",
+        _positive(float),
+        "seconds a request id of RecordSends or CheckBatch with a campaign is remembered at least: a retry"
+        " within it gets the first answer and records nothing again (ids are deleted hourly after it)",
     ),
     Option(
         "insecure_no_auth",
