@@ -97,6 +97,7 @@ async def drive(args: argparse.Namespace) -> dict[str, Any]:
 
     elif args.mode == "record-direct":
         from stopgate_server.store.queries import QUERIES
+        from stopgate_server.store.sends import NO_REQUEST_ID
 
         pool = await asyncpg.create_pool(args.dsn, min_size=4, max_size=4)
         campaign = f"bench-{os.getpid()}"
@@ -113,6 +114,7 @@ async def drive(args: argparse.Namespace) -> dict[str, Any]:
                     reply_shortcode="",
                     sent_at=datetime.now(UTC),
                     phones=allowed[id(phones)],
+                    **NO_REQUEST_ID,
                 )
             )
 

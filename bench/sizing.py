@@ -28,6 +28,7 @@ import asyncpg
 import grpc
 from harness import percentile, private_database, rss_kib, stopgate_server
 from stopgate_server.store.queries import QUERIES
+from stopgate_server.store.sends import NO_REQUEST_ID
 
 LICENCES = 100
 CHECK_EVERY_S = 0.02
@@ -84,6 +85,7 @@ async def record_sends(dsn: str, sends: int) -> float:
                     reply_shortcode="",
                     sent_at=now,
                     phones=phones,
+                    **NO_REQUEST_ID,
                 )
             )
         return time.perf_counter() - started

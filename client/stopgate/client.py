@@ -12,6 +12,7 @@ import asyncio
 import os
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -120,6 +121,7 @@ class AsyncClient:
         category: common_pb2.MessageCategory.ValueType,
         campaign_id: str = "",
         default_region: str = "",
+        request_id: str = "",
         max_concurrency: int = 4,
         timeout: float | None = None,
         metadata: Metadata = (),
@@ -127,25 +129,32 @@ class AsyncClient:
         """Which of `phone_numbers` licence `licence_id` may message now, in input order.
 
         Any number of numbers: they go in requests of at most 10,000, `max_concurrency` at a time, and
-        the answers are merged (results in input order, counts summed). Without `campaign_id` the call
-        only reads and is retried on UNAVAILABLE; with one, allowed numbers are recorded as sends of that
-        campaign and nothing is retried (a send must not be counted twice). `timeout` applies per request.
+        the answers are merged (results in input order, counts summed). With `campaign_id`, allowed numbers
+        are recorded as sends of that campaign, and each request carries a request id (AIP-155): a new
+        random one, or one derived from `request_id` (a UUID) when given, so that calling again with the
+        same `request_id` and the same numbers (after a timeout, say) records nothing twice and returns the
+        first answer. Every request is retried on UNAVAILABLE, with its same id. `timeout` applies per
+        request.
         """
         numbers = list(phone_numbers)
         if not numbers:
             raise ValueError("phone_numbers is empty")
+        chunks = [
+            numbers[start : start + CHECK_BATCH_LIMIT] for start in range(0, len(numbers), CHECK_BATCH_LIMIT)
+        ]
+        request_ids = _request_ids(request_id, len(chunks)) if campaign_id else [request_id] * len(chunks)
         requests = [
             quarantine_check_pb2.CheckBatchRequest(
                 licence_id=licence_id,
                 sender=_sender(sender),
                 category=category,
-                phone_numbers=numbers[start : start + CHECK_BATCH_LIMIT],
+                phone_numbers=chunk,
                 campaign_id=campaign_id,
                 default_region=default_region,
+                request_id=chunk_request_id,
             )
-            for start in range(0, len(numbers), CHECK_BATCH_LIMIT)
+            for chunk, chunk_request_id in zip(chunks, request_ids, strict=True)
         ]
-        retry = None if campaign_id else self.retry
         slots = asyncio.Semaphore(max_concurrency)
 
         async def check(
@@ -153,7 +162,7 @@ class AsyncClient:
         ) -> quarantine_check_pb2.CheckBatchResponse:
             async with slots:
                 return await self._unary(
-                    self._quarantine.CheckBatch, request, timeout, metadata, client_retry=retry
+                    self._quarantine.CheckBatch, request, timeout, metadata, client_retry=self.retry
                 )
 
         if len(requests) == 1:
@@ -177,10 +186,16 @@ class AsyncClient:
         sender: SenderLike,
         sent_at: datetime | None = None,
         default_region: str = "",
+        request_id: str = "",
         timeout: float | None = None,
         metadata: Metadata = (),
     ) -> quarantine_check_pb2.RecordSendsResponse:
-        """Record sends of `campaign_id` made without CheckBatch (at `sent_at`, or now). Never retried."""
+        """Record sends of `campaign_id` made without CheckBatch (at `sent_at`, or now).
+
+        The request carries a request id (AIP-155), `request_id` or a new random UUID, and is retried on
+        UNAVAILABLE with it: a repeat records nothing twice and returns the first answer. To repeat a call
+        yourself (after a timeout, say), pass the same `request_id` and the same arguments, `sent_at`
+        included."""
         request = quarantine_check_pb2.RecordSendsRequest(
             licence_id=licence_id,
             campaign_id=campaign_id,
@@ -188,8 +203,11 @@ class AsyncClient:
             sent_at=_timestamp(sent_at),
             phone_numbers=list(phone_numbers),
             default_region=default_region,
+            request_id=request_id or str(uuid.uuid4()),
         )
-        return await self._unary(self._quarantine.RecordSends, request, timeout, metadata)
+        return await self._unary(
+            self._quarantine.RecordSends, request, timeout, metadata, client_retry=self.retry
+        )
 
     async def get_number_status(
         self,
@@ -629,6 +647,20 @@ class AsyncClient:
             raise from_rpc_error(error) from error
         finally:
             call.cancel()
+
+
+def _request_ids(request_id: str, requests: int) -> list[str]:
+    """The request ids of the `requests` requests of one call: new random ones, or `request_id` for a single
+    request, or ids derived from it (the same each time: UUIDv5 of the request's index under it)."""
+    if not request_id:
+        return [str(uuid.uuid4()) for _ in range(requests)]
+    if requests == 1:
+        return [request_id]
+    try:
+        namespace = uuid.UUID(request_id)
+    except ValueError:
+        raise ValueError(f"request_id must be a UUID, got {request_id!r}") from None
+    return [str(uuid.uuid5(namespace, str(index))) for index in range(requests)]
 
 
 def _sender(sender: SenderLike) -> common_pb2.Sender:

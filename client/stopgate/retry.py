@@ -4,11 +4,16 @@ Which methods are idempotent is declared once, in the protos (`option idempotenc
 from the generated descriptors. Where gRPC can do it, it does: `RetryConfig.service_config` becomes the
 channel's service config, so gRPC core retries the methods that are always idempotent (with its retry
 throttling, which stops a fleet of clients from hammering a server that is down). Two cases need the client
-itself, with the same settings: `CheckBatch` is idempotent only without `campaign_id` (with one it records
-sends, which must not be counted twice), so the protos leave it at the default level; and `StreamEvents`
-reconnects and re-sends its unacked batches, which is safe because ingest is idempotent on event_id (with
-the same backoffs, but for as long as the caller's `reconnect_deadline_s` allows rather than
-`max_attempts`). RecordSends, QuarantineNumbers and ReleaseNumbers are never retried.
+itself, with the same settings:
+- The methods whose request has a `request_id` (AIP-155: RecordSends, CheckBatch) are idempotent only when
+  it is set (or, for CheckBatch, when no campaign_id makes it record sends), so the protos leave them at
+  the default level and the channel cannot retry them: it would retry the calls made without an id too,
+  counting their sends twice. The client sets an id on each of these calls and retries them itself, the
+  same id on every attempt (`RETRIED_WITH_REQUEST_ID`).
+- `StreamEvents` reconnects and re-sends its unacked batches, which is safe because ingest is idempotent on
+  event_id (with the same backoffs, but for as long as the caller's `reconnect_deadline_s` allows rather
+  than `max_attempts`).
+QuarantineNumbers and ReleaseNumbers are never retried.
 """
 
 from __future__ import annotations
@@ -45,6 +50,23 @@ IDEMPOTENT_METHODS: dict[str, tuple[str, ...]] = {
     if (methods := tuple(m.name for m in service.methods if _retried_by_the_channel(m)))
 }
 """The methods the channel retries, by full service name ("stopgate.v1.Reporting")."""
+
+REQUEST_ID_FIELD = "request_id"
+
+RETRIED_WITH_REQUEST_ID: dict[str, tuple[str, ...]] = {
+    service.full_name: methods
+    for contract in _CONTRACTS
+    for service in contract.DESCRIPTOR.services_by_name.values()
+    if (
+        methods := tuple(
+            m.name
+            for m in service.methods
+            if REQUEST_ID_FIELD in m.input_type.fields_by_name and not _retried_by_the_channel(m)
+        )
+    )
+}
+"""The methods the client retries itself, only when their request carries a request id, by full service
+name ("stopgate.v1.QuarantineCheck")."""
 
 
 @dataclass(frozen=True)

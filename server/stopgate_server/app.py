@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -45,7 +46,7 @@ from stopgate_server.store.ingest import IngestStore
 from stopgate_server.store.keywords import KeywordStore
 from stopgate_server.store.quarantine import QuarantineStore
 from stopgate_server.store.reporting import ReportingStore
-from stopgate_server.store.sends import SendsStore
+from stopgate_server.store.sends import SendsStore, purge_request_ids
 from stopgate_server.store.shortcode_bindings import BindingStore
 from stopgate_server.usecases.checks import Checks
 from stopgate_server.usecases.ingest import Ingest
@@ -277,15 +278,23 @@ class Application:
         await stopping
 
     async def _maintain(self) -> None:
-        """Periodic upkeep: send partitions ahead of time. Failures are logged and retried next round."""
-        assert self.pool is not None
+        """Periodic upkeep (`maintain_once`). Failures are logged and retried next round."""
         while True:
             await asyncio.sleep(MAINTENANCE_INTERVAL_S)
             try:
-                async with self.pool.acquire() as connection:
-                    await ensure_sends_partitions(connection)
+                await self.maintain_once()
             except Exception:
                 log.exception("maintenance failed; retrying in the next round")
+
+    async def maintain_once(self) -> None:
+        """Send partitions ahead of time; request ids past their retention deleted."""
+        assert self.pool is not None
+        async with self.pool.acquire() as connection:
+            await ensure_sends_partitions(connection)
+            retention = timedelta(seconds=self.settings.request_id_retention_s)
+            purged = await purge_request_ids(connection, retention)
+        if purged:
+            log.info("deleted expired request ids", extra={"request_ids": purged})
 
 
 def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:

@@ -47,6 +47,7 @@ class Settings:
     max_streams_per_connection: int = 1000
     index_reconcile_interval_s: float = 30.0
     worker_index: int | None = None  # set by the supervisor of `--workers N` on each worker it starts
+    request_id_retention_s: float = 86400.0
 
     def __post_init__(self) -> None:
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
@@ -212,6 +213,12 @@ SETTINGS = (
         "worker_index",
         _index,
         "internal: set by `--workers N` on each worker process it starts (0 to N-1); never set it yourself",
+    ),
+    Option(
+        "request_id_retention_s",
+        _positive(float),
+        "seconds a request id of RecordSends or CheckBatch with a campaign is remembered at least: a retry"
+        " within it gets the first answer and records nothing again (ids are deleted hourly after it)",
     ),
     Option(
         "insecure_no_auth",

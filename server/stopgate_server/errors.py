@@ -111,6 +111,28 @@ def _clipped(text: str, limit: int) -> str:
     return encoded[: limit - 3].decode(errors="ignore") + "…"
 
 
+class RequestIdReused(ServiceError):
+    """A request id (AIP-155) was first used for a different request of the licence. ALREADY_EXISTS, as
+    for a key that exists (HTTP 409, what idempotency keys reused with another payload commonly get): the
+    request itself is valid, it is the id that is taken, and retrying cannot succeed; a new id is needed.
+    Not INVALID_ARGUMENT, which means a request wrong whatever the server's state."""
+
+    code = grpc.StatusCode.ALREADY_EXISTS
+    reason = "REQUEST_ID_REUSED"
+
+    def __init__(self, field: str, method: str) -> None:
+        super().__init__(
+            f"{field} was already used for a different {method} request of this licence; choose a new"
+            f" {field} for a new request (a retry must repeat the first request exactly)"
+        )
+        self.field = field
+
+    def details(self) -> list[Message]:
+        return [
+            error_details_pb2.ErrorInfo(reason=self.reason, domain=DOMAIN, metadata={"field": self.field})
+        ]
+
+
 class NotFound(ServiceError):
     """What the request names does not exist."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -12,6 +13,7 @@ import grpc
 import pytest
 from clients import Connect
 from stopgate import InboundEvent, RetryConfig
+from stopgate.client import CHECK_BATCH_LIMIT
 from stopgate.errors import DeadlineExceededError, ReconnectDeadlineError, UnavailableError
 from stopgate.v1 import (
     common_pb2,
@@ -32,9 +34,13 @@ class Flaky:
         self.failures = failures
         self.attempts: dict[str, int] = {}
         self.metadata: list[tuple[str, str]] = []
+        self.request_ids: dict[str, list[str]] = {}
 
-    async def attempt(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+    async def attempt(
+        self, method: str, context: grpc.aio.ServicerContext[Any, Any], request_id: str = ""
+    ) -> None:
         self.attempts[method] = self.attempts.get(method, 0) + 1
+        self.request_ids.setdefault(method, []).append(request_id)
         self.metadata = [(key, str(value)) for key, value in context.invocation_metadata() or ()]
         if self.attempts[method] <= self.failures:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "not now")
@@ -54,13 +60,13 @@ class FlakyQuarantine(quarantine_check_pb2_grpc.QuarantineCheckServicer):
     async def CheckBatch(
         self, request: quarantine_check_pb2.CheckBatchRequest, context: Any
     ) -> quarantine_check_pb2.CheckBatchResponse:
-        await self.flaky.attempt("CheckBatch", context)
+        await self.flaky.attempt("CheckBatch", context, request.request_id)
         return quarantine_check_pb2.CheckBatchResponse(allowed_count=len(request.phone_numbers))
 
     async def RecordSends(
         self, request: quarantine_check_pb2.RecordSendsRequest, context: Any
     ) -> quarantine_check_pb2.RecordSendsResponse:
-        await self.flaky.attempt("RecordSends", context)
+        await self.flaky.attempt("RecordSends", context, request.request_id)
         return quarantine_check_pb2.RecordSendsResponse(recorded_count=len(request.phone_numbers))
 
     async def GetNumberStatus(
@@ -151,15 +157,51 @@ async def test_read_only_check_batch_is_retried_by_the_client(
     assert flaky.attempts["CheckBatch"] == 3
 
 
-async def test_calls_that_record_are_never_retried(connect: Connect, target: str, flaky: Flaky) -> None:
+async def test_calls_that_record_are_retried_with_one_request_id(
+    connect: Connect, target: str, flaky: Flaky
+) -> None:
+    """Each attempt carries the same request id, so the server records the sends once whichever attempt
+    reached it (tests/integration/test_request_ids.py)."""
     client = await connect(target, retry=FAST_RETRY)
-    with pytest.raises(UnavailableError):
+    reply = await client.call(
+        "check_batch", "acme", ["+33612345678"], sender="36180", category=MARKETING, campaign_id="spring"
+    )
+    assert reply.allowed_count == 1
+    recorded = await client.call("record_sends", "acme", "spring", ["+33612345678"], sender="36180")
+    assert recorded.recorded_count == 1
+    assert (flaky.attempts["CheckBatch"], flaky.attempts["RecordSends"]) == (3, 3)
+    for method in ("CheckBatch", "RecordSends"):
+        (request_id,) = set(flaky.request_ids[method])
+        assert uuid.UUID(request_id).version == 4
+
+
+async def test_a_given_request_id_is_sent_as_is_and_split_per_request(
+    connect: Connect, target: str, flaky: Flaky
+) -> None:
+    """One request id per request of a chunked check, derived from the caller's: the same each call, so a
+    caller that repeats a call with the same id and numbers repeats every request."""
+    client = await connect(target, retry=RetryConfig(max_attempts=1))
+    given = str(uuid.uuid4())
+    flaky.failures = 0
+    await client.call("record_sends", "acme", "spring", ["+33612345678"], sender="36180", request_id=given)
+    assert flaky.request_ids["RecordSends"] == [given]
+    numbers = [f"+336{i:08d}" for i in range(CHECK_BATCH_LIMIT + 1)]
+    for _ in range(2):
         await client.call(
-            "check_batch", "acme", ["+33612345678"], sender="36180", category=MARKETING, campaign_id="spring"
+            "check_batch",
+            "acme",
+            numbers,
+            sender="36180",
+            category=MARKETING,
+            campaign_id="spring",
+            request_id=given,
         )
-    with pytest.raises(UnavailableError):
-        await client.call("record_sends", "acme", "spring", ["+33612345678"], sender="36180")
-    assert (flaky.attempts["CheckBatch"], flaky.attempts["RecordSends"]) == (1, 1)
+    first, second, *again = flaky.request_ids["CheckBatch"]
+    assert len({first, second}) == 2
+    assert given not in (first, second)
+    assert sorted(again) == sorted([first, second])
+    await client.call("check_batch", "acme", numbers[:1], sender="36180", category=MARKETING)
+    assert flaky.request_ids["CheckBatch"][-1] == ""  # a check that records nothing needs no id
 
 
 async def test_retries_can_be_turned_off(connect: Connect, target: str, flaky: Flaky) -> None:

@@ -9,7 +9,7 @@ import pytest
 from contracts import METHODS
 from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.descriptor_pb2 import MethodOptions
-from stopgate.retry import IDEMPOTENT_METHODS, RetryConfig
+from stopgate.retry import IDEMPOTENT_METHODS, RETRIED_WITH_REQUEST_ID, RetryConfig
 
 BY_NAME = {(method.containing_service.name, method.name): method for _, method in METHODS}
 RETRIED = {(service, method) for service, methods in IDEMPOTENT_METHODS.items() for method in methods}
@@ -71,3 +71,15 @@ def test_stream_events_is_idempotent_but_resumed_by_the_client() -> None:
     not retry the stream as well."""
     assert _level(BY_NAME["StopIngest", "StreamEvents"]) == MethodOptions.IDEMPOTENT
     assert ("stopgate.v1.StopIngest", "StreamEvents") not in RETRIED
+
+
+def test_the_rpcs_with_a_request_id_are_retried_by_the_client_only() -> None:
+    """RecordSends and CheckBatch (with campaign_id) are idempotent only with a request_id (AIP-155), which
+    the channel cannot see: it would retry the calls without one too and count their sends twice. So the
+    protos keep them at the default level, and the client retries them itself, only with an id that stays
+    the same on every attempt."""
+    assert RETRIED_WITH_REQUEST_ID == {"stopgate.v1.QuarantineCheck": ("CheckBatch", "RecordSends")}
+    with_id = {
+        (service, method) for service, methods in RETRIED_WITH_REQUEST_ID.items() for method in methods
+    }
+    assert not with_id & RETRIED

@@ -161,6 +161,7 @@ class CheckBatchRequest(_message.Message):
     PHONE_NUMBERS_FIELD_NUMBER: _builtins.int
     CAMPAIGN_ID_FIELD_NUMBER: _builtins.int
     DEFAULT_REGION_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
     licence_id: _builtins.str
     """The licence (customer account) that wants to send. Required, at most 64 characters."""
     category: _common_pb2.MessageCategory.ValueType
@@ -169,6 +170,16 @@ class CheckBatchRequest(_message.Message):
     """When set, the allowed numbers are recorded as sends of this campaign (at most 64 characters)."""
     default_region: _builtins.str
     """ISO 3166-1 alpha-2 region used to read numbers written without a country code ("FR")."""
+    request_id: _builtins.str
+    """Makes a check with campaign_id safe to retry (AIP-155): a unique id the caller chooses for this request,
+    a UUID in its 36-character form ("0b6f5c3e-8f4e-4d7a-9c1b-2a3d4e5f6a7b"; a random, version 4, one is
+    recommended; not the nil UUID), compared case-insensitively. Optional. A retry with the same
+    request_id and the same request (every field equal) within 24 hours records nothing again and gets the
+    first answer: the same results, counts and recorded_sends, even if a number was quarantined meanwhile;
+    a retry while the first call still runs waits for it. The same request_id with a different request of
+    the licence fails with ALREADY_EXISTS. A call that failed recorded nothing, and its retry does the
+    work. Without campaign_id it is only validated: such a check records nothing and is answered afresh.
+    """
     @_builtins.property
     def sender(self) -> _common_pb2.Sender:
         """The address the messages will be sent from. Required."""
@@ -188,10 +199,11 @@ class CheckBatchRequest(_message.Message):
         phone_numbers: _abc.Iterable[_builtins.str] | None = ...,
         campaign_id: _builtins.str = ...,
         default_region: _builtins.str = ...,
+        request_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["sender", b"sender"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign_id", b"campaign_id", "category", b"category", "default_region", b"default_region", "licence_id", b"licence_id", "phone_numbers", b"phone_numbers", "sender", b"sender"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign_id", b"campaign_id", "category", b"category", "default_region", b"default_region", "licence_id", b"licence_id", "phone_numbers", b"phone_numbers", "request_id", b"request_id", "sender", b"sender"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -289,12 +301,22 @@ class RecordSendsRequest(_message.Message):
     SENT_AT_FIELD_NUMBER: _builtins.int
     PHONE_NUMBERS_FIELD_NUMBER: _builtins.int
     DEFAULT_REGION_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
     licence_id: _builtins.str
     """The licence that sent. Required."""
     campaign_id: _builtins.str
     """The campaign the messages belong to. Required."""
     default_region: _builtins.str
     """ISO 3166-1 alpha-2 region used to read numbers written without a country code."""
+    request_id: _builtins.str
+    """Makes the call safe to retry (AIP-155): a unique id the caller chooses for this request, a UUID in its
+    36-character form ("0b6f5c3e-8f4e-4d7a-9c1b-2a3d4e5f6a7b"; a random, version 4, one is recommended;
+    not the nil UUID), compared case-insensitively. Optional: without one, a repeated call records the
+    sends again. A retry with the same request_id and the same request (every field equal) within 24 hours
+    records nothing again and gets the first answer; a retry while the first call still runs waits for
+    it. The same request_id with a different request of the licence fails with ALREADY_EXISTS. A call that
+    failed recorded nothing, and its retry does the work.
+    """
     @_builtins.property
     def sender(self) -> _common_pb2.Sender:
         """The address the messages were sent from. Required."""
@@ -318,10 +340,11 @@ class RecordSendsRequest(_message.Message):
         sent_at: _timestamp_pb2.Timestamp | None = ...,
         phone_numbers: _abc.Iterable[_builtins.str] | None = ...,
         default_region: _builtins.str = ...,
+        request_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["sender", b"sender", "sent_at", b"sent_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign_id", b"campaign_id", "default_region", b"default_region", "licence_id", b"licence_id", "phone_numbers", b"phone_numbers", "sender", b"sender", "sent_at", b"sent_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign_id", b"campaign_id", "default_region", b"default_region", "licence_id", b"licence_id", "phone_numbers", b"phone_numbers", "request_id", b"request_id", "sender", b"sender", "sent_at", b"sent_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

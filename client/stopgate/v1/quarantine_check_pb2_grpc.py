@@ -88,8 +88,9 @@ class QuarantineCheckServicer:
         With campaign_id, the allowed numbers are recorded as sends of that campaign, and counted in its report,
         before the answer is sent.
         Fails closed: when the quarantine state cannot be read the call fails with UNAVAILABLE, never ALLOW.
-        Idempotent only without campaign_id (with one, a repeated call records its sends again), so it keeps
-        the default idempotency level: callers may retry it freely only when campaign_id is empty.
+        Without campaign_id it only reads and may be retried freely. With campaign_id it is idempotent only
+        with a request_id (a repeated call without one records its sends again), so it keeps the default
+        idempotency level.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -97,7 +98,7 @@ class QuarantineCheckServicer:
 
     def RecordSends(self, request, context):
         """Records sends made without CheckBatch (or checked earlier), for attribution and campaign reports.
-        Not idempotent: a repeated call records the sends again.
+        Idempotent only with a request_id: a repeated call without one records the sends again.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

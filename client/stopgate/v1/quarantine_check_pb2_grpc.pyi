@@ -40,12 +40,13 @@ class QuarantineCheckStub:
     With campaign_id, the allowed numbers are recorded as sends of that campaign, and counted in its report,
     before the answer is sent.
     Fails closed: when the quarantine state cannot be read the call fails with UNAVAILABLE, never ALLOW.
-    Idempotent only without campaign_id (with one, a repeated call records its sends again), so it keeps
-    the default idempotency level: callers may retry it freely only when campaign_id is empty.
+    Without campaign_id it only reads and may be retried freely. With campaign_id it is idempotent only
+    with a request_id (a repeated call without one records its sends again), so it keeps the default
+    idempotency level.
     """
     RecordSends: _grpc.UnaryUnaryMultiCallable[_quarantine_check_pb2.RecordSendsRequest, _quarantine_check_pb2.RecordSendsResponse]
     """Records sends made without CheckBatch (or checked earlier), for attribution and campaign reports.
-    Not idempotent: a repeated call records the sends again.
+    Idempotent only with a request_id: a repeated call without one records the sends again.
     """
     GetNumberStatus: _grpc.UnaryUnaryMultiCallable[_quarantine_check_pb2.GetNumberStatusRequest, _quarantine_check_pb2.GetNumberStatusResponse]
     """Everything stopgate knows about one number in one licence: quarantine, stop lists, last send, history."""
@@ -88,12 +89,13 @@ class QuarantineCheckAsyncStub(QuarantineCheckStub):
     With campaign_id, the allowed numbers are recorded as sends of that campaign, and counted in its report,
     before the answer is sent.
     Fails closed: when the quarantine state cannot be read the call fails with UNAVAILABLE, never ALLOW.
-    Idempotent only without campaign_id (with one, a repeated call records its sends again), so it keeps
-    the default idempotency level: callers may retry it freely only when campaign_id is empty.
+    Without campaign_id it only reads and may be retried freely. With campaign_id it is idempotent only
+    with a request_id (a repeated call without one records its sends again), so it keeps the default
+    idempotency level.
     """
     RecordSends: _aio.UnaryUnaryMultiCallable[_quarantine_check_pb2.RecordSendsRequest, _quarantine_check_pb2.RecordSendsResponse]  # type: ignore[assignment]
     """Records sends made without CheckBatch (or checked earlier), for attribution and campaign reports.
-    Not idempotent: a repeated call records the sends again.
+    Idempotent only with a request_id: a repeated call without one records the sends again.
     """
     GetNumberStatus: _aio.UnaryUnaryMultiCallable[_quarantine_check_pb2.GetNumberStatusRequest, _quarantine_check_pb2.GetNumberStatusResponse]  # type: ignore[assignment]
     """Everything stopgate knows about one number in one licence: quarantine, stop lists, last send, history."""
@@ -139,8 +141,9 @@ class QuarantineCheckServicer(metaclass=_abc_1.ABCMeta):
         With campaign_id, the allowed numbers are recorded as sends of that campaign, and counted in its report,
         before the answer is sent.
         Fails closed: when the quarantine state cannot be read the call fails with UNAVAILABLE, never ALLOW.
-        Idempotent only without campaign_id (with one, a repeated call records its sends again), so it keeps
-        the default idempotency level: callers may retry it freely only when campaign_id is empty.
+        Without campaign_id it only reads and may be retried freely. With campaign_id it is idempotent only
+        with a request_id (a repeated call without one records its sends again), so it keeps the default
+        idempotency level.
         """
 
     @_abc_1.abstractmethod
@@ -150,7 +153,7 @@ class QuarantineCheckServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_quarantine_check_pb2.RecordSendsResponse, _abc.Awaitable[_quarantine_check_pb2.RecordSendsResponse]]:
         """Records sends made without CheckBatch (or checked earlier), for attribution and campaign reports.
-        Not idempotent: a repeated call records the sends again.
+        Idempotent only with a request_id: a repeated call without one records the sends again.
         """
 
     @_abc_1.abstractmethod

@@ -4,6 +4,8 @@ shortcodes bound to each licence."""
 from __future__ import annotations
 
 import functools
+import hashlib
+import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,9 +26,10 @@ from stopgate_server.api.mapping import (
 from stopgate_server.api.validation import MAX_ACTOR, MAX_REASON, Violations
 from stopgate_server.domain import phones
 from stopgate_server.domain.numbers import HistoryEntry
+from stopgate_server.domain.request_ids import RequestId
 from stopgate_server.domain.shortcode_bindings import Binding
 from stopgate_server.turns import in_turns
-from stopgate_server.usecases.checks import Checks
+from stopgate_server.usecases.checks import CheckedBatch, Checks
 from stopgate_server.usecases.numbers import Numbers
 from stopgate_server.usecases.shortcode_bindings import ShortcodeBindings
 
@@ -54,42 +57,57 @@ class QuarantineCheckServicer(quarantine_check_pb2_grpc.QuarantineCheckServicer)
         violations.batch("phone_numbers", raw_numbers)
         violations.identifier("campaign_id", request.campaign_id, required=False)
         violations.region("default_region", request.default_region)
+        request_id = violations.request_id("request_id", request.request_id)
         violations.raise_if_any()
         assert sender is not None
 
         e164s = await _to_e164(raw_numbers, request.default_region)
-        checked = await self.checks.check_batch(
-            request.licence_id,
-            sender,
-            CATEGORY_OF[request.category],
-            e164s,
-            request.campaign_id,
-            caller.limited_to(),
-        )
-        decided = {
-            position: pb.CheckResult(
-                phone_number=raw_numbers[position],
-                e164=e164s[position] or "",
-                verdict=VERDICTS[decision.verdict],
-                reason=REASONS[decision.reason],
-                since=timestamp(decision.since),
-            )
-            for position, decision in checked.decisions.items()
-        }
-        totals = pb.CheckBatchResponse(
-            allowed_count=checked.allowed,
-            blocked_count=checked.blocked,
-            invalid_count=checked.invalid,
-            recorded_sends=checked.recorded_sends,
-        )
-        return wire.check_batch_response(raw_numbers, e164s, decided, totals)
 
-    async def RecordSends(self, request: pb.RecordSendsRequest, context: Any) -> pb.RecordSendsResponse:
+        def answer(checked: CheckedBatch) -> bytes:
+            decided = {
+                position: pb.CheckResult(
+                    phone_number=raw_numbers[position],
+                    e164=e164s[position] or "",
+                    verdict=VERDICTS[decision.verdict],
+                    reason=REASONS[decision.reason],
+                    since=timestamp(decision.since),
+                )
+                for position, decision in checked.decisions.items()
+            }
+            totals = pb.CheckBatchResponse(
+                allowed_count=checked.allowed,
+                blocked_count=checked.blocked,
+                invalid_count=checked.invalid,
+                recorded_sends=checked.recorded_sends,
+            )
+            return wire.check_batch_response(raw_numbers, e164s, decided, totals).payload
+
+        once = (  # a check without a campaign records nothing: it is answered afresh
+            _request_id(request, "CheckBatch", request_id) if request_id and request.campaign_id else None
+        )
+        return wire.EncodedResponse(
+            await self.checks.check_batch(
+                request.licence_id,
+                sender,
+                CATEGORY_OF[request.category],
+                e164s,
+                request.campaign_id,
+                answer,
+                once,
+                caller.limited_to(),
+            )
+        )
+
+    async def RecordSends(  # type: ignore[override]  # returns the response encoded, as it is stored
+        self, request: pb.RecordSendsRequest, context: Any
+    ) -> wire.EncodedResponse:
+        """Answered encoded: with a request id, the answer is stored encoded, and a repeat gets it so."""
         violations = Violations()
         violations.identifier("licence_id", request.licence_id)
         violations.identifier("campaign_id", request.campaign_id)
         sender = violations.sender("sender", request.sender, request.HasField("sender"))
         violations.region("default_region", request.default_region)
+        request_id = violations.request_id("request_id", request.request_id)
         now = datetime.now(UTC)
         sent_at = violations.time("sent_at", request.sent_at) if request.HasField("sent_at") else now
         if sent_at and not now - SENDS_ACCEPTED_LATE <= sent_at <= now + SENDS_ACCEPTED_EARLY:
@@ -98,10 +116,18 @@ class QuarantineCheckServicer(quarantine_check_pb2_grpc.QuarantineCheckServicer)
         violations.raise_if_any()
         assert sender is not None
         assert sent_at is not None  # an invalid one was named above
-        recorded = await self.checks.record_sends(
-            request.licence_id, request.campaign_id, sender, sent_at, e164s, caller.limited_to()
+        return wire.EncodedResponse(
+            await self.checks.record_sends(
+                request.licence_id,
+                request.campaign_id,
+                sender,
+                sent_at,
+                e164s,
+                lambda recorded: pb.RecordSendsResponse(recorded_count=recorded).SerializeToString(),
+                _request_id(request, "RecordSends", request_id) if request_id else None,
+                caller.limited_to(),
+            )
         )
-        return pb.RecordSendsResponse(recorded_count=recorded)
 
     async def GetNumberStatus(
         self, request: pb.GetNumberStatusRequest, context: Any
@@ -227,6 +253,17 @@ def _shortcode_binding(binding: Binding) -> pb.ShortcodeBinding:
         bound_at=timestamp(binding.bound_at),
         bound_by=binding.bound_by,
     )
+
+
+def _request_id(
+    request: pb.CheckBatchRequest | pb.RecordSendsRequest, method: str, request_id: uuid.UUID
+) -> RequestId:
+    """The request id of a request, with the request's fingerprint: SHA-256 of its deterministic
+    serialization (every field, those this server does not know included), the id first rewritten in its
+    canonical form, as ids are compared case-insensitively."""
+    request.request_id = str(request_id)
+    fingerprint = hashlib.sha256(request.SerializeToString(deterministic=True)).digest()
+    return RequestId(request.licence_id, method, request_id, fingerprint)
 
 
 async def _to_e164(raw_numbers: Sequence[str], region: str) -> list[str | None]:

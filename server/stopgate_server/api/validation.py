@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -21,6 +22,7 @@ MAX_PHONE_INPUT = 64
 MAX_ACTOR = 128
 MAX_REASON = 500
 _IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _SENDER_KINDS = {
     common_pb2.SENDER_TYPE_ALPHANUMERIC: SenderKind.ALPHANUMERIC,
     common_pb2.SENDER_TYPE_SHORTCODE: SenderKind.SHORTCODE,
@@ -48,6 +50,20 @@ class Violations:
                 self.add(field, "required")
         elif not _IDENTIFIER.fullmatch(value):
             self.add(field, "must be 1 to 64 letters, digits or ._:- starting with a letter or digit")
+
+    def request_id(self, field: str, value: str) -> uuid.UUID | None:
+        """An optional request id (AIP-155): a UUID in its 36-character form, any case, not the nil UUID;
+        None when empty or invalid."""
+        if not value:
+            return None
+        if not _UUID.fullmatch(value):
+            self.add(field, 'must be a UUID such as "0b6f5c3e-8f4e-4d7a-9c1b-2a3d4e5f6a7b" (36 characters)')
+            return None
+        request_id = uuid.UUID(value)
+        if request_id.int == 0:
+            self.add(field, "must not be the nil UUID: choose a random one for each request")
+            return None
+        return request_id
 
     def text(self, field: str, value: str, limit: int, *, required: bool = True) -> None:
         if not value.strip():

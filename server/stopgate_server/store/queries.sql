@@ -70,9 +70,20 @@ WHERE (e.phone IN (SELECT phone FROM claimed_quarantine)
 -- name: record_sends
 -- Records one send per phone of :phones (duplicates included) for licence :licence_id, campaign :campaign_id,
 -- sender :sender (reply shortcode :reply_shortcode for an alias, else '') at :sent_at, and moves the
--- campaign's counters in the same statement. Returns the number of sends recorded.
-WITH input AS (
+-- campaign's counters in the same statement. With a request id (:request_id not NULL), first inserts the
+-- id's row (method :method, the request's :fingerprint, the response :answer) and records nothing when the
+-- id has one already: a concurrent statement inserting the same id waits here until this one's transaction
+-- ends, then records nothing if it committed. Returns whether the id was claimed (true without an id) and
+-- the number of sends recorded.
+WITH claimed AS (
+    INSERT INTO send_requests (request_id, licence_id, method, fingerprint, answer)
+    SELECT :request_id::uuid, :licence_id, :method, :fingerprint::bytea, :answer::bytea
+    WHERE :request_id::uuid IS NOT NULL
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+), input AS (
     SELECT unnest(:phones::text[]) AS phone
+    WHERE :request_id::uuid IS NULL OR EXISTS (SELECT FROM claimed)
 ), inserted AS (
     INSERT INTO sends (phone, sent_at, licence_id, campaign_id, sender, reply_shortcode)
     SELECT phone, :sent_at, :licence_id, :campaign_id, :sender, :reply_shortcode FROM input
@@ -85,16 +96,37 @@ WITH input AS (
 ), counted AS (
     INSERT INTO campaign_counters AS c (licence_id, campaign_id, sent_count, unique_recipients,
                                         first_send_at, last_send_at)
-    VALUES (:licence_id, :campaign_id, (SELECT count(*) FROM inserted), (SELECT count(*) FROM new_recipients),
-            :sent_at, :sent_at)
+    SELECT :licence_id, :campaign_id, (SELECT count(*) FROM inserted), (SELECT count(*) FROM new_recipients),
+           :sent_at, :sent_at
+    WHERE EXISTS (SELECT FROM input)
     ON CONFLICT (licence_id, campaign_id) DO UPDATE SET
         sent_count = c.sent_count + excluded.sent_count,
         unique_recipients = c.unique_recipients + excluded.unique_recipients,
         first_send_at = least(c.first_send_at, excluded.first_send_at),
         last_send_at = greatest(c.last_send_at, excluded.last_send_at)
-    RETURNING sent_count
 )
-SELECT (SELECT count(*) FROM inserted) FROM counted;
+SELECT :request_id::uuid IS NULL OR EXISTS (SELECT FROM claimed) AS claimed,
+       (SELECT count(*) FROM inserted) AS recorded;
+
+-- name: send_request
+-- The request id :request_id of licence :licence_id and method :method, as recorded: the fingerprint of
+-- its request and the answer it was given.
+SELECT fingerprint, answer FROM send_requests
+WHERE request_id = :request_id AND licence_id = :licence_id AND method = :method;
+
+-- name: purge_send_requests
+-- Deletes up to :batch request ids recorded more than :retention ago, oldest first; returns how many.
+WITH expired AS (
+    SELECT request_id, licence_id, method FROM send_requests
+    WHERE created_at < now() - :retention::interval
+    ORDER BY created_at
+    LIMIT :batch
+), deleted AS (
+    DELETE FROM send_requests s USING expired e
+    WHERE s.request_id = e.request_id AND s.licence_id = e.licence_id AND s.method = e.method
+    RETURNING 1
+)
+SELECT count(*) FROM deleted;
 
 -- name: quarantine_numbers
 -- Manual quarantine of the distinct phones :phones in licence :licence_id by actor :actor for reason :reason:

@@ -10,20 +10,25 @@ Rules (DESIGN.md §1) applied here:
 - The numbers allowed by a check that names a campaign are recorded as its sends, before the answer.
 - **Shortcodes bound to licences**: a caller limited to licences checks and records only through a route
   bound to the request's licence (usecases/shortcode_bindings.py).
+- **Sends recorded once**: a request that records sends and carries a request id (AIP-155) is recorded once
+  with its answer; a repeat gets that first answer, and the id reused for another request is refused.
 Tests: tests/integration/test_quarantine_check.py, test_quarantine_model.py, test_alias_routes.py,
-test_shortcode_bindings.py.
+test_shortcode_bindings.py, test_request_ids.py.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import compress, count
+from typing import cast
 
+from stopgate_server.domain.request_ids import RequestId
 from stopgate_server.domain.senders import Sender, SenderKind
 from stopgate_server.domain.verdicts import CONFIRMATION_WINDOW, Category, Decision, Reason, Verdict, decide
+from stopgate_server.errors import RequestIdReused
 from stopgate_server.obs import metrics
 from stopgate_server.store.quarantine import QuarantineStore
 from stopgate_server.store.sends import SendsStore
@@ -55,10 +60,14 @@ class Checks:
         category: Category,
         e164s: Sequence[str | None],
         campaign_id: str,
+        answer: Callable[[CheckedBatch], bytes],
+        request: RequestId | None = None,
         limited_to: Collection[str] = (),
-    ) -> CheckedBatch:
+    ) -> bytes:
         """Decide each number (None: an invalid one); with a campaign, record the allowed ones as sends.
-        `limited_to`: the licences the caller is limited to (empty: any)."""
+        Return the answer, as `answer` writes it; with a campaign and a `request` id seen before, the first
+        answer given to that id instead (nothing is recorded again). `limited_to`: the licences the caller
+        is limited to (empty: any)."""
         self._require_bound_route(limited_to, licence_id, sender)
         all_valid = None not in e164s
         valid = e164s if all_valid else [e for e in e164s if e is not None]
@@ -94,19 +103,31 @@ class Checks:
         for (verdict, _), number in tally.items():
             verdicts[verdict] += number
 
-        recorded = 0
-        if campaign_id:
-            refused = {p for p, d in decisions.items() if d.verdict is not Verdict.ALLOW}
-            allowed = [e for p, e in enumerate(e164s) if p not in refused] if refused else e164s
-            recorded = await self.sends.record(
-                licence_id,
-                campaign_id,
-                sender,
-                datetime.now(UTC),
-                allowed,  # type: ignore[arg-type]
+        def checked(recorded: int) -> CheckedBatch:
+            return CheckedBatch(
+                decisions,
+                verdicts[Verdict.ALLOW],
+                verdicts[Verdict.BLOCK],
+                verdicts[Verdict.INVALID],
+                recorded,
             )
-        return CheckedBatch(
-            decisions, verdicts[Verdict.ALLOW], verdicts[Verdict.BLOCK], verdicts[Verdict.INVALID], recorded
+
+        if not campaign_id:
+            return answer(checked(0))
+        refused = {p for p, d in decisions.items() if d.verdict is not Verdict.ALLOW}
+        kept = [e for p, e in enumerate(e164s) if p not in refused] if refused else e164s
+        allowed = cast(Sequence[str], kept)  # the invalid numbers (None) are among the refused
+        now = datetime.now(UTC)
+        if request is None:
+            recorded = await self.sends.record(licence_id, campaign_id, sender, now, allowed)
+            assert recorded is not None  # only a request id can have been recorded before
+            return answer(checked(recorded))
+        # Stored with the sends, so written before them: it counts every allowed number as recorded.
+        first = answer(checked(len(allowed)))
+        return await self._once(
+            request,
+            first,
+            lambda: self.sends.record(licence_id, campaign_id, sender, now, allowed, request, first),
         )
 
     async def record_sends(
@@ -116,11 +137,44 @@ class Checks:
         sender: Sender,
         sent_at: datetime,
         phones: Sequence[str],
+        answer: Callable[[int], bytes],
+        request: RequestId | None = None,
         limited_to: Collection[str] = (),
-    ) -> int:
-        """Sends made without a check naming their campaign (or checked earlier)."""
+    ) -> bytes:
+        """Sends made without a check naming their campaign (or checked earlier). Return the answer, as
+        `answer` writes it for the number recorded; for a `request` id seen before, the first answer given
+        to that id instead (nothing is recorded again)."""
         self._require_bound_route(limited_to, licence_id, sender)
-        return await self.sends.record(licence_id, campaign_id, sender, sent_at, phones)
+        if request is None:
+            recorded = await self.sends.record(licence_id, campaign_id, sender, sent_at, phones)
+            assert recorded is not None  # only a request id can have been recorded before
+            return answer(recorded)
+        first = answer(len(phones))
+        return await self._once(
+            request,
+            first,
+            lambda: self.sends.record(licence_id, campaign_id, sender, sent_at, phones, request, first),
+        )
+
+    async def _once(
+        self, request: RequestId, answer: bytes, record: Callable[[], Awaitable[int | None]]
+    ) -> bytes:
+        """`answer` when `record` recorded the request under its id; else the answer first given to the id.
+
+        A copy of the request running concurrently records nothing and gets the first answer too: recording
+        waits for the first copy's statement to end. Copies of a CheckBatch decide before that wait, so each
+        claims free confirmations on its own (atomically: one at most gets each): one claimed by a copy
+        whose answer is not the one recorded first is used up unsent, a BLOCK (the safe side)."""
+        for _ in range(2):  # a second time only if the id expired in between (then it is recorded afresh)
+            if await record() is not None:
+                return answer
+            first = await self.sends.first_answer(request)
+            if first is None:
+                continue
+            if first.fingerprint != request.fingerprint:
+                raise RequestIdReused("request_id", request.method)
+            return first.answer
+        raise RuntimeError(f"request id {request.value} was purged twice while being recorded")
 
     def _require_bound_route(self, limited_to: Collection[str], licence_id: str, sender: Sender) -> None:
         """A caller limited to licences may send only through a shortcode bound to the licence: otherwise
