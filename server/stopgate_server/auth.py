@@ -162,13 +162,15 @@ class Authoriser:
     def __init__(self, registry: TokenRegistry | None) -> None:
         self.registry = registry
 
-    async def check(self, method: str, metadata: Iterable[tuple[str, Any]] | None, request: Any) -> None:
-        """Raise Unauthenticated or PermissionDenied unless the call may proceed. `request` is the
-        request message of a unary-request call (None for a request stream: no stopgate request stream
-        carries a licence_id)."""
+    async def check(
+        self, method: str, metadata: Iterable[tuple[str, Any]] | None, request: Any
+    ) -> TokenRecord | None:
+        """Raise Unauthenticated or PermissionDenied unless the call may proceed; the token that allowed
+        it (None for an open method, or without authentication). `request` is the request message of a
+        unary-request call (None for a request stream: no stopgate request stream carries a licence_id)."""
         role = role_for(method)
         if role is None or self.registry is None:
-            return
+            return None
         token = bearer_token(metadata)
         if token is None:
             raise Unauthenticated("missing token: send `authorization: Bearer <token>`")
@@ -178,7 +180,7 @@ class Authoriser:
         if role not in record.roles:
             raise PermissionDenied(f"token {record.name!r} lacks the role {role!r} that {method} needs")
         if not record.licences:
-            return
+            return record
         if method in _CROSS_LICENCE_METHODS:
             raise PermissionDenied(
                 f"{method} attributes STOPs across licences: it needs a token not limited to licences"
@@ -194,6 +196,7 @@ class Authoriser:
             raise PermissionDenied(
                 f"token {record.name!r} is limited to licences: an opt-in keyword can release other licences"
             )
+        return record
 
 
 async def offer_development_token(pool: asyncpg.Pool, data_dir: Path) -> None:

@@ -95,6 +95,13 @@ class DeadlineExceeded(ServiceError):
     reason = "DEADLINE_EXCEEDED"
 
 
+class Unavailable(ServiceError):
+    """The service cannot go on with this call now; the caller may retry (a stream: open a new one)."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+    reason = "UNAVAILABLE"
+
+
 class ResourceExhausted(ServiceError):
     """A limit was reached; the message names it."""
 
