@@ -37,6 +37,7 @@ from stopgate_server.config import Settings, parse_host_port
 from stopgate_server.domain import policies
 from stopgate_server.health import DatabaseHealth
 from stopgate_server.interceptor import CallInterceptor, Deadlines
+from stopgate_server.limits import Limits
 from stopgate_server.obs import metrics
 from stopgate_server.shutdown import InFlightCalls, StopSignals, StreamsEnding
 from stopgate_server.store.blocklist import BlocklistIndex
@@ -132,14 +133,16 @@ class Application:
                 CallInterceptor(
                     Authoriser(self.tokens),
                     Deadlines(self.settings.default_deadline_s, self.settings.max_deadline_s),
+                    # Counted there, for stopgate.v1 calls only: grpc's maximum_concurrent_rpcs would count
+                    # health and reflection streams too, and idle ones could take every slot.
+                    Limits.of(self.settings),
                     self.in_flight,
                 )
             ],
-            maximum_concurrent_rpcs=self.settings.max_concurrent_rpcs,
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.max_concurrent_streams", self.settings.max_streams_per_connection),
+                ("grpc.max_concurrent_streams", self.settings.http2_max_concurrent_streams),
                 # Clients may ping every 10 s (the client library pings every 30 s) to keep long ingest
                 # streams checked; gRPC's default policy would answer such pings with GOAWAY.
                 ("grpc.http2.min_ping_interval_without_data_ms", 10_000),

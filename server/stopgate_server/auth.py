@@ -173,14 +173,16 @@ class Authoriser:
     def __init__(self, registry: TokenRegistry | None) -> None:
         self.registry = registry
 
-    async def check(self, method: str, metadata: Iterable[tuple[str, Any]] | None, request: Any) -> None:
+    async def check(
+        self, method: str, metadata: Iterable[tuple[str, Any]] | None, request: Any
+    ) -> TokenRecord | None:
         """Raise Unauthenticated or PermissionDenied unless the call may proceed, and note for the call
-        the licences its token is limited to (stopgate_server.caller). `request` is the
-        request message of a unary-request call (None for a request stream: no stopgate request stream
-        carries a licence_id)."""
+        the licences its token is limited to (stopgate_server.caller); the token that allowed it (None for
+        an open method, or without authentication). `request` is the request message of a unary-request
+        call (None for a request stream: no stopgate request stream carries a licence_id)."""
         role = role_for(method)
         if role is None or self.registry is None:
-            return
+            return None
         token = bearer_token(metadata)
         if token is None:
             raise Unauthenticated("missing token: send `authorization: Bearer <token>`")
@@ -190,7 +192,7 @@ class Authoriser:
         if role not in record.roles:
             raise PermissionDenied(f"token {record.name!r} lacks the role {role!r} that {method} needs")
         if not record.licences:
-            return
+            return record
         if method in _UNLIMITED_TOKEN_METHODS:
             raise PermissionDenied(
                 f"{method} {_UNLIMITED_TOKEN_METHODS[method]}: it needs a token not limited to licences"
@@ -208,6 +210,7 @@ class Authoriser:
             )
         # Servicers hold the call to the shortcodes bound to these licences (stopgate_server.caller).
         caller.set_limited_to(record.licences)
+        return record
 
 
 async def offer_development_token(pool: asyncpg.Pool, data_dir: Path) -> None:

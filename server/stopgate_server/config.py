@@ -44,7 +44,10 @@ class Settings:
     default_deadline_s: float = 30.0
     max_deadline_s: float = 120.0
     max_concurrent_rpcs: int = 1000
-    max_streams_per_connection: int = 1000
+    max_open_streams_per_connection: int = 100
+    max_open_streams_per_token: int = 100
+    stream_idle_timeout_s: float = 60.0
+    http2_max_concurrent_streams: int = 1000
     index_reconcile_interval_s: float = 30.0
     worker_index: int | None = None  # set by the supervisor of `--workers N` on each worker it starts
     request_id_retention_s: float = 86400.0
@@ -130,6 +133,11 @@ def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
     return parse
 
 
+def variable(field: str) -> str:
+    """The environment variable of a setting, as messages name it: STOPGATE_ and the field in capitals."""
+    return "STOPGATE_" + field.upper()
+
+
 @dataclass(frozen=True)
 class Option:
     """One setting: its field in Settings, environment variable, parser and help text."""
@@ -141,7 +149,7 @@ class Option:
 
     @property
     def env(self) -> str:
-        return "STOPGATE_" + self.field.upper()
+        return variable(self.field)
 
     @property
     def flag(self) -> str:
@@ -196,12 +204,33 @@ SETTINGS = (
     Option(
         "max_concurrent_rpcs",
         _positive(int),
-        "calls a process runs at once; more are refused with RESOURCE_EXHAUSTED",
+        "stopgate.v1 calls a process runs at once (health and reflection are not counted); more are"
+        " refused with RESOURCE_EXHAUSTED",
     ),
     Option(
-        "max_streams_per_connection",
+        "max_open_streams_per_connection",
         _positive(int),
-        "concurrent calls on one HTTP/2 connection (more wait for a free stream)",
+        "streaming calls (StreamEvents, exports, health Watch, reflection) open at once on one connection;"
+        " more are refused with RESOURCE_EXHAUSTED",
+    ),
+    Option(
+        "max_open_streams_per_token",
+        _positive(int),
+        "streaming calls open at once with one token, over all its connections; more are refused with"
+        " RESOURCE_EXHAUSTED",
+    ),
+    Option(
+        "stream_idle_timeout_s",
+        _positive(float),
+        "seconds a stream may wait for the client's next request (UNAVAILABLE, STREAM_IDLE) or for the"
+        " client to read a response (DEADLINE_EXCEEDED, STREAM_NOT_READ) before it is ended; health"
+        " Watch is exempt",
+    ),
+    Option(
+        "http2_max_concurrent_streams",
+        _positive(int),
+        "HTTP/2 streams (calls of any kind) in flight on one connection; more wait in the client for a"
+        " free one",
     ),
     Option(
         "index_reconcile_interval_s",
@@ -228,6 +257,9 @@ SETTINGS = (
     ),
 )
 
+# Settings that were renamed: a deployment still setting one must not silently lose its value.
+RENAMED = {"max_streams_per_connection": "http2_max_concurrent_streams"}
+
 DATABASE_OPTIONS = ("database_url", "data_dir", "db_connect_timeout_s", "log_level")
 """The settings `stopgate migrate` takes (the rest only matter to a serving process)."""
 
@@ -253,6 +285,9 @@ def add_arguments(parser: argparse.ArgumentParser, fields: tuple[str, ...] | Non
 def load(flags: Mapping[str, str | None], environ: Mapping[str, str] | None = None) -> Settings:
     """Build Settings from defaults, the environment and flags (in rising priority), validating each."""
     environ = os.environ if environ is None else environ
+    for old, new in RENAMED.items():
+        if variable(old) in environ:
+            raise ConfigError(f"{variable(old)} was renamed {variable(new)}: set that instead")
     values: dict[str, Any] = {}
     for option in SETTINGS:
         flag_value = flags.get(option.field)

@@ -161,18 +161,19 @@ class DeadlineExceeded(ServiceError):
     reason = "DEADLINE_EXCEEDED"
 
 
+class Unavailable(ServiceError):
+    """The server cannot go on with this call now; the reason says why and the message what the caller
+    should do (retry; a stream: open a new one)."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+    reason = "UNAVAILABLE"
+
+
 class ResourceExhausted(ServiceError):
     """A limit was reached; the message names it."""
 
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
     reason = "LIMIT_EXCEEDED"
-
-
-class Unavailable(ServiceError):
-    """The server cannot take the call now; the reason says why and the message what the caller should do."""
-
-    code = grpc.StatusCode.UNAVAILABLE
-    reason = "UNAVAILABLE"
 
 
 def _classify(exc: BaseException) -> tuple[grpc.StatusCode, str, str]:

@@ -1,4 +1,5 @@
-"""The interceptor every RPC goes through: metrics, authorisation, and exceptions turned into statuses."""
+"""The interceptor every RPC goes through: metrics, limits, authorisation, idle streams ended, and exceptions
+turned into statuses."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import contextlib
 import inspect
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,11 +17,13 @@ from google.protobuf.message import DecodeError
 from grpc_status import rpc_status
 
 from stopgate_server.api.wire import EncodedResponse
-from stopgate_server.auth import Authoriser
+from stopgate_server.auth import PROTECTED_PREFIX, Authoriser
 from stopgate_server.errors import DeadlineExceeded, FieldViolation, InvalidArgument, status_for
+from stopgate_server.limits import Caps, IdleTimeout, Limits
 from stopgate_server.obs import metrics
 from stopgate_server.obs.logging import bind_call
 from stopgate_server.shutdown import InFlightCalls
+from stopgate_server.store.tokens import TokenRecord
 
 log = logging.getLogger(__name__)
 
@@ -33,18 +36,29 @@ class Deadlines:
     max_s: float
 
 
+# Streams that wait for the server by design, exempt from the idle timeout: a health Watch sends only when the
+# status changes. The per-connection cap still bounds how many a client holds.
+IDLE_BY_DESIGN = frozenset({"/grpc.health.v1.Health/Watch"})
+
 Continuation = Callable[[grpc.HandlerCallDetails], Awaitable["grpc.RpcMethodHandler[Any, Any] | None"]]
 
 
 class CallInterceptor(grpc.aio.ServerInterceptor):
-    """Counts and times every RPC (go-grpc-prometheus names), authorises it before the servicer runs, and
-    maps exceptions with errors.status_for. Running calls are tracked in `in_flight` (what a shutdown cut)."""
+    """Counts and times every RPC (go-grpc-prometheus names), holds it within the caps of `limits`,
+    authorises it before the servicer runs, ends idle streams, and maps exceptions with errors.status_for.
+    Running calls are tracked in `in_flight` (what a shutdown cut)."""
 
     def __init__(
-        self, authoriser: Authoriser, deadlines: Deadlines, in_flight: InFlightCalls | None = None
+        self,
+        authoriser: Authoriser,
+        deadlines: Deadlines,
+        limits: Limits,
+        in_flight: InFlightCalls | None = None,
     ) -> None:
         self.authoriser = authoriser
         self.deadlines = deadlines
+        self.limits = limits
+        self.caps = Caps(limits)  # shared by every call of the process
         self.in_flight = in_flight or InFlightCalls()
 
     async def intercept_service(
@@ -59,26 +73,33 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             service,
             method,
         )
-        call = _Call(labels, handler_call_details.method, self.authoriser, self.deadlines, self.in_flight)
-        return _wrap(handler, call)
+        full_name = handler_call_details.method
+        idle_s = None if full_name in IDLE_BY_DESIGN else self.limits.stream_idle_timeout_s
+        streaming = handler.request_streaming or handler.response_streaming
+        return _wrap(handler, _Call(labels, full_name, streaming, self, IdleTimeout(idle_s)))
 
 
 class _Call:
-    """What every call of one method goes through: metrics, authorisation, deadlines, status mapping."""
+    """What every call of one method goes through: metrics, limits, authorisation, deadlines, idle streams,
+    status mapping."""
 
     def __init__(
         self,
         labels: tuple[str, str, str],
         method: str,
-        authoriser: Authoriser,
-        deadlines: Deadlines,
-        in_flight: InFlightCalls,
+        streaming: bool,
+        interceptor: CallInterceptor,
+        idle: IdleTimeout,
     ) -> None:
         self.labels = labels
         self.method = method
-        self.authoriser = authoriser
-        self.deadlines = deadlines
-        self.in_flight = in_flight
+        self.streaming = streaming
+        self.counted = method.startswith(PROTECTED_PREFIX)  # health and reflection take no call slot
+        self.authoriser = interceptor.authoriser
+        self.deadlines = interceptor.deadlines
+        self.caps = interceptor.caps
+        self.in_flight = interceptor.in_flight
+        self.idle = idle
 
     @contextlib.asynccontextmanager
     async def bounded(self, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
@@ -104,8 +125,50 @@ class _Call:
                 raise DeadlineExceeded(f"the call ran past {origin}") from None
             raise
 
-    async def authorise(self, context: grpc.aio.ServicerContext[Any, Any], request: Any) -> None:
-        await self.authoriser.check(self.method, context.invocation_metadata(), request)
+    async def authorise(
+        self, context: grpc.aio.ServicerContext[Any, Any], request: Any
+    ) -> TokenRecord | None:
+        return await self.authoriser.check(self.method, context.invocation_metadata(), request)
+
+    @contextlib.contextmanager
+    def admitted(self, context: grpc.aio.ServicerContext[Any, Any]) -> Iterator[None]:
+        """Until the call ends, hold a slot among the stopgate calls running and, for a stream, one of its
+        connection's streams (context.peer() names the HTTP/2 connection: the client's address and port);
+        RESOURCE_EXHAUSTED when either is full. Taken before authorisation: callers without a token are
+        bounded too."""
+        with contextlib.ExitStack() as held:
+            if self.counted:
+                held.enter_context(self.caps.calls.held(Caps.SERVER, "the server"))
+            if self.streaming:
+                held.enter_context(self.caps.streams_per_connection.held(context.peer(), "this connection"))
+            yield
+
+    @contextlib.contextmanager
+    def opened(self, token: TokenRecord | None) -> Iterator[None]:
+        """Until a stream ends, hold one of its token's streams (RESOURCE_EXHAUSTED when they are all
+        taken) and count it open. Unary calls hold nothing here."""
+        if not self.streaming:
+            yield
+            return
+        with contextlib.ExitStack() as held:
+            if token is not None:
+                held.enter_context(self.caps.streams_per_token.held(token.token_id, f"token {token.name!r}"))
+            held.enter_context(metrics.OPEN_STREAMS.labels(*self.labels).track_inprogress())
+            yield
+
+    async def respond(self, result: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        """Write each response the servicer yields, ending the stream when the client reads none for the
+        idle timeout; the servicer's generator is closed at once however the stream ends, so that it lets
+        go of what it holds (a database connection). A servicer that writes with context.write itself (the
+        health Watch) is awaited as it is."""
+        if not inspect.isasyncgen(result):
+            await result
+            return
+        sent = metrics.MSG_SENT.labels(*self.labels)
+        async with contextlib.aclosing(result) as responses:
+            async for response in responses:
+                await self.idle.send(context.write(response))
+                sent.inc()
 
     @contextlib.asynccontextmanager
     async def observed(self, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
@@ -132,10 +195,17 @@ class _Call:
             metrics.HANDLED.labels(*self.labels, _final_code(context, cancelled).name).inc()
             metrics.HANDLING_SECONDS.labels(*self.labels).observe(time.perf_counter() - start)
 
-    async def count_received(self, requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
-        received = metrics.MSG_RECEIVED.labels(*self.labels)
-        async for request in requests:
-            received.inc()
+    async def received(self, requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        """The request messages, counted; the stream is ended when the next one does not come within the
+        idle timeout."""
+        counter = metrics.MSG_RECEIVED.labels(*self.labels)
+        iterator = aiter(requests)
+        while True:
+            try:
+                request = await self.idle.receive(anext(iterator))
+            except StopAsyncIteration:
+                return
+            counter.inc()
             yield accepted(request)
 
 
@@ -200,20 +270,19 @@ def _wrap(handler: grpc.RpcMethodHandler[Any, Any], call: _Call) -> grpc.RpcMeth
             else grpc.unary_stream_rpc_method_handler
         )
 
-        async def streaming(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+        # A coroutine writing with context.write, not a generator grpc would drive: the writes are bounded
+        # by the idle timeout, and the counts of the caps are released when the call ends, cancelled too.
+        async def streaming(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
             bind_call(call.method, context.invocation_metadata())
             if handler.request_streaming:
-                request = call.count_received(request)
-            sent = metrics.MSG_SENT.labels(*call.labels)
+                request = call.received(request)
             async with call.observed(context):
-                await call.authorise(context, None if handler.request_streaming else accepted(request))
-                result = behaviour(request, context)
-                if inspect.isasyncgen(result):
-                    async for response in result:
-                        sent.inc()
-                        yield response
-                else:  # a coroutine writing with context.write (the health Watch does)
-                    await result
+                with call.admitted(context):
+                    token = await call.authorise(
+                        context, None if handler.request_streaming else accepted(request)
+                    )
+                    with call.opened(token):
+                        await call.respond(behaviour(request, context), context)
 
         return factory(
             streaming,
@@ -231,10 +300,14 @@ def _wrap(handler: grpc.RpcMethodHandler[Any, Any], call: _Call) -> grpc.RpcMeth
     async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         bind_call(call.method, context.invocation_metadata())
         if handler.request_streaming:
-            request = call.count_received(request)
+            request = call.received(request)
         async with call.observed(context), call.bounded(context):
-            await call.authorise(context, None if handler.request_streaming else accepted(request))
-            return await behaviour(request, context)
+            with call.admitted(context):
+                token = await call.authorise(
+                    context, None if handler.request_streaming else accepted(request)
+                )
+                with call.opened(token):
+                    return await behaviour(request, context)
 
     return factory(
         unary,

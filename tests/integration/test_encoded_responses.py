@@ -11,7 +11,9 @@ import pytest
 from stopgate.v1 import common_pb2, quarantine_check_pb2, quarantine_check_pb2_grpc
 from stopgate_server.api import wire
 from stopgate_server.auth import Authoriser
+from stopgate_server.config import Settings
 from stopgate_server.interceptor import CallInterceptor, Deadlines
+from stopgate_server.limits import Limits
 
 
 class EncodingQuarantine(quarantine_check_pb2_grpc.QuarantineCheckServicer):
@@ -27,7 +29,9 @@ class EncodingQuarantine(quarantine_check_pb2_grpc.QuarantineCheckServicer):
 
 @pytest.fixture
 async def stub() -> AsyncIterator[quarantine_check_pb2_grpc.QuarantineCheckAsyncStub]:
-    server = grpc.aio.server(interceptors=[CallInterceptor(Authoriser(None), Deadlines(30, 120))])
+    server = grpc.aio.server(
+        interceptors=[CallInterceptor(Authoriser(None), Deadlines(30, 120), Limits.of(Settings()))]
+    )
     servicer = EncodingQuarantine()  # type: ignore[abstract]  # the other methods are the generated ones
     quarantine_check_pb2_grpc.add_QuarantineCheckServicer_to_server(servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")

@@ -136,6 +136,7 @@ async def test_calls_beyond_the_concurrency_limit_are_refused(started: Any, lock
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await stub.CheckBatch(check_request(ALICE), timeout=5)
     assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "STOPGATE_MAX_CONCURRENT_RPCS" in (refused.value.details() or "")
     await locked_quarantine()
     assert (await blocked).e164 == ALICE
 
@@ -147,7 +148,7 @@ async def test_calls_beyond_the_streams_of_a_connection_wait_for_a_free_one(
     # table. CheckBatch is answered from the block-list index without reading that table: on the second
     # connection at once; on the first only once the stream is free.
     application = Application(
-        dataclasses.replace(server_settings(database_url), max_streams_per_connection=1)
+        dataclasses.replace(server_settings(database_url), http2_max_concurrent_streams=1)
     )
     await application.start()
     async with contextlib.AsyncExitStack() as stack:

@@ -16,7 +16,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import REGISTRY
 from stopgate.v1 import reporting_pb2, reporting_pb2_grpc
 from stopgate_server.auth import Authoriser
+from stopgate_server.config import Settings
 from stopgate_server.interceptor import CallInterceptor, Deadlines
+from stopgate_server.limits import Limits
 from stopgate_server.obs.logging import JsonFormatter
 
 SERVICE = "grpc.health.v1.Health"
@@ -35,7 +37,9 @@ class FailingHealth(health_pb2_grpc.HealthServicer):  # type: ignore[misc]
 
 @pytest.fixture
 async def stub() -> AsyncIterator[Any]:
-    server = grpc.aio.server(interceptors=[CallInterceptor(Authoriser(None), Deadlines(30, 120))])
+    server = grpc.aio.server(
+        interceptors=[CallInterceptor(Authoriser(None), Deadlines(30, 120), Limits.of(Settings()))]
+    )
     health_pb2_grpc.add_HealthServicer_to_server(FailingHealth(), server)
     # The generated base class: every method raises NotImplementedError.
     reporting_pb2_grpc.add_ReportingServicer_to_server(reporting_pb2_grpc.ReportingServicer(), server)  # type: ignore[abstract]

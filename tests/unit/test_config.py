@@ -46,11 +46,20 @@ def test_empty_database_url_means_embedded() -> None:
         ({}, {"STOPGATE_DRAIN_DELAY_S": "-1"}, "STOPGATE_DRAIN_DELAY_S"),
         ({}, {"STOPGATE_WORKER_INDEX": "first"}, "STOPGATE_WORKER_INDEX"),
         ({}, {"STOPGATE_TLS_CERT_FILE": "/nonexistent/server.pem"}, "STOPGATE_TLS_CERT_FILE"),
+        ({}, {"STOPGATE_STREAM_IDLE_TIMEOUT_S": "0"}, "STOPGATE_STREAM_IDLE_TIMEOUT_S"),
     ],
 )
 def test_invalid_values_are_named(flags: dict[str, str], environ: dict[str, str], named: str) -> None:
     with pytest.raises(ConfigError, match=f"invalid {named}="):
         load(flags, environ=environ)
+
+
+def test_a_renamed_setting_is_refused_with_its_new_name() -> None:
+    # Silently ignoring it would drop the operator's value
+    with pytest.raises(ConfigError, match="STOPGATE_MAX_STREAMS_PER_CONNECTION was renamed STOPGATE_HTTP2_"):
+        load({}, environ={"STOPGATE_MAX_STREAMS_PER_CONNECTION": "200"})
+    settings = load({}, environ={"STOPGATE_HTTP2_MAX_CONCURRENT_STREAMS": "200"})
+    assert settings.http2_max_concurrent_streams == 200
 
 
 @pytest.mark.parametrize(

@@ -39,6 +39,22 @@ HANDLING_SECONDS = Histogram(
     GRPC_LABELS,
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+OPEN_STREAMS = Gauge(
+    "stopgate_open_streams",
+    "Streaming calls open now (admitted past the caps), health Watch and reflection included.",
+    GRPC_LABELS,
+)
+REFUSED_CALLS = Counter(
+    "stopgate_refused_calls_total",
+    "Calls refused with RESOURCE_EXHAUSTED by a cap, by the setting of that cap.",
+    ("setting",),
+)
+IDLE_STREAMS_ENDED = Counter(
+    "stopgate_idle_streams_ended_total",
+    "Streams ended after STOPGATE_STREAM_IDLE_TIMEOUT_S, by reason: STREAM_IDLE (no request came),"
+    " STREAM_NOT_READ (the client read no response).",
+    ("reason",),
+)
 DATABASE_UP = Gauge("stopgate_database_up", "1 while the last database health probe succeeded, else 0.")
 CHECKED_NUMBERS = Counter(
     "stopgate_checked_numbers_total",
