@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import itertools
 import json
@@ -205,34 +204,6 @@ async def test_pagination_returns_every_campaign_once_in_order(stubs: Stubs) -> 
     assert {r.campaign_id for r in windowed.reports} == {
         r.campaign_id for r in seen if r.first_send_at == seen[0].first_send_at
     }
-
-
-async def _export_sessions(db: asyncpg.Connection) -> int:
-    """Backends busy with an interactions export (running it, or holding its cursor open)."""
-    return int(
-        await db.fetchval(
-            "SELECT count(*) FROM pg_stat_activity"
-            " WHERE query LIKE '%FROM sends s%' AND state <> 'idle' AND pid <> pg_backend_pid()"
-        )
-    )
-
-
-async def test_a_cancelled_export_frees_its_connection(stubs: Stubs, db: asyncpg.Connection) -> None:
-    phones = [f"+3361{i:07d}" for i in range(5000)]
-    await stubs.send("big", phones, timedelta(hours=1))
-    call = stubs.reports.ExportInteractions(
-        pb.ExportInteractionsRequest(licence_id="acme", campaign_id="big")
-    )
-    first = await call.read()
-    assert len(first.interactions) == 1000
-    assert await _export_sessions(db) == 1  # its transaction and cursor are open
-    call.cancel()
-    for _ in range(100):
-        if await _export_sessions(db) == 0:
-            break
-        await asyncio.sleep(0.02)
-    assert await _export_sessions(db) == 0
-    assert len(await _export(stubs, "big")) == 5000
 
 
 async def test_quarantine_export_and_licence_summary(stubs: Stubs) -> None:

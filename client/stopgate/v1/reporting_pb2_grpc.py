@@ -85,16 +85,23 @@ class ReportingServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ExportInteractions(self, request, context):
-        """One row per send of a campaign, in send order, status SENT or STOPPED, streamed in chunks of up to
-        1,000 rows. STOPPED marks the one send a STOP was attributed to, even when the number was sent the
-        campaign twice at the same instant (listed twice in one request).
+        """One row per send of a campaign, in send order (sent_at, then phone number), status SENT or STOPPED,
+        streamed in chunks of up to 1,000 rows. STOPPED marks the one send a STOP was attributed to, even when
+        the number was sent the campaign twice at the same instant (listed twice in one request). Read in pages,
+        not in one snapshot: the export ends at the last send of the campaign when the call starts (sends stored
+        later that come after it are not included); every send present at the start and still present when the
+        export reaches it comes exactly once, in order; a send stored meanwhile before that end comes at most
+        once, in its place; a send's status is the one when its page is read.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ExportQuarantine(self, request, context):
-        """Every quarantined number of a licence, oldest first, streamed in chunks of up to 1,000 entries.
+        """Every quarantined number of a licence, oldest first (since, then phone number), streamed in chunks of
+        up to 1,000 entries. Read in pages as ExportInteractions is: the export ends at the newest entry when the
+        call starts; every entry present at the start and still present when the export reaches it comes
+        exactly once, in order; one added or released meanwhile before that end comes at most once.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

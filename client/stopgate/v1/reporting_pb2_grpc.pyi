@@ -43,12 +43,20 @@ class ReportingStub:
     ListCampaignReports: _grpc.UnaryUnaryMultiCallable[_reporting_pb2.ListCampaignReportsRequest, _reporting_pb2.ListCampaignReportsResponse]
     """A licence's campaign reports over a time range, paged."""
     ExportInteractions: _grpc.UnaryStreamMultiCallable[_reporting_pb2.ExportInteractionsRequest, _reporting_pb2.ExportInteractionsResponse]
-    """One row per send of a campaign, in send order, status SENT or STOPPED, streamed in chunks of up to
-    1,000 rows. STOPPED marks the one send a STOP was attributed to, even when the number was sent the
-    campaign twice at the same instant (listed twice in one request).
+    """One row per send of a campaign, in send order (sent_at, then phone number), status SENT or STOPPED,
+    streamed in chunks of up to 1,000 rows. STOPPED marks the one send a STOP was attributed to, even when
+    the number was sent the campaign twice at the same instant (listed twice in one request). Read in pages,
+    not in one snapshot: the export ends at the last send of the campaign when the call starts (sends stored
+    later that come after it are not included); every send present at the start and still present when the
+    export reaches it comes exactly once, in order; a send stored meanwhile before that end comes at most
+    once, in its place; a send's status is the one when its page is read.
     """
     ExportQuarantine: _grpc.UnaryStreamMultiCallable[_reporting_pb2.ExportQuarantineRequest, _reporting_pb2.ExportQuarantineResponse]
-    """Every quarantined number of a licence, oldest first, streamed in chunks of up to 1,000 entries."""
+    """Every quarantined number of a licence, oldest first (since, then phone number), streamed in chunks of
+    up to 1,000 entries. Read in pages as ExportInteractions is: the export ends at the newest entry when the
+    call starts; every entry present at the start and still present when the export reaches it comes
+    exactly once, in order; one added or released meanwhile before that end comes at most once.
+    """
     GetLicenceSummary: _grpc.UnaryUnaryMultiCallable[_reporting_pb2.GetLicenceSummaryRequest, _reporting_pb2.GetLicenceSummaryResponse]
     """Quarantine size, stops and opt-ins per day, and the campaigns with the highest unsubscribe rates."""
 
@@ -67,12 +75,20 @@ class ReportingAsyncStub(ReportingStub):
     ListCampaignReports: _aio.UnaryUnaryMultiCallable[_reporting_pb2.ListCampaignReportsRequest, _reporting_pb2.ListCampaignReportsResponse]  # type: ignore[assignment]
     """A licence's campaign reports over a time range, paged."""
     ExportInteractions: _aio.UnaryStreamMultiCallable[_reporting_pb2.ExportInteractionsRequest, _reporting_pb2.ExportInteractionsResponse]  # type: ignore[assignment]
-    """One row per send of a campaign, in send order, status SENT or STOPPED, streamed in chunks of up to
-    1,000 rows. STOPPED marks the one send a STOP was attributed to, even when the number was sent the
-    campaign twice at the same instant (listed twice in one request).
+    """One row per send of a campaign, in send order (sent_at, then phone number), status SENT or STOPPED,
+    streamed in chunks of up to 1,000 rows. STOPPED marks the one send a STOP was attributed to, even when
+    the number was sent the campaign twice at the same instant (listed twice in one request). Read in pages,
+    not in one snapshot: the export ends at the last send of the campaign when the call starts (sends stored
+    later that come after it are not included); every send present at the start and still present when the
+    export reaches it comes exactly once, in order; a send stored meanwhile before that end comes at most
+    once, in its place; a send's status is the one when its page is read.
     """
     ExportQuarantine: _aio.UnaryStreamMultiCallable[_reporting_pb2.ExportQuarantineRequest, _reporting_pb2.ExportQuarantineResponse]  # type: ignore[assignment]
-    """Every quarantined number of a licence, oldest first, streamed in chunks of up to 1,000 entries."""
+    """Every quarantined number of a licence, oldest first (since, then phone number), streamed in chunks of
+    up to 1,000 entries. Read in pages as ExportInteractions is: the export ends at the newest entry when the
+    call starts; every entry present at the start and still present when the export reaches it comes
+    exactly once, in order; one added or released meanwhile before that end comes at most once.
+    """
     GetLicenceSummary: _aio.UnaryUnaryMultiCallable[_reporting_pb2.GetLicenceSummaryRequest, _reporting_pb2.GetLicenceSummaryResponse]  # type: ignore[assignment]
     """Quarantine size, stops and opt-ins per day, and the campaigns with the highest unsubscribe rates."""
 
@@ -106,9 +122,13 @@ class ReportingServicer(metaclass=_abc_1.ABCMeta):
         request: _reporting_pb2.ExportInteractionsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_reporting_pb2.ExportInteractionsResponse], _abc.AsyncIterator[_reporting_pb2.ExportInteractionsResponse]]:
-        """One row per send of a campaign, in send order, status SENT or STOPPED, streamed in chunks of up to
-        1,000 rows. STOPPED marks the one send a STOP was attributed to, even when the number was sent the
-        campaign twice at the same instant (listed twice in one request).
+        """One row per send of a campaign, in send order (sent_at, then phone number), status SENT or STOPPED,
+        streamed in chunks of up to 1,000 rows. STOPPED marks the one send a STOP was attributed to, even when
+        the number was sent the campaign twice at the same instant (listed twice in one request). Read in pages,
+        not in one snapshot: the export ends at the last send of the campaign when the call starts (sends stored
+        later that come after it are not included); every send present at the start and still present when the
+        export reaches it comes exactly once, in order; a send stored meanwhile before that end comes at most
+        once, in its place; a send's status is the one when its page is read.
         """
 
     @_abc_1.abstractmethod
@@ -117,7 +137,11 @@ class ReportingServicer(metaclass=_abc_1.ABCMeta):
         request: _reporting_pb2.ExportQuarantineRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_reporting_pb2.ExportQuarantineResponse], _abc.AsyncIterator[_reporting_pb2.ExportQuarantineResponse]]:
-        """Every quarantined number of a licence, oldest first, streamed in chunks of up to 1,000 entries."""
+        """Every quarantined number of a licence, oldest first (since, then phone number), streamed in chunks of
+        up to 1,000 entries. Read in pages as ExportInteractions is: the export ends at the newest entry when the
+        call starts; every entry present at the start and still present when the export reaches it comes
+        exactly once, in order; one added or released meanwhile before that end comes at most once.
+        """
 
     @_abc_1.abstractmethod
     def GetLicenceSummary(

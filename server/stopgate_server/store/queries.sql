@@ -375,27 +375,57 @@ WHERE licence_id = :licence_id
 ORDER BY first_send_at DESC, campaign_id
 LIMIT :limit;
 
--- name: export_interactions
--- Every send of campaign (:licence_id, :campaign_id) in send order, with the STOP attributed to that very
--- send (its send_id), if any.
--- Times are epoch microseconds (cheaper to turn into protobuf Timestamps than datetimes).
-SELECT s.phone, s.sender, (extract(epoch FROM s.sent_at) * 1000000)::bigint AS sent_us,
-       (extract(epoch FROM stop.received_at) * 1000000)::bigint AS stopped_us, stop.source, stop.event_id
-FROM sends s
-LEFT JOIN (
-    SELECT DISTINCT ON (attributed_send_id) attributed_send_id, received_at, source, event_id
-    FROM inbound_events
-    WHERE licence_id = :licence_id AND campaign_id = :campaign_id AND intent = 'OPT_OUT'
-      AND outcome IN ('QUARANTINED', 'ALREADY_QUARANTINED')
-    ORDER BY attributed_send_id, received_at
-) stop ON stop.attributed_send_id = s.send_id
-WHERE s.licence_id = :licence_id AND s.campaign_id = :campaign_id
-ORDER BY s.sent_at, s.phone;
+-- name: export_interactions_end
+-- The last send of campaign (:licence_id, :campaign_id) in export order: where an export starting now ends.
+SELECT sent_at, phone, send_id FROM sends
+WHERE licence_id = :licence_id AND campaign_id = :campaign_id
+ORDER BY sent_at DESC, phone DESC, send_id DESC
+LIMIT 1;
 
--- name: export_quarantine
+-- name: export_interactions_page
+-- A page of the sends of campaign (:licence_id, :campaign_id) in export order (sent_at, phone, send_id):
+-- after the position (:after_sent_at, :after_phone, :after_send_id) (NULL: from the first), up to the end
+-- (:last_sent_at, :last_phone, :last_send_id), at most :limit. Times are epoch microseconds (cheaper to turn
+-- into protobuf Timestamps than datetimes). The NULL position becomes the lowest one by coalesce, not by an
+-- OR, so that the row comparison stays an index condition in the generic plans of prepared statements.
+SELECT phone, sender, (extract(epoch FROM sent_at) * 1000000)::bigint AS sent_us, send_id FROM sends
+WHERE licence_id = :licence_id AND campaign_id = :campaign_id
+  AND (sent_at, phone, send_id) > (coalesce(:after_sent_at::timestamptz, '-infinity'),
+                                   coalesce(:after_phone::text, ''),
+                                   coalesce(:after_send_id::bigint, -9223372036854775808))
+  AND (sent_at, phone, send_id) <= (:last_sent_at::timestamptz, :last_phone::text, :last_send_id::bigint)
+ORDER BY sent_at, phone, send_id
+LIMIT :limit;
+
+-- name: export_interactions_stops
+-- The STOPs of campaign (:licence_id, :campaign_id) attributed to its sends made within [:first_sent_at,
+-- :last_sent_at] (a page of the export): the first one of each send, keyed by the send's send_id. One range
+-- of inbound_events_by_campaign.
+SELECT DISTINCT ON (attributed_send_id) attributed_send_id,
+       (extract(epoch FROM received_at) * 1000000)::bigint AS stopped_us, source, event_id
+FROM inbound_events
+WHERE licence_id = :licence_id AND campaign_id = :campaign_id AND intent = 'OPT_OUT'
+  AND outcome IN ('QUARANTINED', 'ALREADY_QUARANTINED')
+  AND attributed_sent_at BETWEEN :first_sent_at AND :last_sent_at
+ORDER BY attributed_send_id, received_at;
+
+-- name: export_quarantine_end
+-- The last entry of licence :licence_id's quarantine in export order: where an export starting now ends.
+SELECT since, phone FROM quarantine
+WHERE licence_id = :licence_id
+ORDER BY since DESC, phone DESC
+LIMIT 1;
+
+-- name: export_quarantine_page
+-- A page of licence :licence_id's quarantine in export order (since, phone): after the position
+-- (:after_since, :after_phone) (NULL: from the first, as in export_interactions_page), up to the end
+-- (:last_since, :last_phone), at most :limit.
 SELECT phone, since, source, campaign_id, event_id FROM quarantine
 WHERE licence_id = :licence_id
-ORDER BY since, phone;
+  AND (since, phone) > (coalesce(:after_since::timestamptz, '-infinity'), coalesce(:after_phone::text, ''))
+  AND (since, phone) <= (:last_since::timestamptz, :last_phone::text)
+ORDER BY since, phone
+LIMIT :limit;
 
 -- name: licence_quarantine_size
 SELECT count(*) FROM quarantine WHERE licence_id = :licence_id;

@@ -18,7 +18,8 @@ CREATE TABLE quarantine (
     attribution       text        NOT NULL DEFAULT '',
     PRIMARY KEY (phone, licence_id)
 );
-CREATE INDEX quarantine_by_licence ON quarantine (licence_id, since);
+-- In the export's order (since, phone): a page of it is one index range.
+CREATE INDEX quarantine_by_licence ON quarantine (licence_id, since, phone);
 
 -- A number that sent STOP to a shortcode: nothing is sent to it from that shortcode, whatever the licence,
 -- until it opts in again there.
@@ -139,7 +140,10 @@ CREATE TABLE inbound_events (
     attributed_send_id bigint,
     PRIMARY KEY (phone, event_id)
 );
-CREATE INDEX inbound_events_by_campaign ON inbound_events (licence_id, campaign_id) WHERE intent = 'OPT_OUT';
+-- A campaign's STOPs by the time of the send they were attributed to: the interactions export finds those of a
+-- page of sends in one index range.
+CREATE INDEX inbound_events_by_campaign ON inbound_events (licence_id, campaign_id, attributed_sent_at)
+    WHERE intent = 'OPT_OUT';
 
 -- The events among (phones[i], event_ids[i]) stored before, with what was done with them: i (from 1) and
 -- the stored outcome. One primary-key probe per event, never a scan of inbound_events, whatever its

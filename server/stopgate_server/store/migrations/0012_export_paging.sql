@@ -1,0 +1,14 @@
+-- stopgate schema, version 12: the exports read a page per query, by keyset, and each page is one index
+-- range.
+
+-- The quarantine export reads a licence's entries in (since, phone) order from the last one read: with the
+-- phone in the index, a page is one index range even where thousands of entries share one `since` (a manual
+-- quarantine of many numbers at once). Every query by licence alone uses it as before.
+DROP INDEX quarantine_by_licence;
+CREATE INDEX quarantine_by_licence ON quarantine (licence_id, since, phone);
+
+-- The interactions export finds the STOPs attributed to a page of sends by the time of the send they were
+-- attributed to: one index range per page, instead of every STOP of the campaign on every page.
+DROP INDEX inbound_events_by_campaign;
+CREATE INDEX inbound_events_by_campaign ON inbound_events (licence_id, campaign_id, attributed_sent_at)
+    WHERE intent = 'OPT_OUT';
