@@ -48,19 +48,23 @@ def stop(number: int) -> InboundEvent:
 
 
 class Source:
-    """`count` STOP events, one number each, that sends SIGTERM to `server` when event `sigterm_at` is read
-    (so the server stops in the middle of the stream, whatever the speed of the machine)."""
+    """`count` STOP events, one number each, that sends SIGTERM to `server` at the first event from
+    `sigterm_at` on read once `acks` holds an ack (so the server stops in the middle of the stream, after
+    some events were acked, whatever the speed of the machine: a window of unacked batches is read ahead)."""
 
-    def __init__(self, count: int, server: ServerProcess, sigterm_at: int) -> None:
+    def __init__(self, count: int, server: ServerProcess, sigterm_at: int, acks: list[pb.EventAck]) -> None:
         self.count = count
         self.server = server
         self.sigterm_at = sigterm_at
+        self.acks = acks
         self.read = 0
 
     def __iter__(self) -> Iterator[InboundEvent]:
+        signalled = False
         for number in range(self.count):
-            if number == self.sigterm_at:
+            if not signalled and number >= self.sigterm_at and self.acks:
                 self.server.process.send_signal(signal.SIGTERM)
+                signalled = True
             self.read += 1
             yield stop(number)
 
@@ -89,7 +93,8 @@ async def test_stream_events_rides_out_a_restart_of_its_server(
     total = 50_000
     first = spawn_server("--database-url", database_url, env=QUICK_STOP)
     address = (await asyncio.to_thread(first.wait_for, "serving"))["grpc_addr"]
-    source = Source(total, first, sigterm_at=20_000)
+    acks: list[pb.EventAck] = []
+    source = Source(total, first, sigterm_at=20_000, acks=acks)
 
     async def restart() -> set[str]:
         """Once the first server has exited: what it stored, and a second one on the same address."""
@@ -101,7 +106,6 @@ async def test_stream_events_rides_out_a_restart_of_its_server(
 
     client = await connect(address, token=api_token)
     restarted = asyncio.create_task(restart())
-    acks: list[pb.EventAck] = []
     await stream_into(acks, client, source, batch_size=500)
     stored_by_the_first = await restarted
 
@@ -122,9 +126,9 @@ async def test_stream_events_gives_up_at_its_reconnect_deadline_and_counts_the_u
 ) -> None:
     server = spawn_server("--database-url", database_url, env=QUICK_STOP)
     address = (await asyncio.to_thread(server.wait_for, "serving"))["grpc_addr"]
-    source = Source(10_000, server, sigterm_at=2_000)  # and never started again
-    client = await connect(address, token=api_token, retry=FAST_RETRY)
     acks: list[pb.EventAck] = []
+    source = Source(10_000, server, sigterm_at=2_000, acks=acks)  # and never started again
+    client = await connect(address, token=api_token, retry=FAST_RETRY)
 
     started = time.monotonic()
     with pytest.raises(ReconnectDeadlineError) as gave_up:

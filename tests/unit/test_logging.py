@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
+from pathlib import Path
 
 import pytest
 from stopgate_server.obs.logging import JsonFormatter, redact
@@ -54,3 +56,19 @@ def test_log_lines_stay_json_with_large_counts_and_mask_phones_in_nested_fields(
     assert entry["entries"] == 10_000_000
     assert entry["seconds"] == 56.762
     assert entry["numbers"] == ["+********678", {"to": "*********123"}]
+
+
+def test_no_log_call_passes_a_field_that_log_records_reserve() -> None:
+    """`extra={"created": ...}` raises KeyError when the line is logged (at INFO in production, where tests
+    do not log): such a call would fail the request it belongs to."""
+    reserved = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+    server = Path(__file__).parents[2] / "server"
+    clashes = [
+        f"{path.relative_to(server)}: {key}"
+        for path in server.rglob("*.py")
+        for extra in re.findall(r"extra=\{([^}]*)\}", path.read_text())
+        for key in re.findall(r'"(\w+)":', extra)
+        if key in reserved
+    ]
+    assert clashes == []
+    assert "created" in reserved  # the check knows the names it guards

@@ -14,13 +14,16 @@ class BindingStore:
 
     async def bind(self, licence_id: str, shortcode: str, actor: str) -> tuple[Binding, bool]:
         """Bind unless bound already; return the binding as stored and whether it was added."""
-        row = await self.pool.fetchrow(
-            *QUERIES["bind_shortcode"].bind(licence_id=licence_id, shortcode=shortcode, actor=actor)
-        )
-        if row is None:  # added by a concurrent bind after this statement's snapshot: read it now
-            (binding,) = await self.find(licence_id, shortcode)
-            return binding, False
-        return _binding(row), bool(row["created"])
+        while True:  # another turn only if a concurrent bind and unbind of this very pair came in between
+            row = await self.pool.fetchrow(
+                *QUERIES["bind_shortcode"].bind(licence_id=licence_id, shortcode=shortcode, actor=actor)
+            )
+            if row is not None:
+                return _binding(row), bool(row["created"])
+            # Added by a concurrent bind after this statement's snapshot: read it now (unless unbound since).
+            found = await self.find(licence_id, shortcode)
+            if found:
+                return found[0], False
 
     async def unbind(self, licence_id: str, shortcode: str) -> bool:
         removed = await self.pool.fetchval(

@@ -37,7 +37,7 @@ class ShortcodeBindings:
         binding, created = await self.store.bind(licence_id, shortcode, actor)
         log.info(
             "shortcode bound",
-            extra={"licence_id": licence_id, "shortcode": shortcode, "actor": actor, "created": created},
+            extra={"licence_id": licence_id, "shortcode": shortcode, "actor": actor, "added": created},
         )
         await self.refresh()
         return binding, created
