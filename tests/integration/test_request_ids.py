@@ -163,18 +163,24 @@ async def test_a_retry_after_a_client_timeout_records_nothing_twice(
     assert await report(reporting) == (2, 2)
 
 
-async def test_a_repeated_check_gets_the_first_verdicts(
+async def test_a_repeated_check_gets_the_first_answer_but_never_a_stale_allow(
     stub: Any, reporting: Any, db: asyncpg.Connection
 ) -> None:
-    """Even though a number was quarantined in between: the repeat is the same request, already sent."""
+    """A number quarantined between the first answer and its repeat is BLOCK in the repeat (the one
+    difference from the first answer: never an ALLOW for a number that said STOP since); nothing is recorded
+    again, and recorded_sends is the first answer's."""
     request = check_request(str(uuid.uuid4()), [ALICE, BOB])
     first = await stub.CheckBatch(request, timeout=10)
+    assert first.allowed_count == 2
+    assert await stub.CheckBatch(request, timeout=10) == first  # nothing changed: the first answer as it was
     await stub.QuarantineNumbers(
         pb.QuarantineNumbersRequest(licence_id="acme", phone_numbers=[ALICE], actor="ops", reason="asked")
     )
     repeated = await stub.CheckBatch(request, timeout=10)
-    assert repeated == first
-    assert (repeated.allowed_count, repeated.recorded_sends) == (2, 2)
+    assert [pb.Verdict.Name(r.verdict) for r in repeated.results] == ["VERDICT_BLOCK", "VERDICT_ALLOW"]
+    assert repeated.results[0].reason == pb.CHECK_REASON_QUARANTINED
+    assert repeated.results[1] == first.results[1]
+    assert (repeated.allowed_count, repeated.blocked_count, repeated.recorded_sends) == (1, 1, 2)
     assert await sends(db) == 2
     fresh = await stub.CheckBatch(check_request(str(uuid.uuid4()), [ALICE, BOB]), timeout=10)
     assert (fresh.allowed_count, fresh.blocked_count, fresh.recorded_sends) == (1, 1, 1)

@@ -174,9 +174,10 @@ class CheckBatchRequest(_message.Message):
     """Makes a check with campaign_id safe to retry (AIP-155): a unique id the caller chooses for this request,
     a UUID in its 36-character form ("0b6f5c3e-8f4e-4d7a-9c1b-2a3d4e5f6a7b"; a random, version 4, one is
     recommended; not the nil UUID), compared case-insensitively. Optional. A retry with the same
-    request_id and the same request (every field equal) within 24 hours records nothing again and gets the
-    first answer: the same results, counts and recorded_sends, even if a number was quarantined meanwhile;
-    a retry while the first call still runs waits for it. The same request_id with a different request of
+    request_id and the same request (every field equal) within the server's retention (24 hours by
+    default) records nothing again and gets the first answer (results, counts, recorded_sends), except
+    that a number blocked since is BLOCK: never an ALLOW for a number that said STOP in between. A retry
+    while the first call still runs waits for it. The same request_id with a different request of
     the licence fails with ALREADY_EXISTS. A call that failed recorded nothing, and its retry does the
     work. Without campaign_id it is only validated: such a check records nothing and is answered afresh.
     """
@@ -312,8 +313,9 @@ class RecordSendsRequest(_message.Message):
     """Makes the call safe to retry (AIP-155): a unique id the caller chooses for this request, a UUID in its
     36-character form ("0b6f5c3e-8f4e-4d7a-9c1b-2a3d4e5f6a7b"; a random, version 4, one is recommended;
     not the nil UUID), compared case-insensitively. Optional: without one, a repeated call records the
-    sends again. A retry with the same request_id and the same request (every field equal) within 24 hours
-    records nothing again and gets the first answer; a retry while the first call still runs waits for
+    sends again. A retry with the same request_id and the same request (every field equal) within the
+    server's retention (24 hours by default) records nothing again and gets the first answer; a retry while
+    the first call still runs waits for
     it. The same request_id with a different request of the licence fails with ALREADY_EXISTS. A call that
     failed recorded nothing, and its retry does the work.
     """

@@ -28,12 +28,14 @@ from stopgate_server.domain import phones
 from stopgate_server.domain.numbers import HistoryEntry
 from stopgate_server.domain.request_ids import RequestId
 from stopgate_server.domain.shortcode_bindings import Binding
+from stopgate_server.domain.verdicts import Verdict
 from stopgate_server.turns import in_turns
 from stopgate_server.usecases.checks import CheckedBatch, Checks
 from stopgate_server.usecases.numbers import Numbers
 from stopgate_server.usecases.shortcode_bindings import ShortcodeBindings
 
 pb = quarantine_check_pb2
+ALLOW, BLOCK = VERDICTS[Verdict.ALLOW], VERDICTS[Verdict.BLOCK]
 SENDS_ACCEPTED_LATE = timedelta(days=31)
 SENDS_ACCEPTED_EARLY = timedelta(hours=1)
 NUMBERS_PER_CHUNK = 100  # converted between two looks at the clock (numbers in national format are slow)
@@ -63,7 +65,7 @@ class QuarantineCheckServicer(quarantine_check_pb2_grpc.QuarantineCheckServicer)
 
         e164s = await _to_e164(raw_numbers, request.default_region)
 
-        def answer(checked: CheckedBatch) -> bytes:
+        def answer(checked: CheckedBatch, first: bytes | None) -> bytes:
             decided = {
                 position: pb.CheckResult(
                     phone_number=raw_numbers[position],
@@ -74,6 +76,8 @@ class QuarantineCheckServicer(quarantine_check_pb2_grpc.QuarantineCheckServicer)
                 )
                 for position, decision in checked.decisions.items()
             }
+            if first is not None:
+                return _blocked_since(first, decided)
             totals = pb.CheckBatchResponse(
                 allowed_count=checked.allowed,
                 blocked_count=checked.blocked,
@@ -264,6 +268,19 @@ def _request_id(
     request.request_id = str(request_id)
     fingerprint = hashlib.sha256(request.SerializeToString(deterministic=True)).digest()
     return RequestId(request.licence_id, method, request_id, fingerprint)
+
+
+def _blocked_since(first: bytes, decided: dict[int, pb.CheckResult]) -> bytes:
+    """The answer a first copy of a CheckBatch got, with the numbers that are blocked now turned BLOCK: a
+    retry gets what was recorded (the same sends, recorded_sends unchanged), never an ALLOW for a number that
+    said STOP since."""
+    answer = pb.CheckBatchResponse.FromString(first)
+    for position, result in decided.items():
+        if result.verdict == BLOCK and answer.results[position].verdict == ALLOW:
+            answer.results[position].CopyFrom(result)
+            answer.allowed_count -= 1
+            answer.blocked_count += 1
+    return answer.SerializeToString()
 
 
 async def _to_e164(raw_numbers: Sequence[str], region: str) -> list[str | None]:

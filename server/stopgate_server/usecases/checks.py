@@ -60,14 +60,15 @@ class Checks:
         category: Category,
         e164s: Sequence[str | None],
         campaign_id: str,
-        answer: Callable[[CheckedBatch], bytes],
+        answer: Callable[[CheckedBatch, bytes | None], bytes],
         request: RequestId | None = None,
         limited_to: Collection[str] = (),
     ) -> bytes:
         """Decide each number (None: an invalid one); with a campaign, record the allowed ones as sends.
-        Return the answer, as `answer` writes it; with a campaign and a `request` id seen before, the first
-        answer given to that id instead (nothing is recorded again). `limited_to`: the licences the caller
-        is limited to (empty: any)."""
+        Return the answer, as `answer(checked, None)` writes it; with a campaign and a `request` id seen
+        before, nothing is recorded again and the answer is the first one given to that id, with the numbers
+        blocked now turned BLOCK (`answer(checked, first)`): never an ALLOW for a number that said STOP
+        since. `limited_to`: the licences the caller is limited to (empty: any)."""
         self._require_bound_route(limited_to, licence_id, sender)
         all_valid = None not in e164s
         valid = e164s if all_valid else [e for e in e164s if e is not None]
@@ -113,7 +114,7 @@ class Checks:
             )
 
         if not campaign_id:
-            return answer(checked(0))
+            return answer(checked(0), None)
         refused = {p for p, d in decisions.items() if d.verdict is not Verdict.ALLOW}
         kept = [e for p, e in enumerate(e164s) if p not in refused] if refused else e164s
         allowed = cast(Sequence[str], kept)  # the invalid numbers (None) are among the refused
@@ -121,14 +122,17 @@ class Checks:
         if request is None:
             recorded = await self.sends.record(licence_id, campaign_id, sender, now, allowed)
             assert recorded is not None  # only a request id can have been recorded before
-            return answer(checked(recorded))
+            return answer(checked(recorded), None)
         # Stored with the sends, so written before them: it counts every allowed number as recorded.
-        first = answer(checked(len(allowed)))
-        return await self._once(
+        ours = answer(checked(len(allowed)), None)
+        given = await self._once(
             request,
-            first,
-            lambda: self.sends.record(licence_id, campaign_id, sender, now, allowed, request, first),
+            ours,
+            lambda: self.sends.record(licence_id, campaign_id, sender, now, allowed, request, ours),
         )
+        if given is ours or not any(d.verdict is Verdict.BLOCK for d in decisions.values()):
+            return given
+        return answer(checked(len(allowed)), given)
 
     async def record_sends(
         self,
