@@ -202,10 +202,17 @@ def status_for(exc: BaseException) -> tuple[status_pb2.Status, bool]:
     metadata: dict[str, str] = {}
     unexpected = code == grpc.StatusCode.INTERNAL
     if unexpected:
-        metadata["reference"] = uuid.uuid4().hex[:12]
+        metadata["reference"] = _reference()
         message = f"{message} (reference {metadata['reference']})"
     info = error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN, metadata=metadata)
     return _status(code, message, [info]), unexpected
+
+
+def _reference() -> str:
+    """12 hexadecimal characters, at least one a letter: logs mask runs of digits as phone numbers, and a
+    reference must stay whole to be found there."""
+    reference = uuid.uuid4().hex[:12]
+    return reference if not reference.isdigit() else "e" + reference[1:]
 
 
 def _status(code: grpc.StatusCode, message: str, details: Iterable[Message]) -> status_pb2.Status:

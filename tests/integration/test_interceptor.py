@@ -92,7 +92,9 @@ async def test_the_reference_a_caller_gets_is_in_the_log_with_its_call(
 ) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.Check(
-            health_pb2.HealthCheckRequest(), metadata=(("x-request-id", "req-20261203-0001"),), timeout=5
+            health_pb2.HealthCheckRequest(),
+            metadata=(("x-request-id", "7c9e6679-7425-40de-944b-e07fc1f90ae7"),),
+            timeout=5,
         )
     reference = (caught.value.details() or "").rpartition("reference ")[2].rstrip(")")
     assert len(reference) == 12
@@ -100,8 +102,26 @@ async def test_the_reference_a_caller_gets_is_in_the_log_with_its_call(
     [entry] = [e for e in entries if e["msg"].startswith("unexpected error")]
     assert reference in entry["reply"]  # whole: not masked as if it were a phone number
     assert entry["method"] == "/grpc.health.v1.Health/Check"
-    assert entry["request_id"] == "req-20261203-0001"
+    assert entry["request_id"] == "7c9e6679-7425-40de-944b-e07fc1f90ae7"
     assert (entry["worker"], entry["pid"]) == (3, os.getpid())
+
+
+@pytest.mark.parametrize(
+    ("given", "logged"),
+    [("call:33612345678", "call:********678"), ("+33612345678", None), ("x" * 65, None)],
+)
+async def test_a_request_id_is_masked_like_any_text_or_replaced(
+    stub: Any, log_lines: io.StringIO, given: str, logged: str | None
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError):
+        await stub.Check(health_pb2.HealthCheckRequest(), metadata=(("x-request-id", given),), timeout=5)
+    [entry] = [json.loads(line) for line in log_lines.getvalue().splitlines() if "unexpected" in line]
+    assert "33612345678" not in log_lines.getvalue()
+    if logged is None:
+        assert len(entry["request_id"]) == 16
+        assert entry["request_id"] != given
+    else:
+        assert entry["request_id"] == logged
 
 
 async def test_calls_without_a_request_id_get_one_each(stub: Any, log_lines: io.StringIO) -> None:

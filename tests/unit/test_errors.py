@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import asyncpg
@@ -10,6 +11,7 @@ import pytest
 import stopgate_server
 from google.rpc import code_pb2, error_details_pb2
 from stopgate_server.errors import FieldViolation, InvalidArgument, ResourceExhausted, status_for
+from stopgate_server.obs.logging import redact
 
 
 def _info(status_details: list) -> error_details_pb2.ErrorInfo:  # type: ignore[type-arg]
@@ -95,3 +97,12 @@ def test_connection_errors_are_listed_in_one_place() -> None:
         if "asyncpg.InterfaceError" in path.read_text() or "asyncpg.InternalClientError" in path.read_text()
     ]
     assert listing == ["store/__init__.py"]
+
+
+def test_a_reference_always_holds_a_letter(monkeypatch: pytest.MonkeyPatch) -> None:
+    """All digits, the log would mask it as a phone number and the caller could not find it there."""
+    monkeypatch.setattr(uuid, "uuid4", lambda: uuid.UUID("12345678901234567890123456789012"))
+    status, _ = status_for(KeyError("boom"))
+    reference = _info(list(status.details)).metadata["reference"]
+    assert reference == "e23456789012"
+    assert redact(f"reference {reference}") == f"reference {reference}"

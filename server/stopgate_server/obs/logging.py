@@ -32,16 +32,19 @@ def redact(text: str) -> str:
 _RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
 
-MAX_REQUEST_ID = 64
 _call: ContextVar[dict[str, str] | None] = ContextVar("stopgate_call", default=None)
+
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
 def bind_call(method: str, metadata: Iterable[tuple[str, Any]] | None) -> None:
     """Mark every log line of the current call (its task) with its method and request id: the caller's
-    `x-request-id` metadata when it sent one (printable, at most 64 characters), a new one otherwise."""
+    `x-request-id` metadata when it sent one (1 to 64 letters, digits and `._:-`; redacted like any text, so
+    a phone number sent there is masked), a new one otherwise."""
     given = next((value for key, value in metadata or () if key == "x-request-id"), "")
-    valid = isinstance(given, str) and 0 < len(given) <= MAX_REQUEST_ID and given.isprintable()
-    _call.set({"method": method, "request_id": given if valid else uuid.uuid4().hex[:16]})
+    valid = isinstance(given, str) and _REQUEST_ID.fullmatch(given)
+    _call.set({"method": method, "request_id": redact(given) if valid else uuid.uuid4().hex[:16]})
 
 
 class JsonFormatter(logging.Formatter):
@@ -66,7 +69,7 @@ class JsonFormatter(logging.Formatter):
         entry.update((k, v) for k, v in vars(record).items() if k not in _RECORD_ATTRIBUTES)
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        # The call's fields are ours (a method name, an id that may look like digits): never masked.
+        # The call's fields were redacted when bound (a generated id is hexadecimal: kept whole).
         return json.dumps(_redacted(entry) | (_call.get() or {}), ensure_ascii=False)
 
 
