@@ -185,12 +185,12 @@ async def test_events_stored_before_0008_point_to_their_send(cluster: EmbeddedPo
     assert len({r["send_id"] for r in ids}) == 3
 
 
-async def test_licences_are_bound_to_the_shortcodes_their_sends_went_through(
+async def test_licences_are_bound_to_the_shortcodes_their_sends_and_replies_went_through(
     cluster: EmbeddedPostgres,
 ) -> None:
     """Version 11 binds shortcodes to licences; existing deployments keep working: every licence is bound to
-    each shortcode its recorded sends went through (sent from it, or from an alias replying to it), since
-    its first such send."""
+    each shortcode its recorded sends went through (sent from it, or from an alias replying to it) and each
+    one a STOP attributed to it was sent to, since the first of them."""
     connection = await asyncpg.connect(await _empty_database(cluster, "sends_before_0011"))
     first, later = datetime(2026, 1, 5, tzinfo=UTC), datetime(2026, 1, 9, tzinfo=UTC)
     try:
@@ -208,6 +208,15 @@ async def test_licences_are_bound_to_the_shortcodes_their_sends_went_through(
                 (later, "globex", "36180", ""),
             ],
         )
+        await connection.executemany(
+            "INSERT INTO inbound_events (phone, event_id, received_at, source, recipient, intent, outcome,"
+            " licence_id) VALUES ('+33612340001', $1, $2, 'SMS_REPLY', $3, 'OPT_OUT', 'QUARANTINED', $4)",
+            [
+                ("e1", later, "38100", "initech"),  # its sends are in a month dropped since
+                ("e2", first, "38100", None),  # not attributed: no licence to bind
+                ("e3", first, "ACME", "initech"),  # not a shortcode
+            ],
+        )
         await migrate(connection)
         rows = await connection.fetch(
             "SELECT licence_id, shortcode, bound_at, bound_by FROM shortcode_licences"
@@ -216,7 +225,8 @@ async def test_licences_are_bound_to_the_shortcodes_their_sends_went_through(
     finally:
         await connection.close()
     assert [(r["licence_id"], r["shortcode"], r["bound_at"], r["bound_by"]) for r in rows] == [
-        ("acme", "36180", first, "sends before bindings"),
-        ("acme", "60999", later, "sends before bindings"),
-        ("globex", "36180", later, "sends before bindings"),
+        ("acme", "36180", first, "use before bindings"),
+        ("acme", "60999", later, "use before bindings"),
+        ("globex", "36180", later, "use before bindings"),
+        ("initech", "38100", later, "use before bindings"),
     ]

@@ -59,6 +59,7 @@ async def migrate(connection: DbConnection, migrations: list[Migration] | None =
     migrations = load_migrations() if migrations is None else migrations
     async with connection.transaction():
         await connection.execute(*QUERIES["lock_migrations"].bind(lock_key=ADVISORY_LOCK_KEY))
+        await connection.execute(QUERIES["migrations_without_timeout"].sql)
         await connection.execute(QUERIES["create_schema_migrations"].sql)
         applied = {row["version"]: row for row in await connection.fetch(QUERIES["applied_migrations"].sql)}
         pending = []

@@ -13,6 +13,11 @@ SELECT stopgate_ensure_sends_partitions(
 -- Held until the migrating transaction ends: replicas starting together apply each migration once.
 SELECT pg_advisory_xact_lock(:lock_key);
 
+-- name: migrations_without_timeout
+-- A migration may scan or index a large table: the pool's statement_timeout (a few seconds, meant for calls)
+-- would cut it; this lifts it for the migrating transaction only.
+SET LOCAL statement_timeout = 0;
+
 -- name: create_schema_migrations
 CREATE TABLE IF NOT EXISTS schema_migrations (
     version    integer     PRIMARY KEY,

@@ -312,8 +312,8 @@ CREATE TABLE send_requests (
 CREATE INDEX send_requests_by_age ON send_requests (created_at);
 -- Shortcodes bound to the licences that use them: a token limited to licences sends through, and sees the
 -- stop list of, only the shortcodes bound to the request's licence. shortcode in ASCII digits; bound_by:
--- the actor of BindShortcode ('sends before bindings' for those found in the sends when the table was
--- made, bound_at then being the first such send).
+-- the actor of BindShortcode ('use before bindings' for those found in the sends and attributed inbound
+-- events when the table was made, bound_at then being the first of them).
 CREATE TABLE shortcode_licences (
     licence_id text        NOT NULL,
     shortcode  text        NOT NULL,

@@ -19,14 +19,20 @@ CREATE TABLE shortcode_licences_revision (
 INSERT INTO shortcode_licences_revision VALUES (0);
 
 -- Existing deployments keep working: every licence is bound to each shortcode its recorded sends went
--- through (sent from the shortcode, or from an alias whose reply shortcode it is), since its first such
--- send. Sends store a shortcode sender's address in ASCII digits (3 to 8 of them; aliases hold a letter,
--- longcodes 9 digits or more). One scan of the sends, once.
+-- through (sent from the shortcode, or from an alias whose reply shortcode it is), and each shortcode a STOP
+-- or reply attributed to it was sent to (its sends may be in a month dropped since), from the first of them.
+-- Sends store a shortcode sender's address in ASCII digits (3 to 8 of them; aliases hold a letter, longcodes
+-- 9 digits or more). One scan of the sends and of the inbound events, once.
 INSERT INTO shortcode_licences (licence_id, shortcode, bound_at, bound_by)
-SELECT licence_id, route, min(sent_at), 'sends before bindings'
+SELECT licence_id, route, min(since), 'use before bindings'
 FROM (
-    SELECT licence_id, sent_at, CASE WHEN sender ~ '^[0-9]{3,8}$' THEN sender ELSE reply_shortcode END AS route
+    SELECT licence_id, sent_at AS since,
+        CASE WHEN sender ~ '^[0-9]{3,8}$' THEN sender ELSE reply_shortcode END AS route
     FROM sends
+    UNION ALL
+    SELECT licence_id, received_at, recipient
+    FROM inbound_events
+    WHERE licence_id IS NOT NULL AND recipient ~ '^[0-9]{3,8}$'
 ) routed
 WHERE route <> ''
 GROUP BY licence_id, route;
