@@ -137,6 +137,7 @@ class Application:
                     # health and reflection streams too, and idle ones could take every slot.
                     Limits.of(self.settings),
                     self.in_flight,
+                    self.streams_ending,
                 )
             ],
             options=[

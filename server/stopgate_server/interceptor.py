@@ -22,7 +22,7 @@ from stopgate_server.errors import DeadlineExceeded, FieldViolation, InvalidArgu
 from stopgate_server.limits import Caps, IdleTimeout, Limits
 from stopgate_server.obs import metrics
 from stopgate_server.obs.logging import bind_call
-from stopgate_server.shutdown import InFlightCalls
+from stopgate_server.shutdown import InFlightCalls, StreamsEnding
 from stopgate_server.store.tokens import TokenRecord
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,8 @@ Continuation = Callable[[grpc.HandlerCallDetails], Awaitable["grpc.RpcMethodHand
 class CallInterceptor(grpc.aio.ServerInterceptor):
     """Counts and times every RPC (go-grpc-prometheus names), holds it within the caps of `limits`,
     authorises it before the servicer runs, ends idle streams, and maps exceptions with errors.status_for.
-    Running calls are tracked in `in_flight` (what a shutdown cut)."""
+    Running calls are tracked in `in_flight` (what a shutdown cut); streams that never end by themselves (the
+    health Watch) are ended when `streams_ending` begins."""
 
     def __init__(
         self,
@@ -54,12 +55,14 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         deadlines: Deadlines,
         limits: Limits,
         in_flight: InFlightCalls | None = None,
+        streams_ending: StreamsEnding | None = None,
     ) -> None:
         self.authoriser = authoriser
         self.deadlines = deadlines
         self.limits = limits
         self.caps = Caps(limits)  # shared by every call of the process
         self.in_flight = in_flight or InFlightCalls()
+        self.streams_ending = streams_ending or StreamsEnding()
 
     async def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
@@ -99,6 +102,7 @@ class _Call:
         self.deadlines = interceptor.deadlines
         self.caps = interceptor.caps
         self.in_flight = interceptor.in_flight
+        self.streams_ending = interceptor.streams_ending
         self.idle = idle
 
     @contextlib.asynccontextmanager
@@ -160,9 +164,9 @@ class _Call:
         """Write each response the servicer yields, ending the stream when the client reads none for the
         idle timeout; the servicer's generator is closed at once however the stream ends, so that it lets
         go of what it holds (a database connection). A servicer that writes with context.write itself (the
-        health Watch) is awaited as it is."""
+        health Watch, which never ends by itself) runs until it ends or the server's streams must end."""
         if not inspect.isasyncgen(result):
-            await result
+            await self.streams_ending.unless_ending(result)
             return
         sent = metrics.MSG_SENT.labels(*self.labels)
         async with contextlib.aclosing(result) as responses:

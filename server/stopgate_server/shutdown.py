@@ -10,7 +10,7 @@ import contextlib
 import itertools
 import signal
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -22,8 +22,8 @@ Request = TypeVar("Request")
 def shutting_down() -> Unavailable:
     """How a request stream ends on a stopping server (clients reconnect on UNAVAILABLE)."""
     return Unavailable(
-        "the server is shutting down: open the stream again (another server will answer) and resend what"
-        " was not acked",
+        "the server is shutting down: open the stream again (another server will answer); StreamEvents:"
+        " resend what was not acked",
         reason="SERVER_SHUTTING_DOWN",
     )
 
@@ -90,6 +90,25 @@ class StreamsEnding:
                 with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
                     await reading
         raise shutting_down()
+
+
+    async def unless_ending(self, stream: Awaitable[None]) -> None:
+        """Run a stream that only ends when its client goes (the health Watch, which has told its client
+        NOT_SERVING by then) until streams must end; then UNAVAILABLE, reason SERVER_SHUTTING_DOWN. Left
+        open, it would hold every shutdown for the whole grace period."""
+        running = asyncio.ensure_future(stream)
+        ending = asyncio.ensure_future(self._event.wait())
+        try:
+            await asyncio.wait((running, ending), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ending.cancel()
+            if not running.done():
+                running.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await running
+        if running.cancelled():
+            raise shutting_down()
+        running.result()
 
 
 class StopSignals:

@@ -163,6 +163,37 @@ async def test_sigterm_drains_not_serving_first_then_no_new_calls_then_the_grace
     assert not [e for e in server.log if e["msg"].startswith("shutdown grace ran out")]
 
 
+async def test_open_health_watches_are_ended_and_do_not_hold_the_shutdown(
+    database_url: str, spawn_server: SpawnServer
+) -> None:
+    """A health Watch never ends by itself (client-side health checking keeps one open): at shutdown it
+    is told NOT_SERVING, then ended with UNAVAILABLE / SERVER_SHUTTING_DOWN, and the server stops without
+    waiting for its grace period or reporting the watch as a cut call."""
+    server = spawn_server("--database-url", database_url, "--insecure-no-auth", "--shutdown-grace-s", "60")
+    address = (await asyncio.to_thread(server.wait_for, "serving"))["grpc_addr"]
+    async with grpc.aio.insecure_channel(address) as channel:
+        watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=""))
+        assert (await watch.read()).status == SERVING
+        server.process.send_signal(signal.SIGTERM)
+        seen = []
+
+        async def read_to_the_end() -> None:
+            while (reply := await watch.read()) is not grpc.aio.EOF:
+                seen.append(reply.status)
+
+        with pytest.raises(grpc.aio.AioRpcError) as ended:
+            await read_to_the_end()
+    assert ended.value.code() == grpc.StatusCode.UNAVAILABLE
+    info = error_details_pb2.ErrorInfo()
+    status = rpc_status.from_call(ended.value)
+    assert status is not None
+    assert any(detail.Unpack(info) for detail in status.details)
+    assert info.reason == "SERVER_SHUTTING_DOWN"
+    assert set(seen) <= {NOT_SERVING}
+    assert await asyncio.to_thread(server.process.wait, 30) == 0  # well within the 60 s grace
+    assert not [e for e in server.log if e["msg"].startswith("shutdown grace ran out")]
+
+
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_a_second_sigint_skips_the_drain_delay(
     database_url: str, spawn_server: SpawnServer, workers: str
