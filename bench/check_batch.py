@@ -8,7 +8,8 @@ For scale, a ceiling: a bare grpc.aio server in its own process that answers eac
 from an in-memory set, with no validation, no authentication and no database. For recording, the bound
 PostgreSQL sets: `record alone` runs stopgate's own statement (`record_sends`) for the allowed numbers of
 each batch straight from asyncpg (pool of 4, K in flight), without the server; no server records sends
-faster with this data model on this machine. Scenarios alternate for R rounds; medians are reported.
+faster with this data model on this machine. `stopgate+record+id` records with a new request id per call,
+as the Python client does (the id and the answer are stored with the sends). Scenarios alternate for R rounds; medians are reported.
 Everything runs on loopback and stops by itself.
 
     .venv/bin/python bench/check_batch.py                  # the sizes: 1M numbers, 100 licences
@@ -26,6 +27,7 @@ import statistics
 import subprocess
 import sys
 import time
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -126,7 +128,7 @@ async def drive(args: argparse.Namespace) -> dict[str, Any]:
             quarantine_check_pb2_grpc.QuarantineCheckStub(authorised_channel(args.address))
             for _ in range(args.channels)
         ]
-        campaign = f"bench-{os.getpid()}" if args.mode == "record" else ""
+        campaign = f"bench-{os.getpid()}" if args.mode in ("record", "record-id") else ""
         requests = {
             id(phones): quarantine_check_pb2.CheckBatchRequest(
                 licence_id=lic,
@@ -139,7 +141,11 @@ async def drive(args: argparse.Namespace) -> dict[str, Any]:
         }
 
         async def call(i: int, lic: str, phones: list[str]) -> None:
-            response = await stubs[i % len(stubs)].CheckBatch(requests[id(phones)], timeout=10)
+            request = requests[id(phones)]
+            if args.mode == "record-id":  # as the Python client sends them: a new request id per call
+                request = quarantine_check_pb2.CheckBatchRequest(request_id=str(uuid.uuid4()))
+                request.MergeFrom(requests[id(phones)])
+            response = await stubs[i % len(stubs)].CheckBatch(request, timeout=10)
             check_blocked(lic, phones, response.blocked_count)
 
     async def one(i: int) -> int:
@@ -312,6 +318,7 @@ def report(args: argparse.Namespace, dsn: str, address: str, ceiling_address: st
             "stopgate": ("grpc", address, HERE),
             "direct": ("direct", dsn, HERE),
             "stopgate+record": ("record", address, HERE),
+            "stopgate+record+id": ("record-id", address, HERE),
             "record alone": ("record-direct", dsn, HERE),
             "ceiling": ("grpc", ceiling_address, HERE),
         },
@@ -348,7 +355,7 @@ def main() -> int:
         "--profile", type=Path, help="first py-spy the server under one recording run, into this file"
     )
     parser.add_argument(
-        "--client", choices=["grpc", "record", "direct", "record-direct"], help=argparse.SUPPRESS
+        "--client", choices=["grpc", "record", "record-id", "direct", "record-direct"], help=argparse.SUPPRESS
     )
     parser.add_argument("--target", help=argparse.SUPPRESS)
     parser.add_argument("--serve-ceiling", action="store_true", help=argparse.SUPPRESS)
