@@ -9,8 +9,8 @@ from an in-memory set, with no validation, no authentication and no database. Fo
 PostgreSQL sets: `record alone` runs stopgate's own statement (`record_sends`) for the allowed numbers of
 each batch straight from asyncpg (pool of 4, K in flight), without the server; no server records sends
 faster with this data model on this machine. `stopgate+record+id` records with a new request id per call,
-as the Python client does (the id and the answer are stored with the sends). Scenarios alternate for R rounds; medians are reported.
-Everything runs on loopback and stops by itself.
+as the Python client does (the id and the answer are stored with the sends). Scenarios alternate for R
+rounds; medians are reported. Everything runs on loopback and stops by itself.
 
     .venv/bin/python bench/check_batch.py                  # the sizes: 1M numbers, 100 licences
     .venv/bin/python bench/check_batch.py --quarantined 100000 --seconds 3 --rounds 1   # a quick look
