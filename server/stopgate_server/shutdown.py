@@ -63,34 +63,36 @@ class StreamsEnding:
 
     def __init__(self) -> None:
         self._event = asyncio.Event()
+        self._reads: set[asyncio.Timeout] = set()  # of the streams waiting for their next request
 
     def begin(self) -> None:
         self._event.set()
+        now = asyncio.get_running_loop().time()
+        for read in self._reads:
+            read.reschedule(now)  # ends the wait at once
 
     async def requests(self, requests: AsyncIterator[Request]) -> AsyncIterator[Request]:
-        """The stream's requests until it must end; then UNAVAILABLE, reason SERVER_SHUTTING_DOWN. A request
-        already read is always handed over: the stream only ends while waiting for the next one."""
-        ending = asyncio.ensure_future(self._event.wait())
-        reading: asyncio.Future[Request] | None = None
-        try:
-            while not self._event.is_set():
-                reading = asyncio.ensure_future(anext(requests))
-                await asyncio.wait((reading, ending), return_when=asyncio.FIRST_COMPLETED)
-                if not reading.done():
-                    break
-                try:
-                    request = reading.result()
-                except StopAsyncIteration:
-                    return
-                yield request
-        finally:
-            ending.cancel()
-            if reading is not None and not reading.done():  # the stream ends, or its call was cancelled
-                reading.cancel()
-                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                    await reading
+        """The stream's requests until it must end; then UNAVAILABLE, reason SERVER_SHUTTING_DOWN. The stream
+        only ends while waiting for its next request: one handed over is always handled and acked (one
+        arriving just as the stream ends is not acked, so its client sends it again). Each wait is a timeout
+        without a deadline that `begin` expires: no task per request."""
+        iterator = aiter(requests)
+        while not self._event.is_set():
+            read = asyncio.timeout(None)
+            self._reads.add(read)
+            try:
+                async with read:
+                    request = await anext(iterator)
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                if not read.expired():
+                    raise
+                break
+            finally:
+                self._reads.discard(read)
+            yield request
         raise shutting_down()
-
 
     async def unless_ending(self, stream: Awaitable[None]) -> None:
         """Run a stream that only ends when its client goes (the health Watch, which has told its client
