@@ -3,6 +3,7 @@ turned into statuses."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import inspect
 import logging
@@ -17,9 +18,8 @@ from grpc_status import rpc_status
 
 from stopgate_server.api.wire import EncodedResponse
 from stopgate_server.auth import PROTECTED_PREFIX, Authoriser
-from stopgate_server.config import variable
 from stopgate_server.errors import DeadlineExceeded, FieldViolation, InvalidArgument, status_for
-from stopgate_server.limits import Caps, IdleTimeout, Limits, within
+from stopgate_server.limits import Caps, IdleTimeout, Limits
 from stopgate_server.obs import metrics
 from stopgate_server.obs.logging import bind_call
 from stopgate_server.shutdown import InFlightCalls, StreamsEnding
@@ -114,15 +114,20 @@ class _Call:
         if remaining is None:
             limit, origin = (
                 default,
-                f"the server's default deadline ({default} s, {variable('default_deadline_s')})",
+                f"the server's default deadline ({default} s, STOPGATE_DEFAULT_DEADLINE_S)",
             )
         elif remaining > maximum:
-            limit = maximum
-            origin = f"the server's maximum deadline ({maximum} s, {variable('max_deadline_s')})"
+            limit, origin = maximum, f"the server's maximum deadline ({maximum} s, STOPGATE_MAX_DEADLINE_S)"
         else:
             limit, origin = remaining, "the call's deadline"
-        async with within(limit, lambda: DeadlineExceeded(f"the call ran past {origin}")):
-            yield
+        timeout = asyncio.timeout(limit)
+        try:
+            async with timeout:
+                yield
+        except TimeoutError:
+            if timeout.expired():
+                raise DeadlineExceeded(f"the call ran past {origin}") from None
+            raise
 
     async def authorise(
         self, context: grpc.aio.ServicerContext[Any, Any], request: Any

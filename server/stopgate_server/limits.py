@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterator
+from collections.abc import Awaitable, Callable, Hashable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -131,26 +131,13 @@ class IdleTimeout:
     async def _bounded(self, step: Awaitable[T], expired: Callable[[float], ServiceError]) -> T:
         if self.seconds is None:
             return await step
-        seconds = self.seconds
-
-        def ended() -> ServiceError:
-            error = expired(seconds)
+        timeout = asyncio.timeout(self.seconds)
+        try:
+            async with timeout:
+                return await step
+        except TimeoutError:
+            if not timeout.expired():
+                raise
+            error = expired(self.seconds)
             metrics.IDLE_STREAMS_ENDED.labels(error.reason).inc()
-            return error
-
-        async with within(seconds, ended):
-            return await step
-
-
-@contextlib.asynccontextmanager
-async def within(seconds: float | None, expired: Callable[[], ServiceError]) -> AsyncIterator[None]:
-    """Run the block for at most `seconds` (None: no limit); past them, raise `expired()` instead of
-    TimeoutError. A TimeoutError of the block's own goes through as it is."""
-    timeout = asyncio.timeout(seconds)
-    try:
-        async with timeout:
-            yield
-    except TimeoutError:
-        if not timeout.expired():
-            raise
-        raise expired() from None
+            raise error from None
