@@ -97,6 +97,7 @@ def stopgate_server(
     try:
         assert server.stdout is not None
         address, deadline, seen, metrics, serving_after_s = "", started + 300, 0, [], 0.0
+        ready: dict[str, Any] = {}
         for line in server.stdout:
             entry = json.loads(line) if line.startswith("{") else {"msg": line}
             if entry["msg"] == "serving":
@@ -105,14 +106,15 @@ def stopgate_server(
                 serving_after_s = time.monotonic() - started
                 if on_serving is not None:
                     on_serving(address)
-            seen += entry["msg"] == ready_message
+            if entry["msg"] == ready_message:  # kept: the "serving" line may come after it
+                seen, ready = seen + 1, entry
             if seen == workers and len(metrics) == workers:
                 break
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the server did not log {ready_message!r} in time")
         else:
             raise RuntimeError("the server exited before it was ready")
-        yield Server(address, entry, server.pid, metrics, serving_after_s, time.monotonic() - started)
+        yield Server(address, ready, server.pid, metrics, serving_after_s, time.monotonic() - started)
     finally:
         terminate(server)
 
