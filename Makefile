@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 
 .PHONY: install run test lint proto classifier-report bench clean
 
-PIP := $(BIN)/pip --disable-pip-version-check --no-input --progress-bar off
+PIP := $(BIN)/pip --disable-pip-version-check --no-input
 PIP_FAILED := { echo "make: pip could not install into $(VENV) (its error is above): check the network or \
 PIP_INDEX_URL, then run make again" >&2; exit 1; }
 
