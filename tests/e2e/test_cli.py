@@ -13,7 +13,6 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from processes import STOPGATE, SpawnServer, process_gone
 from stopgate.v1.stop_ingest_pb2 import ClassifyTextRequest
 from stopgate.v1.stop_ingest_pb2_grpc import StopIngestStub
-from stopgate_server.store.embedded import EmbeddedPostgresError, find_bindir
 
 
 @pytest.fixture
@@ -104,12 +103,6 @@ def test_missing_postgresql_binaries_give_one_clear_error(data_dir: Path) -> Non
     )
     assert result.returncode == 1
     assert "holds no initdb and pg_ctl" in result.stderr
-
-
-def test_no_binaries_anywhere_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("STOPGATE_PG_BINDIR", raising=False)
-    with pytest.raises(EmbeddedPostgresError, match=r"install PostgreSQL .* or set STOPGATE_DATABASE_URL"):
-        find_bindir(candidates=[])
 
 
 def test_migrate_command_on_a_current_database(database_url: str) -> None:

@@ -50,14 +50,21 @@ def test_make_run_serves_a_check_and_stops_on_sigterm(reachable_tmp: Path) -> No
     )
     try:
         assert make.stdout is not None
-        output = []
+        output, log = [], {}
         for line in make.stdout:  # bounded: the server logs "serving" or exits, and stdout ends
             output.append(line)
-            if line.startswith("{") and json.loads(line)["msg"] == "serving":
-                address = json.loads(line)["grpc_addr"]
-                break
+            if line.startswith("{"):
+                entry = json.loads(line)
+                log[entry["msg"]] = entry
+                if entry["msg"] == "serving":
+                    break
         else:
             raise AssertionError(f"make run ended without serving: {''.join(output)}")
+        address = log["serving"]["grpc_addr"]
+        binaries = Path(log["embedded PostgreSQL started"]["binaries"])  # says which PostgreSQL it runs
+        assert (binaries / "postgres").is_file()
+        if "STOPGATE_PG_BINDIR" in os.environ:
+            assert binaries == Path(os.environ["STOPGATE_PG_BINDIR"])
         postmaster = int((data_dir / "pg" / "data" / "postmaster.pid").read_text().split("\n", 1)[0])
         token = (data_dir / "dev-token").read_text().strip()
 

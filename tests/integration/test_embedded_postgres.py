@@ -4,6 +4,7 @@ cluster on them, as root (through the `postgres` system user) and as an ordinary
 from __future__ import annotations
 
 import asyncio
+import glob
 import os
 import pwd
 import re
@@ -50,8 +51,8 @@ def machine_without_postgresql(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     def which_postgresql_in_path_only(name: str) -> str | None:
         return which(name, path=str(path)) if name in ("pg_config", "initdb") else which(name)
 
-    monkeypatch.setattr(embedded.shutil, "which", which_postgresql_in_path_only)
-    monkeypatch.setattr(embedded.glob, "glob", lambda pattern: [])
+    monkeypatch.setattr(shutil, "which", which_postgresql_in_path_only)
+    monkeypatch.setattr(glob, "glob", lambda pattern: [])  # no /usr/lib/postgresql/*/bin
     return path
 
 

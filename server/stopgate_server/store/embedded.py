@@ -143,7 +143,10 @@ class EmbeddedPostgres:
                 f" -c max_connections={self.max_connections}",
             )
             self.started_here = True
-            log.info("embedded PostgreSQL started", extra={"data_dir": str(self.data_dir)})
+            log.info(
+                "embedded PostgreSQL started",
+                extra={"data_dir": str(self.data_dir), "binaries": str(self.bindir)},
+            )
         self._create_database()
         return self.dsn
 
