@@ -243,6 +243,35 @@ def _export(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
+def _changes(client: Client, args: argparse.Namespace) -> int:
+    """Follow the change feed until interrupted; say on exit where to resume."""
+    cursor = args.after
+    try:
+        for response in client.watch_blocklist_changes(
+            args.after, start=args.start, licence_ids=args.licence
+        ):
+            for change in response.changes:
+                if args.json:
+                    print(json.dumps(_as_dict(change)), flush=True)
+                else:
+                    kind = reporting_pb2.BlocklistChangeKind.Name(change.kind)
+                    print(
+                        f"{change.cursor}\t{kind.removeprefix('BLOCKLIST_CHANGE_KIND_')}"
+                        f"\t{change.licence_id or change.shortcode}\t{change.phone_number}"
+                        f"\t{_when(change.changed_at)}\t{change.campaign_id}\t{change.event_id}".rstrip(),
+                        flush=True,
+                    )
+            cursor = response.cursor
+            if args.max_changes and response.changes:
+                args.max_changes -= len(response.changes)
+                if args.max_changes <= 0:
+                    break
+    finally:
+        if cursor:
+            print(f"stopgate-cli: resume with --after {cursor}", file=sys.stderr)
+    return 0
+
+
 def _import_stops(client: Client, args: argparse.Namespace) -> int:
     """Stream an operator's stop list through StopIngest. Each row's event_id is the file's `event_id`
     column or a hash of the row, so importing the same file again changes nothing (DUPLICATE)."""
@@ -588,6 +617,16 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("licence")
     sub.add_argument("campaign", nargs="?", help="the campaign (interactions only)")
     sub.add_argument("--output", "-o", help="file to write (default: standard output)")
+
+    sub = command(
+        "changes", _changes, "follow every change of the block lists (JSON lines with --json) until Ctrl-C"
+    )
+    sub.add_argument("--after", default="", metavar="CURSOR", help="resume after this cursor")
+    sub.add_argument(
+        "--start", choices=("now", "oldest"), default="now", help="without --after: now, or the oldest kept"
+    )
+    sub.add_argument("--licence", action="append", default=[], help="only this licence's (repeatable)")
+    sub.add_argument("--max-changes", type=int, default=0, help="stop after about this many changes")
 
     sub = command("import-stops", _import_stops, "stream an operator's stop list (CSV) through StopIngest")
     sub.add_argument("file", help="CSV with a header; columns: " + ", ".join(IMPORT_COLUMNS))

@@ -15,13 +15,13 @@ import time
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Iterable, Iterator, Mapping
 from datetime import datetime
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from stopgate import events as _events
-from stopgate.errors import from_rpc_error
+from stopgate.errors import StopgateError, from_rpc_error
 from stopgate.retry import RetryConfig
 from stopgate.v1 import (
     common_pb2,
@@ -579,6 +579,53 @@ class AsyncClient:
             for entry in response.entries:
                 yield entry
 
+    async def watch_blocklist_changes(
+        self,
+        after_cursor: str = "",
+        *,
+        start: Literal["now", "oldest"] = "now",
+        licence_ids: Iterable[str] = (),
+        reconnect_deadline_s: float = 60.0,
+        metadata: Metadata = (),
+    ) -> AsyncIterator[reporting_pb2.WatchBlocklistChangesResponse]:
+        """Every change of the block lists after `after_cursor` (empty: from `start`, "now" or "oldest"),
+        of `licence_ids` only if given, for as long as the caller iterates.
+
+        Yields the server's responses: up to 1,000 changes each, in commit order, or none (a heartbeat
+        every 15 s while nothing changes). Record `response.cursor` once you have applied a response's
+        changes (or a change's `cursor` after each change), and pass it as `after_cursor` next time: nothing
+        after it is missed. When the stream fails with UNAVAILABLE (a server restarting or shutting down) or
+        loses its connection, or the server ends it because the caller did not read for a while, the client
+        opens it again after the last response yielded, with the backoffs of `retry`; so a change may come
+        twice (the same `change_id`). It gives up when `reconnect_deadline_s` pass with no response since
+        the first failure, raising that failure. Other statuses fail at once (FAILED_PRECONDITION,
+        reason CURSOR_EXPIRED: the cursor is older than the feed's retention).
+        """
+        cursor, licences = after_cursor, list(licence_ids)
+        outage_ends_at: float | None = None
+        backoffs = self.retry.reconnect_backoffs()
+        loop = asyncio.get_running_loop()
+        while True:
+            request = reporting_pb2.WatchBlocklistChangesRequest(
+                after_cursor=cursor, start=_FEED_STARTS[start], licence_ids=licences
+            )
+            try:
+                async for response in self._server_stream(
+                    self._reporting.WatchBlocklistChanges, request, None, metadata
+                ):
+                    cursor, outage_ends_at = response.cursor, None
+                    backoffs = self.retry.reconnect_backoffs()
+                    yield response
+            except StopgateError as failure:
+                if not _resumable(failure):
+                    raise
+                outage_ends_at = outage_ends_at or loop.time() + reconnect_deadline_s
+                if loop.time() >= outage_ends_at:
+                    raise
+                await asyncio.sleep(min(next(backoffs), max(0.0, outage_ends_at - loop.time())))
+            else:
+                return  # the server ended the stream without an error: it does not, but then so do we
+
     async def get_licence_summary(
         self,
         licence_id: str,
@@ -647,6 +694,17 @@ class AsyncClient:
             raise from_rpc_error(error) from error
         finally:
             call.cancel()
+
+
+_FEED_STARTS = {"now": reporting_pb2.FEED_START_NOW, "oldest": reporting_pb2.FEED_START_OLDEST}
+
+
+def _resumable(failure: StopgateError) -> bool:
+    """Whether a change feed is opened again after this failure: the server or the connection went away,
+    or the server ended a stream its caller did not read (STREAM_NOT_READ)."""
+    if failure.code == grpc.StatusCode.UNAVAILABLE:
+        return True
+    return failure.code == grpc.StatusCode.DEADLINE_EXCEEDED and failure.reason == "STREAM_NOT_READ"
 
 
 def _request_ids(request_id: str, requests: int) -> list[str]:
@@ -781,6 +839,7 @@ class Client:
     export_interactions = _blocking_iterator(AsyncClient.export_interactions)
     export_quarantine = _blocking_iterator(AsyncClient.export_quarantine)
     get_licence_summary = _blocking(AsyncClient.get_licence_summary)
+    watch_blocklist_changes = _blocking_iterator(AsyncClient.watch_blocklist_changes)
 
 
 async def _make_async_client(target: str, options: dict[str, Any]) -> AsyncClient:

@@ -41,6 +41,7 @@ from stopgate_server.limits import Limits
 from stopgate_server.obs import metrics
 from stopgate_server.shutdown import InFlightCalls, StopSignals, StreamsEnding
 from stopgate_server.store.blocklist import BlocklistIndex
+from stopgate_server.store.change_feed import ChangeFeedStore
 from stopgate_server.store.database import ensure_sends_partitions, open_pool, prepare_schema
 from stopgate_server.store.embedded import EmbeddedPostgres
 from stopgate_server.store.ingest import IngestStore
@@ -49,6 +50,7 @@ from stopgate_server.store.quarantine import QuarantineStore
 from stopgate_server.store.reporting import ReportingStore
 from stopgate_server.store.sends import SendsStore, purge_request_ids
 from stopgate_server.store.shortcode_bindings import BindingStore
+from stopgate_server.usecases.change_feed import ChangeFeed
 from stopgate_server.usecases.checks import Checks
 from stopgate_server.usecases.ingest import Ingest
 from stopgate_server.usecases.keywords import CustomKeywords
@@ -101,6 +103,7 @@ class Application:
         self.index: BlocklistIndex | None = None
         self.custom_keywords: CustomKeywords | None = None
         self.shortcode_bindings: ShortcodeBindings | None = None
+        self.change_feed: ChangeFeed | None = None
         self.tokens: TokenRegistry | None = None
         self.grpc_port = 0
         self.in_flight = InFlightCalls()
@@ -165,6 +168,7 @@ class Application:
         await self.custom_keywords.refresh()
         bindings = self.shortcode_bindings = ShortcodeBindings(BindingStore(self.pool))
         await bindings.refresh()
+        feed = self.change_feed = ChangeFeed(ChangeFeedStore(self.pool), self.streams_ending)
         servicers = (
             QuarantineCheckServicer(
                 Checks(quarantine, SendsStore(self.pool), bindings), Numbers(quarantine, bindings), bindings
@@ -175,7 +179,7 @@ class Application:
                 self.streams_ending,
             ),
             MessageComplianceServicer(policy_table, self.settings.max_message_parts),
-            ReportingServicer(Reports(ReportingStore(self.pool))),
+            ReportingServicer(Reports(ReportingStore(self.pool)), feed),
         )
         for (_, add_to_server), servicer in zip(SERVICES, servicers, strict=True):
             add_to_server(servicer, self.server)
@@ -212,6 +216,7 @@ class Application:
             asyncio.create_task(metrics.watch_event_loop(), name="event-loop-lag"),
             asyncio.create_task(self.custom_keywords.follow(), name="custom-keywords"),
             asyncio.create_task(bindings.follow(), name="shortcode-bindings"),
+            asyncio.create_task(feed.tick_forever(), name="change-feed-ticker"),
         ]
         log.info(
             "serving",
@@ -291,14 +296,17 @@ class Application:
                 log.exception("maintenance failed; retrying in the next round")
 
     async def maintain_once(self) -> None:
-        """Send partitions ahead of time; request ids past their retention deleted."""
+        """Send partitions ahead of time; request ids and the change feed's changes past their retention
+        deleted."""
         assert self.pool is not None
+        assert self.change_feed is not None
         async with self.pool.acquire() as connection:
             await ensure_sends_partitions(connection)
             retention = timedelta(seconds=self.settings.request_id_retention_s)
             purged = await purge_request_ids(connection, retention)
         if purged:
             log.info("deleted expired request ids", extra={"request_ids": purged})
+        await self.change_feed.purge(self.settings.change_feed_retention_s)
 
 
 def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:

@@ -68,6 +68,7 @@ _ROLES_BY_SERVICE = {
         "ExportInteractions": "reporting",
         "ExportQuarantine": "reporting",
         "GetLicenceSummary": "reporting",
+        "WatchBlocklistChanges": "reporting",
     },
 }
 METHOD_ROLES = {

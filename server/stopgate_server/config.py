@@ -49,6 +49,7 @@ class Settings:
     stream_idle_timeout_s: float = 60.0
     http2_max_concurrent_streams: int = 1000
     index_reconcile_interval_s: float = 30.0
+    change_feed_retention_s: float = 7 * 86400.0
     worker_index: int | None = None  # set by the supervisor of `--workers N` on each worker it starts
     request_id_retention_s: float = 86400.0
 
@@ -237,6 +238,12 @@ SETTINGS = (
         _positive(float),
         "seconds between comparisons of the in-memory block-list index with PostgreSQL (lists changed by"
         " writes that bypassed the triggers are reloaded)",
+    ),
+    Option(
+        "change_feed_retention_s",
+        _positive(float),
+        "seconds the change feed (WatchBlocklistChanges) keeps a change at least: a consumer may resume from"
+        " a cursor this old (older changes are deleted hourly)",
     ),
     Option(
         "worker_index",

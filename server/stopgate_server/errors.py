@@ -154,6 +154,14 @@ class PermissionDenied(ServiceError):
     reason = "PERMISSION_DENIED"
 
 
+class FailedPrecondition(ServiceError):
+    """The request is well formed but cannot be served in the system's state; the reason says which state
+    (CURSOR_EXPIRED: the change feed no longer holds what a cursor points at)."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+    reason = "FAILED_PRECONDITION"
+
+
 class DeadlineExceeded(ServiceError):
     """The call ran out of time (the caller's deadline or the server's limit); the message says which."""
 

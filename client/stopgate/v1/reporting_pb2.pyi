@@ -21,6 +21,66 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _FeedStart:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _FeedStartEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_FeedStart.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    FEED_START_UNSPECIFIED: _FeedStart.ValueType  # 0
+    """Not set: the same as FEED_START_NOW."""
+    FEED_START_NOW: _FeedStart.ValueType  # 1
+    """With the changes committed from now on."""
+    FEED_START_OLDEST: _FeedStart.ValueType  # 2
+    """With the oldest change kept (STOPGATE_CHANGE_FEED_RETENTION_S). To keep a full copy, start a stream
+    from now, export the current state (ExportQuarantine), then apply the stream's changes.
+    """
+
+class FeedStart(_FeedStart, metaclass=_FeedStartEnumTypeWrapper):
+    """Where a change feed without a cursor starts."""
+
+FEED_START_UNSPECIFIED: FeedStart.ValueType  # 0
+"""Not set: the same as FEED_START_NOW."""
+FEED_START_NOW: FeedStart.ValueType  # 1
+"""With the changes committed from now on."""
+FEED_START_OLDEST: FeedStart.ValueType  # 2
+"""With the oldest change kept (STOPGATE_CHANGE_FEED_RETENTION_S). To keep a full copy, start a stream
+from now, export the current state (ExportQuarantine), then apply the stream's changes.
+"""
+Global___FeedStart: _TypeAlias = FeedStart  # noqa: Y015
+
+class _BlocklistChangeKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _BlocklistChangeKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_BlocklistChangeKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    BLOCKLIST_CHANGE_KIND_UNSPECIFIED: _BlocklistChangeKind.ValueType  # 0
+    """Never sent."""
+    BLOCKLIST_CHANGE_KIND_QUARANTINED: _BlocklistChangeKind.ValueType  # 1
+    """The number was quarantined in the licence: no campaign of the licence may message it."""
+    BLOCKLIST_CHANGE_KIND_RELEASED: _BlocklistChangeKind.ValueType  # 2
+    """The number was released from the licence's quarantine (an opt-in, or an administrator's release)."""
+    BLOCKLIST_CHANGE_KIND_STOP_LISTED: _BlocklistChangeKind.ValueType  # 3
+    """The number was added to the shortcode's stop list: nothing may be sent to it from the shortcode."""
+    BLOCKLIST_CHANGE_KIND_STOP_LIST_REMOVED: _BlocklistChangeKind.ValueType  # 4
+    """The number was removed from the shortcode's stop list (an opt-in to the shortcode)."""
+
+class BlocklistChangeKind(_BlocklistChangeKind, metaclass=_BlocklistChangeKindEnumTypeWrapper):
+    """What happened to a number in a block list."""
+
+BLOCKLIST_CHANGE_KIND_UNSPECIFIED: BlocklistChangeKind.ValueType  # 0
+"""Never sent."""
+BLOCKLIST_CHANGE_KIND_QUARANTINED: BlocklistChangeKind.ValueType  # 1
+"""The number was quarantined in the licence: no campaign of the licence may message it."""
+BLOCKLIST_CHANGE_KIND_RELEASED: BlocklistChangeKind.ValueType  # 2
+"""The number was released from the licence's quarantine (an opt-in, or an administrator's release)."""
+BLOCKLIST_CHANGE_KIND_STOP_LISTED: BlocklistChangeKind.ValueType  # 3
+"""The number was added to the shortcode's stop list: nothing may be sent to it from the shortcode."""
+BLOCKLIST_CHANGE_KIND_STOP_LIST_REMOVED: BlocklistChangeKind.ValueType  # 4
+"""The number was removed from the shortcode's stop list (an opt-in to the shortcode)."""
+Global___BlocklistChangeKind: _TypeAlias = BlocklistChangeKind  # noqa: Y015
+
 class _InteractionStatus:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -44,6 +104,140 @@ INTERACTION_STATUS_SENT: InteractionStatus.ValueType  # 1
 INTERACTION_STATUS_STOPPED: InteractionStatus.ValueType  # 2
 """The recipient sent STOP following this send (the STOP was attributed to it)."""
 Global___InteractionStatus: _TypeAlias = InteractionStatus  # noqa: Y015
+
+@_typing.final
+class WatchBlocklistChangesRequest(_message.Message):
+    """Starts a change feed."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AFTER_CURSOR_FIELD_NUMBER: _builtins.int
+    START_FIELD_NUMBER: _builtins.int
+    LICENCE_IDS_FIELD_NUMBER: _builtins.int
+    after_cursor: _builtins.str
+    """Resume after this cursor (of a change or of a response): the stream starts with the change after it.
+    Empty: start where `start` says.
+    """
+    start: Global___FeedStart.ValueType
+    """Where to start when after_cursor is empty."""
+    @_builtins.property
+    def licence_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Only the changes of these licences (their quarantines, and the stop lists of the shortcodes bound to
+        them); a token limited to licences may name only its own. Empty: every change the token may see.
+        """
+
+    def __init__(
+        self,
+        *,
+        after_cursor: _builtins.str = ...,
+        start: Global___FeedStart.ValueType = ...,
+        licence_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_cursor", b"after_cursor", "licence_ids", b"licence_ids", "start", b"start"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchBlocklistChangesRequest: _TypeAlias = WatchBlocklistChangesRequest  # noqa: Y015
+
+@_typing.final
+class BlocklistChange(_message.Message):
+    """One change of a block list."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CURSOR_FIELD_NUMBER: _builtins.int
+    CHANGE_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    LICENCE_ID_FIELD_NUMBER: _builtins.int
+    SHORTCODE_FIELD_NUMBER: _builtins.int
+    PHONE_NUMBER_FIELD_NUMBER: _builtins.int
+    CHANGED_AT_FIELD_NUMBER: _builtins.int
+    SINCE_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    CAMPAIGN_ID_FIELD_NUMBER: _builtins.int
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    cursor: _builtins.str
+    """Resume after this change: pass it as after_cursor. Opaque; increasing along the feed."""
+    change_id: _builtins.int
+    """Unique to this change: a change delivered twice (after a resume) has the same id."""
+    kind: Global___BlocklistChangeKind.ValueType
+    """What happened."""
+    licence_id: _builtins.str
+    """The licence of a quarantine change; empty for a stop list's."""
+    shortcode: _builtins.str
+    """The shortcode of a stop list change; empty for a quarantine's."""
+    phone_number: _builtins.str
+    """The number, E.164."""
+    source: _common_pb2.EventSource.ValueType
+    """Through which channel the opt-out came (a quarantine's; for a removal, the entry removed's).
+    EVENT_SOURCE_UNSPECIFIED for a stop list's change.
+    """
+    campaign_id: _builtins.str
+    """The campaign the opt-out was attributed to, if any (for a removal, the entry removed's)."""
+    event_id: _builtins.str
+    """The inbound event that made the entry, if any (for a removal, the entry removed's)."""
+    @_builtins.property
+    def changed_at(self) -> _timestamp_pb2.Timestamp:
+        """When the change was made (the start of its transaction)."""
+
+    @_builtins.property
+    def since(self) -> _timestamp_pb2.Timestamp:
+        """Since when the number was in the list (for a removal: the entry removed)."""
+
+    def __init__(
+        self,
+        *,
+        cursor: _builtins.str = ...,
+        change_id: _builtins.int = ...,
+        kind: Global___BlocklistChangeKind.ValueType = ...,
+        licence_id: _builtins.str = ...,
+        shortcode: _builtins.str = ...,
+        phone_number: _builtins.str = ...,
+        changed_at: _timestamp_pb2.Timestamp | None = ...,
+        since: _timestamp_pb2.Timestamp | None = ...,
+        source: _common_pb2.EventSource.ValueType = ...,
+        campaign_id: _builtins.str = ...,
+        event_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["changed_at", b"changed_at", "since", b"since"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign_id", b"campaign_id", "change_id", b"change_id", "changed_at", b"changed_at", "cursor", b"cursor", "event_id", b"event_id", "kind", b"kind", "licence_id", b"licence_id", "phone_number", b"phone_number", "shortcode", b"shortcode", "since", b"since", "source", b"source"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BlocklistChange: _TypeAlias = BlocklistChange  # noqa: Y015
+
+@_typing.final
+class WatchBlocklistChangesResponse(_message.Message):
+    """Changes of the block lists, or (none) a heartbeat."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANGES_FIELD_NUMBER: _builtins.int
+    CURSOR_FIELD_NUMBER: _builtins.int
+    cursor: _builtins.str
+    """Resume after everything this response and the ones before it carried (and every change since that
+    the caller may not see): pass it as after_cursor.
+    """
+    @_builtins.property
+    def changes(self) -> _containers.RepeatedCompositeFieldContainer[Global___BlocklistChange]:
+        """Up to 1,000 changes, in feed order."""
+
+    def __init__(
+        self,
+        *,
+        changes: _abc.Iterable[Global___BlocklistChange] | None = ...,
+        cursor: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changes", b"changes", "cursor", b"cursor"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchBlocklistChangesResponse: _TypeAlias = WatchBlocklistChangesResponse  # noqa: Y015
 
 @_typing.final
 class SourceCount(_message.Message):

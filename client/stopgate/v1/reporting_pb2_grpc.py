@@ -61,6 +61,11 @@ class ReportingStub:
                 request_serializer=stopgate_dot_v1_dot_reporting__pb2.GetLicenceSummaryRequest.SerializeToString,
                 response_deserializer=stopgate_dot_v1_dot_reporting__pb2.GetLicenceSummaryResponse.FromString,
                 _registered_method=True)
+        self.WatchBlocklistChanges = channel.unary_stream(
+                '/stopgate.v1.Reporting/WatchBlocklistChanges',
+                request_serializer=stopgate_dot_v1_dot_reporting__pb2.WatchBlocklistChangesRequest.SerializeToString,
+                response_deserializer=stopgate_dot_v1_dot_reporting__pb2.WatchBlocklistChangesResponse.FromString,
+                _registered_method=True)
 
 
 class ReportingServicer:
@@ -114,6 +119,24 @@ class ReportingServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchBlocklistChanges(self, request, context):
+        """Every change of the block lists (a number quarantined or released in a licence, added to or removed
+        from a shortcode's stop list), in commit order, for as long as the caller reads: first those already
+        committed after the start point, then each one within about 0.1 s of its commit, with no gap and no
+        reordering between the two. Changes of one number come in the order they were made. Each change
+        carries the cursor to resume after it: a caller that opens the stream again with the last cursor it
+        recorded misses nothing and may get again the changes it had not recorded (at least once; change_id
+        tells duplicates). A stream with nothing to send sends a response without changes, with the current
+        cursor, every 15 s. Changes are kept STOPGATE_CHANGE_FEED_RETENTION_S (7 days): an older cursor is
+        FAILED_PRECONDITION, reason CURSOR_EXPIRED. A token limited to licences gets the changes of its licences
+        only: their quarantines, and the stop lists of the shortcodes bound to them. A caller that does not read
+        slows its own stream only, and is ended after STOPGATE_STREAM_IDLE_TIMEOUT_S (DEADLINE_EXCEEDED,
+        STREAM_NOT_READ); a stopping server ends it with UNAVAILABLE (SERVER_SHUTTING_DOWN): resume elsewhere.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReportingServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -141,6 +164,11 @@ def add_ReportingServicer_to_server(servicer, server):
                     servicer.GetLicenceSummary,
                     request_deserializer=stopgate_dot_v1_dot_reporting__pb2.GetLicenceSummaryRequest.FromString,
                     response_serializer=stopgate_dot_v1_dot_reporting__pb2.GetLicenceSummaryResponse.SerializeToString,
+            ),
+            'WatchBlocklistChanges': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchBlocklistChanges,
+                    request_deserializer=stopgate_dot_v1_dot_reporting__pb2.WatchBlocklistChangesRequest.FromString,
+                    response_serializer=stopgate_dot_v1_dot_reporting__pb2.WatchBlocklistChangesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -280,6 +308,33 @@ class Reporting:
             '/stopgate.v1.Reporting/GetLicenceSummary',
             stopgate_dot_v1_dot_reporting__pb2.GetLicenceSummaryRequest.SerializeToString,
             stopgate_dot_v1_dot_reporting__pb2.GetLicenceSummaryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchBlocklistChanges(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/stopgate.v1.Reporting/WatchBlocklistChanges',
+            stopgate_dot_v1_dot_reporting__pb2.WatchBlocklistChangesRequest.SerializeToString,
+            stopgate_dot_v1_dot_reporting__pb2.WatchBlocklistChangesResponse.FromString,
             options,
             channel_credentials,
             insecure,

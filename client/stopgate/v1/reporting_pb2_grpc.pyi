@@ -59,6 +59,20 @@ class ReportingStub:
     """
     GetLicenceSummary: _grpc.UnaryUnaryMultiCallable[_reporting_pb2.GetLicenceSummaryRequest, _reporting_pb2.GetLicenceSummaryResponse]
     """Quarantine size, stops and opt-ins per day, and the campaigns with the highest unsubscribe rates."""
+    WatchBlocklistChanges: _grpc.UnaryStreamMultiCallable[_reporting_pb2.WatchBlocklistChangesRequest, _reporting_pb2.WatchBlocklistChangesResponse]
+    """Every change of the block lists (a number quarantined or released in a licence, added to or removed
+    from a shortcode's stop list), in commit order, for as long as the caller reads: first those already
+    committed after the start point, then each one within about 0.1 s of its commit, with no gap and no
+    reordering between the two. Changes of one number come in the order they were made. Each change
+    carries the cursor to resume after it: a caller that opens the stream again with the last cursor it
+    recorded misses nothing and may get again the changes it had not recorded (at least once; change_id
+    tells duplicates). A stream with nothing to send sends a response without changes, with the current
+    cursor, every 15 s. Changes are kept STOPGATE_CHANGE_FEED_RETENTION_S (7 days): an older cursor is
+    FAILED_PRECONDITION, reason CURSOR_EXPIRED. A token limited to licences gets the changes of its licences
+    only: their quarantines, and the stop lists of the shortcodes bound to them. A caller that does not read
+    slows its own stream only, and is ended after STOPGATE_STREAM_IDLE_TIMEOUT_S (DEADLINE_EXCEEDED,
+    STREAM_NOT_READ); a stopping server ends it with UNAVAILABLE (SERVER_SHUTTING_DOWN): resume elsewhere.
+    """
 
 @_typing.type_check_only
 class ReportingAsyncStub(ReportingStub):
@@ -91,6 +105,20 @@ class ReportingAsyncStub(ReportingStub):
     """
     GetLicenceSummary: _aio.UnaryUnaryMultiCallable[_reporting_pb2.GetLicenceSummaryRequest, _reporting_pb2.GetLicenceSummaryResponse]  # type: ignore[assignment]
     """Quarantine size, stops and opt-ins per day, and the campaigns with the highest unsubscribe rates."""
+    WatchBlocklistChanges: _aio.UnaryStreamMultiCallable[_reporting_pb2.WatchBlocklistChangesRequest, _reporting_pb2.WatchBlocklistChangesResponse]  # type: ignore[assignment]
+    """Every change of the block lists (a number quarantined or released in a licence, added to or removed
+    from a shortcode's stop list), in commit order, for as long as the caller reads: first those already
+    committed after the start point, then each one within about 0.1 s of its commit, with no gap and no
+    reordering between the two. Changes of one number come in the order they were made. Each change
+    carries the cursor to resume after it: a caller that opens the stream again with the last cursor it
+    recorded misses nothing and may get again the changes it had not recorded (at least once; change_id
+    tells duplicates). A stream with nothing to send sends a response without changes, with the current
+    cursor, every 15 s. Changes are kept STOPGATE_CHANGE_FEED_RETENTION_S (7 days): an older cursor is
+    FAILED_PRECONDITION, reason CURSOR_EXPIRED. A token limited to licences gets the changes of its licences
+    only: their quarantines, and the stop lists of the shortcodes bound to them. A caller that does not read
+    slows its own stream only, and is ended after STOPGATE_STREAM_IDLE_TIMEOUT_S (DEADLINE_EXCEEDED,
+    STREAM_NOT_READ); a stopping server ends it with UNAVAILABLE (SERVER_SHUTTING_DOWN): resume elsewhere.
+    """
 
 class ReportingServicer(metaclass=_abc_1.ABCMeta):
     """Reporting gives account and compliance teams campaign unsubscribe reports, interaction and quarantine
@@ -150,5 +178,25 @@ class ReportingServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_reporting_pb2.GetLicenceSummaryResponse, _abc.Awaitable[_reporting_pb2.GetLicenceSummaryResponse]]:
         """Quarantine size, stops and opt-ins per day, and the campaigns with the highest unsubscribe rates."""
+
+    @_abc_1.abstractmethod
+    def WatchBlocklistChanges(
+        self,
+        request: _reporting_pb2.WatchBlocklistChangesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_reporting_pb2.WatchBlocklistChangesResponse], _abc.AsyncIterator[_reporting_pb2.WatchBlocklistChangesResponse]]:
+        """Every change of the block lists (a number quarantined or released in a licence, added to or removed
+        from a shortcode's stop list), in commit order, for as long as the caller reads: first those already
+        committed after the start point, then each one within about 0.1 s of its commit, with no gap and no
+        reordering between the two. Changes of one number come in the order they were made. Each change
+        carries the cursor to resume after it: a caller that opens the stream again with the last cursor it
+        recorded misses nothing and may get again the changes it had not recorded (at least once; change_id
+        tells duplicates). A stream with nothing to send sends a response without changes, with the current
+        cursor, every 15 s. Changes are kept STOPGATE_CHANGE_FEED_RETENTION_S (7 days): an older cursor is
+        FAILED_PRECONDITION, reason CURSOR_EXPIRED. A token limited to licences gets the changes of its licences
+        only: their quarantines, and the stop lists of the shortcodes bound to them. A caller that does not read
+        slows its own stream only, and is ended after STOPGATE_STREAM_IDLE_TIMEOUT_S (DEADLINE_EXCEEDED,
+        STREAM_NOT_READ); a stopping server ends it with UNAVAILABLE (SERVER_SHUTTING_DOWN): resume elsewhere.
+        """
 
 def add_ReportingServicer_to_server(servicer: ReportingServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

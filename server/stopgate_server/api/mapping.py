@@ -12,8 +12,9 @@ from enum import Enum
 from typing import Any, TypeVar
 
 from google.protobuf.timestamp_pb2 import Timestamp
-from stopgate.v1 import common_pb2, quarantine_check_pb2, stop_ingest_pb2
+from stopgate.v1 import common_pb2, quarantine_check_pb2, reporting_pb2, stop_ingest_pb2
 
+from stopgate_server.domain.change_feed import ChangeKind
 from stopgate_server.domain.ingest import Attribution, IngestOutcome, Source
 from stopgate_server.domain.keywords import Intent, MatchKind
 from stopgate_server.domain.numbers import HistoryAction
@@ -77,6 +78,7 @@ OUTCOMES = by_name(IngestOutcome, stop_ingest_pb2.IngestOutcome)
 VERDICTS = by_name(Verdict, quarantine_check_pb2.Verdict)
 REASONS = by_name(Reason, quarantine_check_pb2.CheckReason, frozenset({Reason.NONE}))
 HISTORY_ACTIONS = by_name(HistoryAction, quarantine_check_pb2.HistoryAction)
+CHANGE_KINDS = by_name(ChangeKind, reporting_pb2.BlocklistChangeKind)
 CATEGORY_OF = {value: category for category, value in by_name(Category, common_pb2.MessageCategory).items()}
 _ATTRIBUTIONS = by_name(Attribution, common_pb2.AttributionRule)
 

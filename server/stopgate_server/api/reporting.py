@@ -9,12 +9,15 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from stopgate.v1 import reporting_pb2, reporting_pb2_grpc
+from stopgate.v1 import common_pb2, reporting_pb2, reporting_pb2_grpc
 
-from stopgate_server.api.mapping import SOURCES, stamp_fields, timestamp
+from stopgate_server import caller
+from stopgate_server.api.mapping import CHANGE_KINDS, SOURCES, stamp_fields, timestamp
 from stopgate_server.api.validation import Violations
+from stopgate_server.domain.change_feed import Change
 from stopgate_server.domain.reports import CampaignCounters
 from stopgate_server.domain.times import from_micros, to_micros
+from stopgate_server.usecases.change_feed import ChangeFeed, Start
 from stopgate_server.usecases.reports import Reports
 
 pb = reporting_pb2
@@ -24,6 +27,12 @@ DEFAULT_SUMMARY_RANGE = timedelta(days=30)
 MAX_SUMMARY_RANGE = timedelta(days=366)
 FIRST_INSTANT = datetime(1, 1, 1, tzinfo=UTC)  # the earliest a Timestamp (and a datetime) can hold
 MAX_TOKEN = 512  # a page token this service returns has fewer than 200 characters
+MAX_FEED_LICENCES = 100
+FEED_STARTS = {
+    pb.FEED_START_UNSPECIFIED: Start.NOW,
+    pb.FEED_START_NOW: Start.NOW,
+    pb.FEED_START_OLDEST: Start.OLDEST,
+}
 
 
 def campaign_report(counters: CampaignCounters) -> pb.CampaignReport:
@@ -95,8 +104,9 @@ def _decode_token(token: str, scope: Scope) -> tuple[datetime, str] | None:
 
 
 class ReportingServicer(reporting_pb2_grpc.ReportingServicer):
-    def __init__(self, reports: Reports) -> None:
+    def __init__(self, reports: Reports, feed: ChangeFeed) -> None:
         self.reports = reports
+        self.feed = feed
 
     async def GetCampaignReport(
         self, request: pb.GetCampaignReportRequest, context: Any
@@ -220,3 +230,39 @@ class ReportingServicer(reporting_pb2_grpc.ReportingServicer):
                 for d in summary.daily
             ],
         )
+
+    async def WatchBlocklistChanges(
+        self, request: pb.WatchBlocklistChangesRequest, context: Any
+    ) -> AsyncIterator[pb.WatchBlocklistChangesResponse]:
+        violations = Violations()
+        if len(request.licence_ids) > MAX_FEED_LICENCES:
+            violations.add("licence_ids", f"at most {MAX_FEED_LICENCES} licences")
+        for i, licence_id in enumerate(request.licence_ids[:MAX_FEED_LICENCES]):
+            violations.identifier(f"licence_ids[{i}]", licence_id)
+        start = FEED_STARTS.get(request.start)
+        if start is None:
+            violations.add("start", f"unknown value {request.start}")
+        violations.raise_if_any()
+        assert start is not None
+        licences = self.feed.licences(request.licence_ids, caller.limited_to())
+        after = await self.feed.start(request.after_cursor, start)
+        async for page in self.feed.follow(after, licences):
+            yield pb.WatchBlocklistChangesResponse(
+                changes=[_change(change) for change in page.changes], cursor=page.position.cursor()
+            )
+
+
+def _change(change: Change) -> pb.BlocklistChange:
+    return pb.BlocklistChange(
+        cursor=change.position.cursor(),
+        change_id=change.change_id,
+        kind=CHANGE_KINDS[change.kind],
+        licence_id=change.licence_id,
+        shortcode=change.shortcode,
+        phone_number=change.phone,
+        changed_at=timestamp(change.changed_at),
+        since=timestamp(change.since),
+        source=common_pb2.EVENT_SOURCE_UNSPECIFIED if change.source is None else SOURCES[change.source],
+        campaign_id=change.campaign_id,
+        event_id=change.event_id,
+    )

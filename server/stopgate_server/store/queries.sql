@@ -609,3 +609,71 @@ SELECT revision FROM shortcode_licences_revision;
 
 -- name: all_shortcode_licences
 SELECT licence_id, shortcode FROM shortcode_licences;
+
+-- The change feed (migration 0013 says how ticks order the changes). The changes of tick t, whose previous
+-- tick is p, are those visible in t's snapshot among the transactions that p saw neither committed nor
+-- visible: at or after p's xmax, or in progress in p. Two index ranges, however long a transaction held
+-- p's xmin back.
+
+-- name: tick_blocklist_changes
+-- A new tick when changes have committed since the last one, by one process at a time (the lock); the
+-- latest tick either way. Two processes ticking at once: one tick is kept, the other does nothing.
+WITH last AS (
+    SELECT tick, snapshot FROM blocklist_change_ticks ORDER BY tick DESC LIMIT 1
+), ticked AS (
+    INSERT INTO blocklist_change_ticks (tick, snapshot)
+    SELECT last.tick + 1, pg_current_snapshot() FROM last
+    WHERE EXISTS (
+        SELECT FROM blocklist_changes c
+        WHERE c.txid >= pg_snapshot_xmax(last.snapshot)
+           OR c.txid IN (SELECT pg_snapshot_xip(last.snapshot))
+    ) AND pg_try_advisory_xact_lock(:lock_key)
+    ON CONFLICT (tick) DO NOTHING
+    RETURNING tick
+)
+SELECT coalesce((SELECT tick FROM ticked), (SELECT tick FROM last));
+
+-- name: blocklist_change_ticks_bounds
+-- The oldest tick kept (a consumer can resume from its end) and the latest.
+SELECT min(tick) AS oldest, max(tick) AS latest FROM blocklist_change_ticks;
+
+-- name: blocklist_changes_page
+-- The changes of ticks :from_tick (after change :after_id) to :to_tick, tick by tick and by id within a
+-- tick, at most :limit; of the licences :licences only (NULL: every change): their quarantines, and the
+-- stop lists of the shortcodes bound to them.
+SELECT t.tick, c.id, c.changed_at, c.list, c.added, c.owner, c.phone, c.since, c.source, c.campaign_id,
+       c.event_id
+FROM blocklist_change_ticks t
+JOIN blocklist_change_ticks p ON p.tick = t.tick - 1
+CROSS JOIN LATERAL (
+    SELECT * FROM blocklist_changes c
+    WHERE (c.txid >= pg_snapshot_xmax(p.snapshot) AND c.txid < pg_snapshot_xmax(t.snapshot)
+           OR c.txid IN (SELECT pg_snapshot_xip(p.snapshot)))
+      AND pg_visible_in_snapshot(c.txid, t.snapshot)
+      AND (t.tick > :from_tick OR c.id > :after_id)
+      AND (:licences::text[] IS NULL
+           OR c.list = 'q' AND c.owner = ANY(:licences::text[])
+           OR c.list = 's' AND c.owner IN (
+               SELECT shortcode FROM shortcode_licences WHERE licence_id = ANY(:licences::text[])))
+) c
+WHERE t.tick BETWEEN :from_tick AND :to_tick
+ORDER BY t.tick, c.id
+LIMIT :limit;
+
+-- name: purge_blocklist_change_ticks
+-- The ticks recorded before :before, but the latest: the oldest left is where consumers can start.
+DELETE FROM blocklist_change_ticks
+WHERE ticked_at < :before AND tick < (SELECT max(tick) FROM blocklist_change_ticks);
+
+-- name: purge_blocklist_changes
+-- Up to :batch changes of the ticks no longer kept (visible in the oldest tick's snapshot: of it or before
+-- it, which no consumer can read any more); how many.
+WITH oldest AS (
+    SELECT snapshot FROM blocklist_change_ticks ORDER BY tick LIMIT 1
+), purged AS (
+    DELETE FROM blocklist_changes WHERE ctid = ANY(ARRAY(
+        SELECT c.ctid FROM blocklist_changes c, oldest
+        WHERE c.txid < pg_snapshot_xmin(oldest.snapshot) LIMIT :batch))
+    RETURNING 1
+)
+SELECT count(*) FROM purged;
