@@ -7,6 +7,7 @@ loop, which a blocking call made on that loop would freeze.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +41,33 @@ class EitherClient:
         if isinstance(self.client, AsyncClient):
             return [item async for item in bound(*args, **kwargs)]
         return await asyncio.to_thread(lambda: list(bound(*args, **kwargs)))
+
+    async def collect_until(
+        self, method: str, enough: Callable[[list[Any]], bool], *args: Any, **kwargs: Any
+    ) -> list[Any]:
+        """The items of an endless streaming method, until `enough` of them; the stream is then closed."""
+        bound = getattr(self.client, method)
+        items: list[Any] = []
+        if isinstance(self.client, AsyncClient):
+            async with contextlib.aclosing(bound(*args, **kwargs)) as stream:
+                async for item in stream:
+                    items.append(item)
+                    if enough(items):
+                        break
+            return items
+
+        def read() -> list[Any]:
+            stream = bound(*args, **kwargs)
+            try:
+                for item in stream:
+                    items.append(item)
+                    if enough(items):
+                        break
+            finally:
+                stream.close()
+            return items
+
+        return await asyncio.to_thread(read)
 
     async def close(self) -> None:
         if isinstance(self.client, AsyncClient):

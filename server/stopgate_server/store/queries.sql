@@ -655,6 +655,7 @@ CROSS JOIN LATERAL (
            OR c.list = 'q' AND c.owner = ANY(:licences::text[])
            OR c.list = 's' AND c.owner IN (
                SELECT shortcode FROM shortcode_licences WHERE licence_id = ANY(:licences::text[])))
+    ORDER BY c.id LIMIT :limit  -- a large tick (an import) is read a page at a time: a top-N, not a sort
 ) c
 WHERE t.tick BETWEEN :from_tick AND :to_tick
 ORDER BY t.tick, c.id
