@@ -586,6 +586,7 @@ class AsyncClient:
         start: Literal["now", "oldest"] = "now",
         licence_ids: Iterable[str] = (),
         reconnect_deadline_s: float = 60.0,
+        timeout: float | None = None,
         metadata: Metadata = (),
     ) -> AsyncIterator[reporting_pb2.WatchBlocklistChangesResponse]:
         """Every change of the block lists after `after_cursor` (empty: from `start`, "now" or "oldest"),
@@ -599,24 +600,31 @@ class AsyncClient:
         opens it again after the last response yielded, with the backoffs of `retry`; so a change may come
         twice (the same `change_id`). It gives up when `reconnect_deadline_s` pass with no response since
         the first failure, raising that failure. Other statuses fail at once (FAILED_PRECONDITION,
-        reason CURSOR_EXPIRED: the cursor is older than the feed's retention).
+        reason CURSOR_EXPIRED: the cursor is older than the feed's retention). With a `timeout`, the
+        iteration ends once that many seconds have passed (none by default: it follows for ever).
         """
         cursor, licences = after_cursor, list(licence_ids)
         outage_ends_at: float | None = None
         backoffs = self.retry.reconnect_backoffs()
         loop = asyncio.get_running_loop()
+        ends_at = None if timeout is None else loop.time() + timeout
         while True:
             request = reporting_pb2.WatchBlocklistChangesRequest(
                 after_cursor=cursor, start=_FEED_STARTS[start], licence_ids=licences
             )
+            remaining = None if ends_at is None else ends_at - loop.time()
+            if remaining is not None and remaining <= 0:
+                return
             try:
                 async for response in self._server_stream(
-                    self._reporting.WatchBlocklistChanges, request, None, metadata
+                    self._reporting.WatchBlocklistChanges, request, remaining, metadata
                 ):
                     cursor, outage_ends_at = response.cursor, None
                     backoffs = self.retry.reconnect_backoffs()
                     yield response
             except StopgateError as failure:
+                if ends_at is not None and loop.time() >= ends_at:
+                    return  # the caller's timeout: the end of the iteration, not a failure
                 if not _resumable(failure):
                     raise
                 outage_ends_at = outage_ends_at or loop.time() + reconnect_deadline_s

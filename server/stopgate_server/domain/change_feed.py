@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
+from typing import NamedTuple
 
 from stopgate_server.domain.ingest import Source
 
@@ -26,13 +27,19 @@ class ChangeKind(Enum):
 
     @classmethod
     def of(cls, quarantine: bool, added: bool) -> ChangeKind:
-        if quarantine:
-            return cls.QUARANTINED if added else cls.RELEASED
-        return cls.STOP_LISTED if added else cls.STOP_LIST_REMOVED
+        return _KINDS[quarantine, added]
+
+
+_KINDS = {
+    (True, True): ChangeKind.QUARANTINED,
+    (True, False): ChangeKind.RELEASED,
+    (False, True): ChangeKind.STOP_LISTED,
+    (False, False): ChangeKind.STOP_LIST_REMOVED,
+}
 
 
 @functools.total_ordering
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Position:
     """Where a consumer is: after change `change_id` of `tick`, or after the whole tick (None). Positions
     are ordered as the feed is: the end of a tick comes after each of its changes."""
@@ -58,10 +65,10 @@ class Position:
         return cls(int(match[1]), None if match[2] is None else int(match[2]))
 
 
-@dataclass(frozen=True)
-class Change:
+class Change(NamedTuple):
     """One change of a block list. For a removal, `since`, `source`, `campaign_id` and `event_id` describe
-    the entry removed. `shortcode` is set for a stop list's change, `licence_id` for a quarantine's."""
+    the entry removed. `shortcode` is set for a stop list's change, `licence_id` for a quarantine's. (A
+    NamedTuple: a feed builds thousands a second.)"""
 
     position: Position
     kind: ChangeKind

@@ -14,6 +14,7 @@ from stopgate_server.store.queries import QUERIES
 
 TICKER_LOCK_KEY = 0x5709_7111  # any constant; identifies "the change feed's ticker" among advisory locks
 _WHOLE_TICK = 2**63 - 1  # the change id after every change of a tick
+_SOURCES = {source.value: source for source in Source}
 
 
 class ChangeFeedStore:
@@ -68,7 +69,7 @@ def _change(row: asyncpg.Record) -> Change:
         phone=row["phone"],
         changed_at=row["changed_at"],
         since=row["since"],
-        source=None if row["source"] is None else Source(row["source"]),
+        source=_SOURCES.get(row["source"]),
         campaign_id=row["campaign_id"] or "",
         event_id=row["event_id"] or "",
     )

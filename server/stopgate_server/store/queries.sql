@@ -623,11 +623,11 @@ WITH last AS (
 ), ticked AS (
     INSERT INTO blocklist_change_ticks (tick, snapshot)
     SELECT last.tick + 1, pg_current_snapshot() FROM last
-    WHERE EXISTS (
-        SELECT FROM blocklist_changes c
-        WHERE c.txid >= pg_snapshot_xmax(last.snapshot)
-           OR c.txid IN (SELECT pg_snapshot_xip(last.snapshot))
-    ) AND pg_try_advisory_xact_lock(:lock_key)
+    WHERE (EXISTS (SELECT FROM blocklist_changes c WHERE c.txid >= pg_snapshot_xmax(last.snapshot))
+           OR EXISTS (
+               SELECT FROM blocklist_changes c
+               WHERE c.txid = ANY(ARRAY(SELECT pg_snapshot_xip(last.snapshot)))))
+      AND pg_try_advisory_xact_lock(:lock_key)
     ON CONFLICT (tick) DO NOTHING
     RETURNING tick
 )
@@ -646,10 +646,13 @@ SELECT t.tick, c.id, c.changed_at, c.list, c.added, c.owner, c.phone, c.since, c
 FROM blocklist_change_ticks t
 JOIN blocklist_change_ticks p ON p.tick = t.tick - 1
 CROSS JOIN LATERAL (
-    SELECT * FROM blocklist_changes c
-    WHERE (c.txid >= pg_snapshot_xmax(p.snapshot) AND c.txid < pg_snapshot_xmax(t.snapshot)
-           OR c.txid IN (SELECT pg_snapshot_xip(p.snapshot)))
-      AND pg_visible_in_snapshot(c.txid, t.snapshot)
+    SELECT * FROM (  -- two index ranges (an OR of the two would scan the table)
+        SELECT * FROM blocklist_changes
+        WHERE txid >= pg_snapshot_xmax(p.snapshot) AND txid < pg_snapshot_xmax(t.snapshot)
+        UNION ALL
+        SELECT * FROM blocklist_changes WHERE txid = ANY(ARRAY(SELECT pg_snapshot_xip(p.snapshot)))
+    ) c
+    WHERE pg_visible_in_snapshot(c.txid, t.snapshot)
       AND (t.tick > :from_tick OR c.id > :after_id)
       AND (:licences::text[] IS NULL
            OR c.list = 'q' AND c.owner = ANY(:licences::text[])
