@@ -177,6 +177,32 @@ def _keywords_remove(client: Client, args: argparse.Namespace) -> int:
     return _print(reply, args)
 
 
+def _erase(client: Client, args: argparse.Namespace) -> int:
+    if bool(args.licence) == args.every_licence:
+        raise UsageError("erase needs a scope: --licence LICENCE, or --every-licence")
+    reply = client.erase_personal_data(
+        args.number,
+        licence_id=args.licence or "",
+        every_licence=args.every_licence,
+        actor=args.actor,
+        reason=args.reason,
+        default_region=args.region,
+    )
+    if args.json:
+        return _print_json(reply)
+    scope = f"licence {args.licence}" if args.licence else "every licence"
+    audit = f"erasure {reply.erasure_id}, {_when(reply.erased_at)}"
+    print(f"{reply.e164}: personal data erased in {scope} ({audit})")
+    print(f"  inbound events cleared: {reply.inbound_events_cleared}")
+    print(f"  sends deleted: {reply.sends_deleted}")
+    print(f"  campaign memberships deleted: {reply.campaign_memberships_deleted}")
+    print(f"  history entries cleared: {reply.history_entries_cleared}")
+    print(f"  quarantine entries minimised: {reply.quarantine_entries_minimised}")
+    print(f"  change feed entries minimised: {reply.feed_changes_minimised}")
+    print("  kept: its quarantine and stop-list entries (it stays blocked), and the audit record")
+    return 0
+
+
 def _shortcode_bind(client: Client, args: argparse.Namespace) -> int:
     return _print(client.bind_shortcode(args.licence, args.shortcode, actor=args.actor), args)
 
@@ -549,6 +575,19 @@ def _parser() -> argparse.ArgumentParser:
     sub = command("release", _release, "release numbers from quarantine (admin; needs a consent reference)")
     admin(sub)
     sub.add_argument("--consent-reference", required=True, help="where the new consent is recorded")
+
+    sub = command(
+        "erase", _erase, "erase a number's personal data and keep its opt-out (admin; GDPR Art. 17 and 21)"
+    )
+    sub.add_argument("number")
+    scope = sub.add_mutually_exclusive_group(required=True)
+    scope.add_argument("--licence", default="", help="erase only this licence's data")
+    scope.add_argument(
+        "--every-licence", action="store_true", help="erase in every licence (token not limited to licences)"
+    )
+    sub.add_argument("--actor", required=True, help="who does this (audited)")
+    sub.add_argument("--reason", required=True, help="the reference of the person's request (audited)")
+    region(sub)
 
     def keyword_scope(sub: argparse.ArgumentParser) -> None:
         scope = sub.add_mutually_exclusive_group(required=True)

@@ -268,6 +268,31 @@ class AsyncClient:
         )
         return await self._unary(self._quarantine.ReleaseNumbers, request, timeout, metadata)
 
+    async def erase_personal_data(
+        self,
+        phone_number: str,
+        *,
+        licence_id: str = "",
+        every_licence: bool = False,
+        actor: str,
+        reason: str,
+        default_region: str = "",
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> quarantine_check_pb2.ErasePersonalDataResponse:
+        """Erase a number's personal data and keep its opt-out (admin; GDPR Art. 17 and 21), in one licence
+        (`licence_id`) or in every licence (`every_licence=True`, a token not limited to licences): exactly
+        one of the two. Audited with `actor` and `reason` (the reference of the person's request); the
+        answer counts what was erased (0 for a repeat)."""
+        request = quarantine_check_pb2.ErasePersonalDataRequest(
+            phone_number=phone_number, default_region=default_region, actor=actor, reason=reason
+        )
+        if licence_id:
+            request.licence_id = licence_id
+        if every_licence:
+            request.every_licence = True
+        return await self._unary(self._quarantine.ErasePersonalData, request, timeout, metadata)
+
     async def bind_shortcode(
         self,
         licence_id: str,
@@ -829,6 +854,7 @@ class Client:
     get_number_status = _blocking(AsyncClient.get_number_status)
     quarantine_numbers = _blocking(AsyncClient.quarantine_numbers)
     release_numbers = _blocking(AsyncClient.release_numbers)
+    erase_personal_data = _blocking(AsyncClient.erase_personal_data)
     bind_shortcode = _blocking(AsyncClient.bind_shortcode)
     unbind_shortcode = _blocking(AsyncClient.unbind_shortcode)
     list_shortcode_bindings = _blocking(AsyncClient.list_shortcode_bindings)

@@ -44,6 +44,7 @@ from stopgate_server.store.blocklist import BlocklistIndex
 from stopgate_server.store.change_feed import ChangeFeedStore
 from stopgate_server.store.database import ensure_sends_partitions, open_pool, prepare_schema
 from stopgate_server.store.embedded import EmbeddedPostgres
+from stopgate_server.store.erasure import ErasureStore, purge_raw_texts
 from stopgate_server.store.ingest import IngestStore
 from stopgate_server.store.keywords import KeywordStore
 from stopgate_server.store.quarantine import QuarantineStore
@@ -52,6 +53,7 @@ from stopgate_server.store.sends import SendsStore, purge_request_ids
 from stopgate_server.store.shortcode_bindings import BindingStore
 from stopgate_server.usecases.change_feed import ChangeFeed
 from stopgate_server.usecases.checks import Checks
+from stopgate_server.usecases.erasure import Erasures
 from stopgate_server.usecases.ingest import Ingest
 from stopgate_server.usecases.keywords import CustomKeywords
 from stopgate_server.usecases.numbers import Numbers
@@ -171,7 +173,10 @@ class Application:
         feed = self.change_feed = ChangeFeed(ChangeFeedStore(self.pool), self.streams_ending)
         servicers = (
             QuarantineCheckServicer(
-                Checks(quarantine, SendsStore(self.pool), bindings), Numbers(quarantine, bindings), bindings
+                Checks(quarantine, SendsStore(self.pool), bindings),
+                Numbers(quarantine, bindings),
+                bindings,
+                Erasures(ErasureStore(self.pool)),
             ),
             StopIngestServicer(
                 Ingest(IngestStore(self.pool, self.index), self.custom_keywords, bindings),
@@ -297,15 +302,27 @@ class Application:
 
     async def maintain_once(self) -> None:
         """Send partitions ahead of time; request ids and the change feed's changes past their retention
-        deleted."""
+        deleted; raw texts past theirs emptied (when STOPGATE_RAW_TEXT_RETENTION_DAYS is set)."""
         assert self.pool is not None
         assert self.change_feed is not None
         async with self.pool.acquire() as connection:
             await ensure_sends_partitions(connection)
             retention = timedelta(seconds=self.settings.request_id_retention_s)
             purged = await purge_request_ids(connection, retention)
+            texts, days = None, self.settings.raw_text_retention_days
+            if days:
+                texts = await purge_raw_texts(connection, timedelta(days=days))
         if purged:
             log.info("deleted expired request ids", extra={"request_ids": purged})
+        if texts is not None:
+            log.info(
+                "purged raw texts past their retention",
+                extra={
+                    "inbound_texts": texts.inbound_texts,
+                    "rejected_events": texts.rejected_events,
+                    "retention_days": days,
+                },
+            )
         await self.change_feed.purge(self.settings.change_feed_retention_s)
 
 

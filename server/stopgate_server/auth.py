@@ -48,6 +48,7 @@ _ROLES_BY_SERVICE = {
         "BindShortcode": "admin",
         "UnbindShortcode": "admin",
         "ListShortcodeBindings": "admin",
+        "ErasePersonalData": "admin",
     },
     "StopIngest": {
         "StreamEvents": "ingest",
@@ -98,6 +99,11 @@ _OWN_LICENCE_METHODS = frozenset(
     f"/stopgate.v1.StopIngest/{method}"
     for method in ("SetCustomKeyword", "ListCustomKeywords", "RemoveCustomKeyword")
 )
+
+
+# Erasure: a token limited to licences erases a number's data within one of its licences, named as licence_id;
+# erasing it in every licence would reach other licences' data.
+_NAMED_LICENCE_METHODS = frozenset({"/stopgate.v1.QuarantineCheck/ErasePersonalData"})
 
 
 def role_for(method: str) -> str | None:
@@ -201,6 +207,11 @@ class Authoriser:
         licence = _licence_of(request) if request is not None else ""
         if licence and licence not in record.licences:
             raise PermissionDenied(f"token {record.name!r} may not act for licence {licence!r}")
+        if method in _NAMED_LICENCE_METHODS and not licence:
+            raise PermissionDenied(
+                f"token {record.name!r} is limited to licences: name one of them as licence_id, not every"
+                " licence"
+            )
         if method in _OWN_LICENCE_METHODS and (not licence or _names_a_shortcode(request)):
             raise PermissionDenied(
                 f"token {record.name!r} is limited to licences: name one as licence_id, and no shortcode"

@@ -52,6 +52,7 @@ class Settings:
     change_feed_retention_s: float = 7 * 86400.0
     worker_index: int | None = None  # set by the supervisor of `--workers N` on each worker it starts
     request_id_retention_s: float = 86400.0
+    raw_text_retention_days: int = 0  # 0: raw texts are kept
 
     def __post_init__(self) -> None:
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
@@ -112,6 +113,13 @@ def _not_negative(value: str) -> float:
     number = float(value)
     if number < 0:
         raise ValueError("expected 0 or more seconds")
+    return number
+
+
+def _days(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise ValueError("expected a whole number of days, 0 or more (0 keeps raw texts)")
     return number
 
 
@@ -255,6 +263,12 @@ SETTINGS = (
         _positive(float),
         "seconds a request id of RecordSends or CheckBatch with a campaign is remembered at least: a retry"
         " within it gets the first answer and records nothing again (ids are deleted hourly after it)",
+    ),
+    Option(
+        "raw_text_retention_days",
+        _days,
+        "days the raw texts of inbound events (and the raw input of rejected ones) are kept; older ones are"
+        " emptied hourly, in small batches (0: kept)",
     ),
     Option(
         "insecure_no_auth",

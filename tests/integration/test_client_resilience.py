@@ -52,7 +52,7 @@ async def _unimplemented(_: object, request: object, context: Any) -> Any:
 
 class FlakyQuarantine(quarantine_check_pb2_grpc.QuarantineCheckServicer):
     QuarantineNumbers = ReleaseNumbers = _unimplemented
-    BindShortcode = UnbindShortcode = ListShortcodeBindings = _unimplemented
+    BindShortcode = UnbindShortcode = ListShortcodeBindings = ErasePersonalData = _unimplemented
 
     def __init__(self, flaky: Flaky) -> None:
         self.flaky = flaky

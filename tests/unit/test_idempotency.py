@@ -36,6 +36,7 @@ def test_the_reads_and_ingest_are_retried() -> None:
         ("stopgate.v1.QuarantineCheck", "BindShortcode"),
         ("stopgate.v1.QuarantineCheck", "UnbindShortcode"),
         ("stopgate.v1.QuarantineCheck", "ListShortcodeBindings"),
+        ("stopgate.v1.QuarantineCheck", "ErasePersonalData"),
         ("stopgate.v1.StopIngest", "IngestEvent"),
         ("stopgate.v1.StopIngest", "ClassifyText"),
         ("stopgate.v1.StopIngest", "SetCustomKeyword"),

@@ -763,6 +763,126 @@ class ReleaseNumbersResponse(_message.Message):
 Global___ReleaseNumbersResponse: _TypeAlias = ReleaseNumbersResponse  # noqa: Y015
 
 @_typing.final
+class ErasePersonalDataRequest(_message.Message):
+    """Request of ErasePersonalData. Exactly one scope is required: licence_id, or every_licence set to true
+    (an empty request never means "everywhere").
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PHONE_NUMBER_FIELD_NUMBER: _builtins.int
+    DEFAULT_REGION_FIELD_NUMBER: _builtins.int
+    LICENCE_ID_FIELD_NUMBER: _builtins.int
+    EVERY_LICENCE_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    phone_number: _builtins.str
+    """The number whose personal data is erased, in any common notation. Required."""
+    default_region: _builtins.str
+    """ISO 3166-1 alpha-2 region used to read a number written without a country code."""
+    licence_id: _builtins.str
+    """Only this licence's data: its sends to the number, its campaign memberships, the events attributed to
+    it, its quarantine entry and its history entries. Shortcode stop lists belong to shortcodes, not to
+    licences: they are left as they are (they hold no personal data beyond the number), and so are the
+    events attributed to no licence.
+    """
+    every_licence: _builtins.bool
+    """true: the data of every licence, and the events attributed to none (those that reached only a
+    shortcode stop list, and replies such as HELP). false is INVALID_ARGUMENT. Needs a token not limited
+    to licences.
+    """
+    actor: _builtins.str
+    """Who asks (a person or a system), kept in the audit record. Required, at most 128 characters."""
+    reason: _builtins.str
+    """Why: the reference of the person's request (a ticket, a letter), kept in the audit record. Required,
+    at most 500 characters. Write a reference, not the person's details.
+    """
+    def __init__(
+        self,
+        *,
+        phone_number: _builtins.str = ...,
+        default_region: _builtins.str = ...,
+        licence_id: _builtins.str = ...,
+        every_licence: _builtins.bool = ...,
+        actor: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["every_licence", b"every_licence", "licence_id", b"licence_id", "scope", b"scope"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "default_region", b"default_region", "every_licence", b"every_licence", "licence_id", b"licence_id", "phone_number", b"phone_number", "reason", b"reason", "scope", b"scope"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_scope: _TypeAlias = _typing.Literal["licence_id", "every_licence"]  # noqa: Y015
+    _WhichOneofArgType_scope: _TypeAlias = _typing.Literal["scope", b"scope"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_scope) -> _WhichOneofReturnType_scope | None: ...
+
+Global___ErasePersonalDataRequest: _TypeAlias = ErasePersonalDataRequest  # noqa: Y015
+
+@_typing.final
+class ErasePersonalDataResponse(_message.Message):
+    """Response of ErasePersonalData: what this call erased (0 everywhere when it had been erased already)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    E164_FIELD_NUMBER: _builtins.int
+    ERASURE_ID_FIELD_NUMBER: _builtins.int
+    ERASED_AT_FIELD_NUMBER: _builtins.int
+    INBOUND_EVENTS_CLEARED_FIELD_NUMBER: _builtins.int
+    SENDS_DELETED_FIELD_NUMBER: _builtins.int
+    CAMPAIGN_MEMBERSHIPS_DELETED_FIELD_NUMBER: _builtins.int
+    HISTORY_ENTRIES_CLEARED_FIELD_NUMBER: _builtins.int
+    QUARANTINE_ENTRIES_MINIMISED_FIELD_NUMBER: _builtins.int
+    FEED_CHANGES_MINIMISED_FIELD_NUMBER: _builtins.int
+    e164: _builtins.str
+    """The number in E.164 form. It stays on the block lists it was on, and in the audit record."""
+    erasure_id: _builtins.int
+    """The id of the audit record of this call."""
+    inbound_events_cleared: _builtins.int
+    """Inbound events whose raw text, network, web reason, matched keyword and campaign attribution were
+    cleared. The event itself stays (id, time, channel, recipient, intent, outcome, licence): it is the
+    record of the objection, and a retried event is still answered DUPLICATE.
+    """
+    sends_deleted: _builtins.int
+    """Sends to the number deleted (reports keep their counts)."""
+    campaign_memberships_deleted: _builtins.int
+    """Campaign memberships (the number as a recipient of a campaign) deleted (reports keep their counts)."""
+    history_entries_cleared: _builtins.int
+    """History entries whose campaign, reason and consent reference were cleared (what happened, when,
+    through which channel and by which administrator stay).
+    """
+    quarantine_entries_minimised: _builtins.int
+    """Quarantine entries whose attributed campaign was cleared (the entry itself stays: the number stays
+    blocked).
+    """
+    feed_changes_minimised: _builtins.int
+    """Changes of the change feed (Reporting.WatchBlocklistChanges) whose attributed campaign was cleared, so
+    that a consumer resuming from an old cursor reads no erased campaign membership.
+    """
+    @_builtins.property
+    def erased_at(self) -> _timestamp_pb2.Timestamp:
+        """When the erasure was committed (the audit record's time)."""
+
+    def __init__(
+        self,
+        *,
+        e164: _builtins.str = ...,
+        erasure_id: _builtins.int = ...,
+        erased_at: _timestamp_pb2.Timestamp | None = ...,
+        inbound_events_cleared: _builtins.int = ...,
+        sends_deleted: _builtins.int = ...,
+        campaign_memberships_deleted: _builtins.int = ...,
+        history_entries_cleared: _builtins.int = ...,
+        quarantine_entries_minimised: _builtins.int = ...,
+        feed_changes_minimised: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["erased_at", b"erased_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign_memberships_deleted", b"campaign_memberships_deleted", "e164", b"e164", "erased_at", b"erased_at", "erasure_id", b"erasure_id", "feed_changes_minimised", b"feed_changes_minimised", "history_entries_cleared", b"history_entries_cleared", "inbound_events_cleared", b"inbound_events_cleared", "quarantine_entries_minimised", b"quarantine_entries_minimised", "sends_deleted", b"sends_deleted"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ErasePersonalDataResponse: _TypeAlias = ErasePersonalDataResponse  # noqa: Y015
+
+@_typing.final
 class ShortcodeBinding(_message.Message):
     """A shortcode bound to a licence: tokens limited to that licence may send through it and see its stop list."""
 

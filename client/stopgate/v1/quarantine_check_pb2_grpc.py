@@ -61,6 +61,11 @@ class QuarantineCheckStub:
                 request_serializer=stopgate_dot_v1_dot_quarantine__check__pb2.ReleaseNumbersRequest.SerializeToString,
                 response_deserializer=stopgate_dot_v1_dot_quarantine__check__pb2.ReleaseNumbersResponse.FromString,
                 _registered_method=True)
+        self.ErasePersonalData = channel.unary_unary(
+                '/stopgate.v1.QuarantineCheck/ErasePersonalData',
+                request_serializer=stopgate_dot_v1_dot_quarantine__check__pb2.ErasePersonalDataRequest.SerializeToString,
+                response_deserializer=stopgate_dot_v1_dot_quarantine__check__pb2.ErasePersonalDataResponse.FromString,
+                _registered_method=True)
         self.BindShortcode = channel.unary_unary(
                 '/stopgate.v1.QuarantineCheck/BindShortcode',
                 request_serializer=stopgate_dot_v1_dot_quarantine__check__pb2.BindShortcodeRequest.SerializeToString,
@@ -128,6 +133,21 @@ class QuarantineCheckServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ErasePersonalData(self, request, context):
+        """Erases a number's personal data and keeps its opt-out (GDPR Art. 17 and 21; administrators): in one
+        transaction, the raw texts and other personal fields of its inbound events, its sends, its campaign
+        memberships and the free-text details of its history; its quarantine and shortcode stop-list entries
+        stay, reduced to what the rules need, so that it stays blocked. Campaign reports keep their counts.
+        Every call is audited (when, who, scope, reason, how many rows of each kind), never with the erased
+        data. Idempotent: a repeat erases nothing more (its counts are 0), succeeds, and is audited too. A
+        token limited to licences may erase only within one of its licences (PERMISSION_DENIED otherwise, and
+        for every_licence). Encoded CheckBatch and RecordSends answers kept for request ids hold the number
+        until they expire (24 hours by default); they cannot be edited (SECURITY.md, Erasure).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def BindShortcode(self, request, context):
         """Shortcode bindings. A token limited to licences uses and sees the stop list of a shortcode only when
         the shortcode is bound to the request's licence: CheckBatch and RecordSends from a sender routed
@@ -185,6 +205,11 @@ def add_QuarantineCheckServicer_to_server(servicer, server):
                     servicer.ReleaseNumbers,
                     request_deserializer=stopgate_dot_v1_dot_quarantine__check__pb2.ReleaseNumbersRequest.FromString,
                     response_serializer=stopgate_dot_v1_dot_quarantine__check__pb2.ReleaseNumbersResponse.SerializeToString,
+            ),
+            'ErasePersonalData': grpc.unary_unary_rpc_method_handler(
+                    servicer.ErasePersonalData,
+                    request_deserializer=stopgate_dot_v1_dot_quarantine__check__pb2.ErasePersonalDataRequest.FromString,
+                    response_serializer=stopgate_dot_v1_dot_quarantine__check__pb2.ErasePersonalDataResponse.SerializeToString,
             ),
             'BindShortcode': grpc.unary_unary_rpc_method_handler(
                     servicer.BindShortcode,
@@ -339,6 +364,33 @@ class QuarantineCheck:
             '/stopgate.v1.QuarantineCheck/ReleaseNumbers',
             stopgate_dot_v1_dot_quarantine__check__pb2.ReleaseNumbersRequest.SerializeToString,
             stopgate_dot_v1_dot_quarantine__check__pb2.ReleaseNumbersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ErasePersonalData(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stopgate.v1.QuarantineCheck/ErasePersonalData',
+            stopgate_dot_v1_dot_quarantine__check__pb2.ErasePersonalDataRequest.SerializeToString,
+            stopgate_dot_v1_dot_quarantine__check__pb2.ErasePersonalDataResponse.FromString,
             options,
             channel_credentials,
             insecure,

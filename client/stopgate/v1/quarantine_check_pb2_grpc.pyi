@@ -59,6 +59,17 @@ class QuarantineCheckStub:
     Lifts the licence's quarantine only: a shortcode's stop list belongs to the shortcode and is lifted by
     an opt-in to it (StopIngest). Not idempotent: every call adds to the audit history.
     """
+    ErasePersonalData: _grpc.UnaryUnaryMultiCallable[_quarantine_check_pb2.ErasePersonalDataRequest, _quarantine_check_pb2.ErasePersonalDataResponse]
+    """Erases a number's personal data and keeps its opt-out (GDPR Art. 17 and 21; administrators): in one
+    transaction, the raw texts and other personal fields of its inbound events, its sends, its campaign
+    memberships and the free-text details of its history; its quarantine and shortcode stop-list entries
+    stay, reduced to what the rules need, so that it stays blocked. Campaign reports keep their counts.
+    Every call is audited (when, who, scope, reason, how many rows of each kind), never with the erased
+    data. Idempotent: a repeat erases nothing more (its counts are 0), succeeds, and is audited too. A
+    token limited to licences may erase only within one of its licences (PERMISSION_DENIED otherwise, and
+    for every_licence). Encoded CheckBatch and RecordSends answers kept for request ids hold the number
+    until they expire (24 hours by default); they cannot be edited (SECURITY.md, Erasure).
+    """
     BindShortcode: _grpc.UnaryUnaryMultiCallable[_quarantine_check_pb2.BindShortcodeRequest, _quarantine_check_pb2.BindShortcodeResponse]
     """Shortcode bindings. A token limited to licences uses and sees the stop list of a shortcode only when
     the shortcode is bound to the request's licence: CheckBatch and RecordSends from a sender routed
@@ -107,6 +118,17 @@ class QuarantineCheckAsyncStub(QuarantineCheckStub):
     """Releases numbers from quarantine by hand (administrators), given proof of renewed consent. Audited.
     Lifts the licence's quarantine only: a shortcode's stop list belongs to the shortcode and is lifted by
     an opt-in to it (StopIngest). Not idempotent: every call adds to the audit history.
+    """
+    ErasePersonalData: _aio.UnaryUnaryMultiCallable[_quarantine_check_pb2.ErasePersonalDataRequest, _quarantine_check_pb2.ErasePersonalDataResponse]  # type: ignore[assignment]
+    """Erases a number's personal data and keeps its opt-out (GDPR Art. 17 and 21; administrators): in one
+    transaction, the raw texts and other personal fields of its inbound events, its sends, its campaign
+    memberships and the free-text details of its history; its quarantine and shortcode stop-list entries
+    stay, reduced to what the rules need, so that it stays blocked. Campaign reports keep their counts.
+    Every call is audited (when, who, scope, reason, how many rows of each kind), never with the erased
+    data. Idempotent: a repeat erases nothing more (its counts are 0), succeeds, and is audited too. A
+    token limited to licences may erase only within one of its licences (PERMISSION_DENIED otherwise, and
+    for every_licence). Encoded CheckBatch and RecordSends answers kept for request ids hold the number
+    until they expire (24 hours by default); they cannot be edited (SECURITY.md, Erasure).
     """
     BindShortcode: _aio.UnaryUnaryMultiCallable[_quarantine_check_pb2.BindShortcodeRequest, _quarantine_check_pb2.BindShortcodeResponse]  # type: ignore[assignment]
     """Shortcode bindings. A token limited to licences uses and sees the stop list of a shortcode only when
@@ -183,6 +205,23 @@ class QuarantineCheckServicer(metaclass=_abc_1.ABCMeta):
         """Releases numbers from quarantine by hand (administrators), given proof of renewed consent. Audited.
         Lifts the licence's quarantine only: a shortcode's stop list belongs to the shortcode and is lifted by
         an opt-in to it (StopIngest). Not idempotent: every call adds to the audit history.
+        """
+
+    @_abc_1.abstractmethod
+    def ErasePersonalData(
+        self,
+        request: _quarantine_check_pb2.ErasePersonalDataRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_quarantine_check_pb2.ErasePersonalDataResponse, _abc.Awaitable[_quarantine_check_pb2.ErasePersonalDataResponse]]:
+        """Erases a number's personal data and keeps its opt-out (GDPR Art. 17 and 21; administrators): in one
+        transaction, the raw texts and other personal fields of its inbound events, its sends, its campaign
+        memberships and the free-text details of its history; its quarantine and shortcode stop-list entries
+        stay, reduced to what the rules need, so that it stays blocked. Campaign reports keep their counts.
+        Every call is audited (when, who, scope, reason, how many rows of each kind), never with the erased
+        data. Idempotent: a repeat erases nothing more (its counts are 0), succeeds, and is audited too. A
+        token limited to licences may erase only within one of its licences (PERMISSION_DENIED otherwise, and
+        for every_licence). Encoded CheckBatch and RecordSends answers kept for request ids hold the number
+        until they expire (24 hours by default); they cannot be edited (SECURITY.md, Erasure).
         """
 
     @_abc_1.abstractmethod

@@ -25,12 +25,14 @@ from stopgate_server.api.mapping import (
 )
 from stopgate_server.api.validation import MAX_ACTOR, MAX_REASON, Violations
 from stopgate_server.domain import phones
+from stopgate_server.domain.erasure import EVERY_LICENCE, ErasureRequest
 from stopgate_server.domain.numbers import HistoryEntry
 from stopgate_server.domain.request_ids import RequestId
 from stopgate_server.domain.shortcode_bindings import Binding
 from stopgate_server.domain.verdicts import Verdict
 from stopgate_server.turns import in_turns
 from stopgate_server.usecases.checks import CheckedBatch, Checks
+from stopgate_server.usecases.erasure import Erasures
 from stopgate_server.usecases.numbers import Numbers
 from stopgate_server.usecases.shortcode_bindings import ShortcodeBindings
 
@@ -42,10 +44,13 @@ NUMBERS_PER_CHUNK = 100  # converted between two looks at the clock (numbers in 
 
 
 class QuarantineCheckServicer(quarantine_check_pb2_grpc.QuarantineCheckServicer):
-    def __init__(self, checks: Checks, numbers: Numbers, bindings: ShortcodeBindings) -> None:
+    def __init__(
+        self, checks: Checks, numbers: Numbers, bindings: ShortcodeBindings, erasures: Erasures
+    ) -> None:
         self.checks = checks
         self.numbers = numbers
         self.bindings = bindings
+        self.erasures = erasures
 
     async def CheckBatch(  # type: ignore[override]  # returns the response encoded, see wire.py
         self, request: pb.CheckBatchRequest, context: Any
@@ -212,6 +217,45 @@ class QuarantineCheckServicer(quarantine_check_pb2_grpc.QuarantineCheckServicer)
         )
         return pb.ReleaseNumbersResponse(results=results)
 
+    async def ErasePersonalData(
+        self, request: pb.ErasePersonalDataRequest, context: Any
+    ) -> pb.ErasePersonalDataResponse:
+        violations = Violations()
+        violations.region("default_region", request.default_region)
+        e164 = _required_e164(violations, "phone_number", request.phone_number, request.default_region)
+        scope = request.WhichOneof("scope")
+        if scope is None:
+            violations.add("licence_id", "name a licence_id, or set every_licence to true")
+        elif scope == "licence_id":
+            violations.identifier("licence_id", request.licence_id)
+        elif not request.every_licence:
+            violations.add("every_licence", "must be true when set (name a licence_id for one licence)")
+        violations.text("actor", request.actor, MAX_ACTOR)
+        violations.text("reason", request.reason, MAX_REASON)
+        violations.raise_if_any()
+        assert e164 is not None
+        erasure = await self.erasures.erase(
+            ErasureRequest(
+                phone=e164,
+                licence_id=request.licence_id if scope == "licence_id" else EVERY_LICENCE,
+                actor=request.actor,
+                reason=request.reason,
+            ),
+            caller.limited_to(),
+        )
+        counts = erasure.counts
+        return pb.ErasePersonalDataResponse(
+            e164=e164,
+            erasure_id=erasure.erasure_id,
+            erased_at=timestamp(erasure.erased_at),
+            inbound_events_cleared=counts.inbound_events_cleared,
+            sends_deleted=counts.sends_deleted,
+            campaign_memberships_deleted=counts.campaign_memberships_deleted,
+            history_entries_cleared=counts.history_entries_cleared,
+            quarantine_entries_minimised=counts.quarantine_entries_minimised,
+            feed_changes_minimised=counts.feed_changes_minimised,
+        )
+
     async def BindShortcode(self, request: pb.BindShortcodeRequest, context: Any) -> pb.BindShortcodeResponse:
         violations = Violations()
         violations.identifier("licence_id", request.licence_id)
@@ -241,6 +285,17 @@ class QuarantineCheckServicer(quarantine_check_pb2_grpc.QuarantineCheckServicer)
         violations.raise_if_any()
         found = await self.bindings.find(request.licence_id, shortcode)
         return pb.ListShortcodeBindingsResponse(bindings=[_shortcode_binding(b) for b in found])
+
+
+def _required_e164(violations: Violations, field: str, value: str, region: str) -> str | None:
+    """A required phone number in E.164 form; None (and a violation naming `field`) when it is not one."""
+    if not value.strip():
+        violations.add(field, "required")
+        return None
+    e164 = phones.to_e164(value, region)
+    if e164 is None:
+        violations.add(field, "not a valid phone number")
+    return e164
 
 
 def _required_shortcode(violations: Violations, value: str) -> str:

@@ -681,3 +681,116 @@ WITH oldest AS (
     RETURNING 1
 )
 SELECT count(*) FROM purged;
+
+-- Erasure of a number's personal data (store/erasure.py), and the retention of raw texts. In the erase_*
+-- queries, :licence_id NULL means every licence (and the rows attributed to none); each touches only rows
+-- that still hold something to erase, so a repeat erases nothing and counts 0.
+
+-- name: erase_inbound_events
+-- Clears the personal fields of :phone's inbound events: the raw text, the network (the person's operator),
+-- the reason typed on a web page, the matched keyword (an extract of the text) and the campaign attribution.
+-- The event stays, as the record of the objection and so that a retried event_id is still a DUPLICATE.
+WITH cleared AS (
+    UPDATE inbound_events SET raw_text = '', network = '', reason = '', matched_keyword = '',
+                              campaign_id = NULL, attributed_sent_at = NULL, attributed_send_id = NULL
+    WHERE phone = :phone AND (:licence_id::text IS NULL OR licence_id = :licence_id)
+      AND (raw_text <> '' OR network <> '' OR reason <> '' OR matched_keyword <> '' OR campaign_id IS NOT NULL
+           OR attributed_sent_at IS NOT NULL OR attributed_send_id IS NOT NULL)
+    RETURNING 1
+)
+SELECT count(*) FROM cleared;
+
+-- name: erase_sends
+-- Deletes :phone's sends (campaign_counters keep counting them).
+WITH deleted AS (
+    DELETE FROM sends WHERE phone = :phone AND (:licence_id::text IS NULL OR licence_id = :licence_id)
+    RETURNING 1
+)
+SELECT count(*) FROM deleted;
+
+-- name: erase_campaign_recipients
+-- Deletes :phone's campaign memberships (campaign_counters.unique_recipients keeps counting them).
+WITH deleted AS (
+    DELETE FROM campaign_recipients
+    WHERE phone = :phone AND (:licence_id::text IS NULL OR licence_id = :licence_id)
+    RETURNING 1
+)
+SELECT count(*) FROM deleted;
+
+-- name: erase_number_history
+-- Clears the free-text details of :phone's history (an administrator's reason, a consent reference) and its
+-- campaign; the entry stays (when, what, channel, licence, shortcode, event, actor, attribution rule): it
+-- proves the objection, and the licence summary counts it.
+WITH cleared AS (
+    UPDATE number_history SET reason = NULL, consent_reference = NULL, campaign_id = NULL
+    WHERE phone = :phone AND (:licence_id::text IS NULL OR licence_id = :licence_id)
+      AND (reason IS NOT NULL OR consent_reference IS NOT NULL OR campaign_id IS NOT NULL)
+    RETURNING 1
+)
+SELECT count(*) FROM cleared;
+
+-- name: minimise_blocklist_changes
+-- Clears the campaign of :phone's quarantine changes in the change feed, as minimise_quarantine does for
+-- the entries themselves (a consumer may read changes as old as the feed's retention).
+WITH cleared AS (
+    UPDATE blocklist_changes SET campaign_id = NULL
+    WHERE phone = :phone AND list = 'q' AND (:licence_id::text IS NULL OR owner = :licence_id)
+      AND campaign_id IS NOT NULL
+    RETURNING 1
+)
+SELECT count(*) FROM cleared;
+
+-- name: minimise_quarantine
+-- Reduces :phone's quarantine entries to what blocking needs: the campaign the STOP was attributed to goes;
+-- phone, licence, since, source, event, attribution rule and the free confirmation's state stay. Neither the
+-- key nor `since` changes: the block-list index is not concerned.
+WITH minimised AS (
+    UPDATE quarantine SET campaign_id = NULL
+    WHERE phone = :phone AND (:licence_id::text IS NULL OR licence_id = :licence_id) AND campaign_id IS NOT NULL
+    RETURNING 1
+)
+SELECT count(*) FROM minimised;
+
+-- name: record_erasure
+-- The audit record of an erasure: never the erased data, only what was erased (:counts, by kind).
+INSERT INTO erasures (phone, licence_id, actor, reason, counts)
+VALUES (:phone, :licence_id, :actor, :reason, :counts::jsonb)
+RETURNING id, erased_at;
+
+-- name: raw_text_purged_before
+-- Where the retention of raw texts got in table :table_name: everything stored before it was purged.
+SELECT purged_before FROM raw_text_retention WHERE table_name = :table_name;
+
+-- name: raw_text_purged_up_to
+-- Every raw text of table :table_name stored before :purged_before is purged (never moves back).
+UPDATE raw_text_retention SET purged_before = :purged_before
+WHERE table_name = :table_name AND purged_before < :purged_before;
+
+-- name: purge_raw_texts
+-- Empties the raw text of up to :batch inbound events stored within [:after, :before) that still have one
+-- (one range of inbound_events_by_stored_at). Returns how many rows held one (`selected`: fewer than :batch
+-- means no row of the range has one left) and how many it emptied (rows emptied meanwhile by a concurrent
+-- purge or erasure are skipped).
+WITH old AS (
+    SELECT ctid FROM inbound_events
+    WHERE stored_at >= :after AND stored_at < :before AND raw_text <> ''
+    LIMIT :batch
+), purged AS (
+    UPDATE inbound_events SET raw_text = ''
+    WHERE ctid = ANY(ARRAY(SELECT ctid FROM old)) AND raw_text <> ''
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM old) AS selected, (SELECT count(*) FROM purged) AS purged;
+
+-- name: purge_raw_events
+-- The same for rejected events: their raw input (which may hold a number and a text) becomes '{}'.
+WITH old AS (
+    SELECT ctid FROM rejected_events
+    WHERE stored_at >= :after AND stored_at < :before AND raw_event <> '{}'::jsonb
+    LIMIT :batch
+), purged AS (
+    UPDATE rejected_events SET raw_event = '{}'::jsonb
+    WHERE ctid = ANY(ARRAY(SELECT ctid FROM old)) AND raw_event <> '{}'::jsonb
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM old) AS selected, (SELECT count(*) FROM purged) AS purged;
