@@ -23,6 +23,7 @@ from stopgate_server.app import Application
 from stopgate_server.config import Settings
 from stopgate_server.store.embedded import EmbeddedPostgres
 from stopgate_server.store.migrations import migrate
+from stopgate_server.store.tokens import create_token
 
 TEMPLATE = "stopgate_template"
 _database_numbers = itertools.count()
@@ -79,6 +80,20 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
     """A direct connection to the test's database, to arrange and inspect rows."""
     connection = await asyncpg.connect(database_url)
     yield connection
+    await connection.close()
+
+
+@pytest.fixture
+async def tokens(database_url: str) -> AsyncIterator[Callable[..., Any]]:
+    """Make tokens in the test's database: `await tokens(*roles, licences=(...))`."""
+    connection = await asyncpg.connect(database_url)
+    made = itertools.count(1)
+
+    async def make(*roles: str, licences: tuple[str, ...] = ()) -> str:
+        _, token = await create_token(connection, f"t{next(made)}", roles, licences)
+        return token
+
+    yield make
     await connection.close()
 
 

@@ -11,3 +11,6 @@ METHODS: list[tuple[str, MethodDescriptor]] = [
 ]
 """(full method path "/stopgate.v1.Service/Method", its descriptor) of every RPC."""
 METHOD_IDS = [path for path, _ in METHODS]
+ENDLESS_STREAMS = frozenset({"/stopgate.v1.Reporting/WatchBlocklistChanges"})
+"""Server streams that end only when their caller cancels them (or the server stops): a test reads their
+first response, then cancels."""

@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 import grpc
+from contracts import ENDLESS_STREAMS
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
@@ -259,7 +260,9 @@ async def call(
         elif method.server_streaming:
             rows = channel.unary_stream(path, *identity)(frames[0], metadata=metadata, timeout=20)
             async for _ in rows:
-                pass
+                if path in ENDLESS_STREAMS:  # it answered: that is all a call of it can show
+                    rows.cancel()
+                    break
         else:
             await channel.unary_unary(path, *identity)(frames[0], metadata=metadata, timeout=20)
     except grpc.aio.AioRpcError as error:

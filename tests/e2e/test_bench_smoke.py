@@ -26,6 +26,10 @@ WITH_REDIS = shutil.which("redis-server") is not None and importlib.util.find_sp
 # script: (its tiny options, what its output must show)
 SMOKES: dict[str, tuple[str, str]] = {
     "check_batch": (LOAD, r"ratio stopgate / ceiling: [\d.]+x"),
+    "change_feed": (
+        "--changes 2000 --rounds 1 --rate 50 --seconds 1",
+        r"catch-up: 2,000 changes per round, median of 1: [\d,]+ changes/s\nlive: 50 changes at 50/s",
+    ),
     "check_messages": (
         "--texts 10 --in-flight 2 --seconds 1 --warmup 0.2 --rounds 1",
         r"median over 1 rounds: [\d,]+ messages/s",

@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 import grpc
 import pytest
-from contracts import METHOD_IDS, METHODS
+from contracts import ENDLESS_STREAMS, METHOD_IDS, METHODS
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from processes import STOPGATE, run
 from stopgate.v1 import (
@@ -21,23 +21,9 @@ from stopgate.v1 import (
 )
 from stopgate_server.app import Application
 from stopgate_server.auth import METHOD_ROLES, role_for
-from stopgate_server.store.tokens import ROLES, create_token
+from stopgate_server.store.tokens import ROLES
 
 AUTH_CODES = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
-
-
-@pytest.fixture
-async def tokens(database_url: str) -> AsyncIterator[Any]:
-    connection = await asyncpg.connect(database_url)
-
-    async def make(*roles: str, licences: tuple[str, ...] = ()) -> str:
-        _, token = await create_token(connection, f"t{len(made)}", roles, licences)
-        made.append(token)
-        return token
-
-    made: list[str] = []
-    yield make
-    await connection.close()
 
 
 async def call(
@@ -54,8 +40,11 @@ async def call(
             async for _ in stream:
                 pass
         elif method.server_streaming:
-            async for _ in channel.unary_stream(path, *identity)(request, metadata=metadata, timeout=10):
-                pass
+            rows = channel.unary_stream(path, *identity)(request, metadata=metadata, timeout=10)
+            async for _ in rows:
+                if path in ENDLESS_STREAMS:  # it answered: the call was allowed
+                    rows.cancel()
+                    break
         else:
             await channel.unary_unary(path, *identity)(request, metadata=metadata, timeout=10)
     except grpc.aio.AioRpcError as error:

@@ -24,7 +24,7 @@ from stopgate.v1 import reporting_pb2 as pb
 from stopgate.v1.reporting_pb2_grpc import ReportingStub
 from stopgate_server.app import Application
 from stopgate_server.shutdown import shutting_down
-from stopgate_server.store.tokens import ROLES, create_token
+from stopgate_server.store.tokens import ROLES
 from stopgate_server.usecases import change_feed
 
 LICENCES = ("acme", "globex")
@@ -32,22 +32,6 @@ SHORTCODE = "36180"
 Key = tuple[str, str, str]  # (list, licence or shortcode, phone)
 QUARANTINE_ONE = "INSERT INTO quarantine (phone, licence_id, since, source) VALUES ($1, $2, now(), 'IMPORT')"
 STOP_LIST_ONE = "INSERT INTO shortcode_stop_list (phone, shortcode, since) VALUES ($1, $2, now())"
-
-
-@pytest.fixture
-async def tokens(database_url: str) -> AsyncIterator[Any]:
-    """Make tokens in the test's database: `await tokens(*roles, licences=(...))`."""
-    connection = await asyncpg.connect(database_url)
-    made = 0
-
-    async def make(*roles: str, licences: tuple[str, ...] = ()) -> str:
-        nonlocal made
-        made += 1
-        _, token = await create_token(connection, f"feed-{made}", roles, licences)
-        return token
-
-    yield make
-    await connection.close()
 
 
 def _key(change: pb.BlocklistChange) -> Key:

@@ -24,27 +24,11 @@ from stopgate.v1 import (
     stop_ingest_pb2_grpc,
 )
 from stopgate_server.app import Application
-from stopgate_server.store.tokens import ROLES, create_token
+from stopgate_server.store.tokens import ROLES
 
 pb = quarantine_check_pb2
 PHONE = "+33612345678"
 BOUND, UNBOUND = "36180", "60999"
-
-
-@pytest.fixture
-async def tokens(database_url: str) -> AsyncIterator[Any]:
-    """Make tokens in the test's database: `await tokens(*roles, licences=(...))`."""
-    connection = await asyncpg.connect(database_url)
-    made = 0
-
-    async def make(*roles: str, licences: tuple[str, ...] = ()) -> str:
-        nonlocal made
-        made += 1
-        _, token = await create_token(connection, f"bindings-{made}", roles, licences)
-        return token
-
-    yield make
-    await connection.close()
 
 
 @pytest.fixture

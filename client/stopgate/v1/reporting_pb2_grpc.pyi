@@ -66,7 +66,8 @@ class ReportingStub:
     reordering between the two. Changes of one number come in the order they were made. Each change
     carries the cursor to resume after it: a caller that opens the stream again with the last cursor it
     recorded misses nothing and may get again the changes it had not recorded (at least once; change_id
-    tells duplicates). A stream with nothing to send sends a response without changes, with the current
+    tells duplicates). The first response comes at once, without changes: it holds the cursor where the
+    stream starts. A stream with nothing to send sends a response without changes, with the current
     cursor, every 15 s. Changes are kept STOPGATE_CHANGE_FEED_RETENTION_S (7 days): an older cursor is
     FAILED_PRECONDITION, reason CURSOR_EXPIRED. A token limited to licences gets the changes of its licences
     only: their quarantines, and the stop lists of the shortcodes bound to them. A caller that does not read
@@ -112,7 +113,8 @@ class ReportingAsyncStub(ReportingStub):
     reordering between the two. Changes of one number come in the order they were made. Each change
     carries the cursor to resume after it: a caller that opens the stream again with the last cursor it
     recorded misses nothing and may get again the changes it had not recorded (at least once; change_id
-    tells duplicates). A stream with nothing to send sends a response without changes, with the current
+    tells duplicates). The first response comes at once, without changes: it holds the cursor where the
+    stream starts. A stream with nothing to send sends a response without changes, with the current
     cursor, every 15 s. Changes are kept STOPGATE_CHANGE_FEED_RETENTION_S (7 days): an older cursor is
     FAILED_PRECONDITION, reason CURSOR_EXPIRED. A token limited to licences gets the changes of its licences
     only: their quarantines, and the stop lists of the shortcodes bound to them. A caller that does not read
@@ -191,7 +193,8 @@ class ReportingServicer(metaclass=_abc_1.ABCMeta):
         reordering between the two. Changes of one number come in the order they were made. Each change
         carries the cursor to resume after it: a caller that opens the stream again with the last cursor it
         recorded misses nothing and may get again the changes it had not recorded (at least once; change_id
-        tells duplicates). A stream with nothing to send sends a response without changes, with the current
+        tells duplicates). The first response comes at once, without changes: it holds the cursor where the
+        stream starts. A stream with nothing to send sends a response without changes, with the current
         cursor, every 15 s. Changes are kept STOPGATE_CHANGE_FEED_RETENTION_S (7 days): an older cursor is
         FAILED_PRECONDITION, reason CURSOR_EXPIRED. A token limited to licences gets the changes of its licences
         only: their quarantines, and the stop lists of the shortcodes bound to them. A caller that does not read

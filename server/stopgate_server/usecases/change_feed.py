@@ -103,10 +103,12 @@ class ChangeFeed:
         return requested or None
 
     async def follow(self, after: Position, licences: Collection[str] | None) -> AsyncIterator[FeedPage]:
-        """The changes after `after` (of `licences` only, unless None), a page at a time, for ever; a page
-        without changes every `HEARTBEAT_S` while there are none. Ends with UNAVAILABLE
+        """The changes after `after` (of `licences` only, unless None), a page at a time, for ever: first a
+        page without changes at once (where the stream starts, for a consumer that started from now), then
+        one without changes every `HEARTBEAT_S` while there are none. Ends with UNAVAILABLE
         (SERVER_SHUTTING_DOWN) when the server stops."""
         loop = asyncio.get_running_loop()
+        yield FeedPage([], after)
         sent_at = loop.time()
         while True:
             target = self.latest
