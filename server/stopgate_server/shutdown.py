@@ -65,6 +65,10 @@ class StreamsEnding:
         self._event = asyncio.Event()
         self._reads: set[asyncio.Timeout] = set()  # of the streams waiting for their next request
 
+    @property
+    def ending(self) -> bool:
+        return self._event.is_set()
+
     def begin(self) -> None:
         self._event.set()
         now = asyncio.get_running_loop().time()

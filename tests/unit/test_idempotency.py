@@ -50,6 +50,7 @@ def test_the_reads_and_ingest_are_retried() -> None:
         ("stopgate.v1.Reporting", "ExportInteractions"),
         ("stopgate.v1.Reporting", "ExportQuarantine"),
         ("stopgate.v1.Reporting", "GetLicenceSummary"),
+        ("stopgate.v1.Reporting", "WatchBlocklistChanges"),
     } == RETRIED
 
 

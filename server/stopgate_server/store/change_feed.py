@@ -35,19 +35,22 @@ class ChangeFeedStore:
 
     async def page(
         self, after: Position, to_tick: int, licences: Collection[str] | None, limit: int
-    ) -> list[Change]:
-        """Up to `limit` changes after `after`, to the end of tick `to_tick`, in feed order; only those of
-        `licences` (their quarantines and their shortcodes' stop lists) unless None."""
-        rows = await self.pool.fetch(
-            *QUERIES["blocklist_changes_page"].bind(
-                from_tick=after.tick,
-                after_id=_WHOLE_TICK if after.change_id is None else after.change_id,
-                to_tick=to_tick,
-                licences=None if licences is None else list(licences),
-                limit=limit,
-            )
+    ) -> tuple[int, list[Change]]:
+        """The oldest tick kept, and up to `limit` changes after `after`, to the end of tick `to_tick`, in
+        feed order; only those of `licences` (their quarantines and their shortcodes' stop lists) unless
+        None. Read in one snapshot: when `after` is older than the oldest tick, ticks it needed were purged
+        and the changes read are not all that followed it."""
+        page = QUERIES["blocklist_changes_page"].bind(
+            from_tick=after.tick,
+            after_id=_WHOLE_TICK if after.change_id is None else after.change_id,
+            to_tick=to_tick,
+            licences=None if licences is None else list(licences),
+            limit=limit,
         )
-        return [_change(row) for row in rows]
+        async with self.pool.acquire() as connection, connection.transaction(isolation="repeatable_read"):
+            oldest = await connection.fetchval(QUERIES["blocklist_change_ticks_oldest"].sql)
+            rows = await connection.fetch(*page)
+        return int(oldest), [_change(row) for row in rows]
 
     async def purge(self, before: datetime, batch: int) -> tuple[int, int]:
         """Forget the ticks recorded before `before` (but the latest), then their changes, `batch` rows per

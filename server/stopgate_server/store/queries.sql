@@ -624,9 +624,11 @@ WITH last AS (
     INSERT INTO blocklist_change_ticks (tick, snapshot)
     SELECT last.tick + 1, pg_current_snapshot() FROM last
     WHERE (EXISTS (SELECT FROM blocklist_changes c WHERE c.txid >= pg_snapshot_xmax(last.snapshot))
-           OR EXISTS (
+           OR EXISTS (  -- of a transaction in progress at the last tick that has committed since
                SELECT FROM blocklist_changes c
-               WHERE c.txid = ANY(ARRAY(SELECT pg_snapshot_xip(last.snapshot)))))
+               WHERE c.txid = ANY(ARRAY(
+                   SELECT x FROM pg_snapshot_xip(last.snapshot) x
+                   WHERE pg_visible_in_snapshot(x, pg_current_snapshot())))))
       AND pg_try_advisory_xact_lock(:lock_key)
     ON CONFLICT (tick) DO NOTHING
     RETURNING tick
@@ -636,6 +638,9 @@ SELECT coalesce((SELECT tick FROM ticked), (SELECT tick FROM last));
 -- name: blocklist_change_ticks_bounds
 -- The oldest tick kept (a consumer can resume from its end) and the latest.
 SELECT min(tick) AS oldest, max(tick) AS latest FROM blocklist_change_ticks;
+
+-- name: blocklist_change_ticks_oldest
+SELECT min(tick) FROM blocklist_change_ticks;
 
 -- name: blocklist_changes_page
 -- The changes of ticks :from_tick (after change :after_id) to :to_tick, tick by tick and by id within a
@@ -650,7 +655,9 @@ CROSS JOIN LATERAL (
         SELECT * FROM blocklist_changes
         WHERE txid >= pg_snapshot_xmax(p.snapshot) AND txid < pg_snapshot_xmax(t.snapshot)
         UNION ALL
-        SELECT * FROM blocklist_changes WHERE txid = ANY(ARRAY(SELECT pg_snapshot_xip(p.snapshot)))
+        SELECT * FROM blocklist_changes  -- of the transactions in progress in p that t sees committed
+        WHERE txid = ANY(ARRAY(
+            SELECT x FROM pg_snapshot_xip(p.snapshot) x WHERE pg_visible_in_snapshot(x, t.snapshot)))
     ) c
     WHERE pg_visible_in_snapshot(c.txid, t.snapshot)
       AND (t.tick > :from_tick OR c.id > :after_id)
@@ -665,9 +672,11 @@ ORDER BY t.tick, c.id
 LIMIT :limit;
 
 -- name: purge_blocklist_change_ticks
--- The ticks recorded before :before, but the latest: the oldest left is where consumers can start.
+-- The ticks before the first one recorded at :before or later (or before the latest): always a prefix, even
+-- if the clock stepped back, so that every tick after the oldest left can be read.
 DELETE FROM blocklist_change_ticks
-WHERE ticked_at < :before AND tick < (SELECT max(tick) FROM blocklist_change_ticks);
+WHERE tick < coalesce((SELECT min(tick) FROM blocklist_change_ticks WHERE ticked_at >= :before),
+                      (SELECT max(tick) FROM blocklist_change_ticks));
 
 -- name: purge_blocklist_changes
 -- Up to :batch changes of the ticks no longer kept (visible in the oldest tick's snapshot: of it or before

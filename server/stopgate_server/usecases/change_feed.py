@@ -25,7 +25,7 @@ from enum import Enum
 
 from stopgate_server.domain.change_feed import Change, Position
 from stopgate_server.errors import FailedPrecondition, FieldViolation, InvalidArgument, PermissionDenied
-from stopgate_server.shutdown import StreamsEnding
+from stopgate_server.shutdown import StreamsEnding, shutting_down
 from stopgate_server.store.change_feed import ChangeFeedStore
 
 log = logging.getLogger(__name__)
@@ -83,12 +83,7 @@ class ChangeFeed:
                 [FieldViolation("after_cursor", "is ahead of this feed (a cursor of another deployment?)")]
             )
         if position < Position(oldest):  # the oldest tick kept is read from its end
-            raise FailedPrecondition(
-                f"the feed no longer holds the changes after cursor {cursor!r} (older than its retention):"
-                " copy the current state again (ExportQuarantine) and follow the feed from the oldest change"
-                " kept or from now",
-                reason=CURSOR_EXPIRED,
-            )
+            raise _expired(cursor)
         return position
 
     @staticmethod
@@ -111,12 +106,16 @@ class ChangeFeed:
         yield FeedPage([], after)
         sent_at = loop.time()
         while True:
-            target = self.latest
+            ticked, target = self._ticked, self.latest  # the event to wait on, taken before reading
             while after < Position(target):  # not yet at the end of the target tick
+                if self.streams_ending.ending:
+                    raise shutting_down()
                 to_tick = min(target, after.tick + TICKS_PER_READ)
-                changes = await self.store.page(after, to_tick, licences, PAGE)
+                oldest, changes = await self.store.page(after, to_tick, licences, PAGE)
+                if after < Position(oldest):  # purged while this stream read (a consumer behind it)
+                    raise _expired(after.cursor())
                 after = changes[-1].position if len(changes) == PAGE else Position(to_tick)
-                if changes:
+                if changes or loop.time() - sent_at >= HEARTBEAT_S:
                     yield FeedPage(changes, after)
                     sent_at = loop.time()
             if loop.time() - sent_at >= HEARTBEAT_S:
@@ -124,7 +123,7 @@ class ChangeFeed:
                 sent_at = loop.time()
             if self.latest == target:  # else a tick came while reading: read on
                 until_heartbeat = max(0.0, HEARTBEAT_S - (loop.time() - sent_at))
-                await self.streams_ending.unless_ending(self._next_tick(until_heartbeat))
+                await self.streams_ending.unless_ending(_until(ticked, until_heartbeat))
 
     async def purge(self, retention_s: float) -> None:
         """Forget the ticks and changes older than the retention (the latest tick always stays)."""
@@ -133,14 +132,23 @@ class ChangeFeed:
         if ticks or changes:
             log.info("purged the change feed's old changes", extra={"ticks": ticks, "changes": changes})
 
-    async def _next_tick(self, within_s: float) -> None:
-        """Until the next tick, or `within_s` seconds."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(within_s):
-                await self._ticked.wait()
-
     def _learn(self, latest: int) -> None:
         if latest > self.latest:
             self.latest = latest
             self._ticked.set()
             self._ticked = asyncio.Event()
+
+
+async def _until(ticked: asyncio.Event, within_s: float) -> None:
+    """Until `ticked` is set (the next tick), or `within_s` seconds."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(within_s):
+            await ticked.wait()
+
+
+def _expired(cursor: str) -> FailedPrecondition:
+    return FailedPrecondition(
+        f"the feed no longer holds the changes after cursor {cursor!r} (older than its retention): copy the"
+        " current state again (ExportQuarantine) and follow the feed from the oldest change kept or from now",
+        reason=CURSOR_EXPIRED,
+    )
