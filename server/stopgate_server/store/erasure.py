@@ -3,7 +3,7 @@
 `erase` is the one place that erases: every statement that removes or clears a kind of personal data runs in
 its transaction, with the audit record last. `purge_raw_texts` walks the rows stored since it last got to,
 in ranges of time, a batch per statement (each its own short transaction), so no lock is held for long and
-ingest is not held up (BENCHMARKS.md, "Erasure and raw-text retention").
+ingest is not held up (BENCHMARKS.md, "The change feed and erasure").
 """
 
 from __future__ import annotations
