@@ -623,12 +623,13 @@ WITH last AS (
 ), ticked AS (
     INSERT INTO blocklist_change_ticks (tick, snapshot)
     SELECT last.tick + 1, pg_current_snapshot() FROM last
-    WHERE (EXISTS (SELECT FROM blocklist_changes c WHERE c.txid >= pg_snapshot_xmax(last.snapshot))
-           OR EXISTS (  -- of a transaction in progress at the last tick that has committed since
-               SELECT FROM blocklist_changes c
-               WHERE c.txid = ANY(ARRAY(
-                   SELECT x FROM pg_snapshot_xip(last.snapshot) x
-                   WHERE pg_visible_in_snapshot(x, pg_current_snapshot())))))
+    -- Written as index lookups: an EXISTS over a range of txid, whose size the planner cannot know, was
+    -- planned as a scan of the whole table, every 50 ms in every process (BENCHMARKS.md, issue 24).
+    WHERE ((SELECT max(txid) FROM blocklist_changes) >= pg_snapshot_xmax(last.snapshot)
+           OR EXISTS (  -- a change of a transaction in progress at the last tick that has committed since
+               SELECT FROM pg_snapshot_xip(last.snapshot) x
+               WHERE pg_visible_in_snapshot(x, pg_current_snapshot())
+                 AND EXISTS (SELECT FROM blocklist_changes c WHERE c.txid = x)))
       AND pg_try_advisory_xact_lock(:lock_key)
     ON CONFLICT (tick) DO NOTHING
     RETURNING tick
