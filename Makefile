@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install run test lint proto classifier-report bench clean
+.PHONY: install run test lint breaking proto classifier-report bench clean
 
 PIP := $(BIN)/pip --disable-pip-version-check --no-input
 PIP_FAILED := { echo "make: pip could not install into $(VENV) (its error is above): check the network or \
@@ -38,8 +38,9 @@ classifier-report: $(INSTALLED)
 lint: $(INSTALLED)
 	$(BIN)/python scripts/gen_protos.py --check
 	$(BIN)/python scripts/classifier_report.py --check
-	$(BIN)/buf lint protos
+	$(BIN)/buf lint
 	$(BIN)/buf format protos --diff --exit-code
+	@$(MAKE) --no-print-directory breaking
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -47,6 +48,17 @@ lint: $(INSTALLED)
 		promtool check rules ops/prometheus/alerts.yml && promtool test rules ops/prometheus/alerts_test.yml; \
 	else \
 		echo "promtool not found (apt-get install prometheus): alert rule tests skipped"; \
+	fi
+
+# The contracts may not break what callers compiled against BREAKING_AGAINST (a git ref; by default the
+# previous commit, so the last commit and any uncommitted change are checked): `buf breaking`'s FILE rules.
+BREAKING_AGAINST ?= HEAD~1
+breaking: $(INSTALLED)
+	@if git rev-parse -q --verify '$(BREAKING_AGAINST)^{commit}' >/dev/null 2>&1; then \
+		echo "$(BIN)/buf breaking --against '.git#ref=$(BREAKING_AGAINST)'"; \
+		$(BIN)/buf breaking --against '.git#ref=$(BREAKING_AGAINST)'; \
+	else \
+		echo "make: no commit $(BREAKING_AGAINST) here (not a git clone, or a shallow one): buf breaking skipped"; \
 	fi
 
 test: lint

@@ -3,7 +3,9 @@ is substituted), so that they cannot rot."""
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -36,3 +38,26 @@ async def test_cli_examples_run(app: Application, api_token: str, tmp_path: Path
     result = await run("bash", "-euo", "pipefail", "-c", f"cd {tmp_path}\n{script}")
     assert result.code == 0, result.err
     assert "1 row imported from operator-stops.csv: 1 DUPLICATE" in result.out
+
+
+GRPCURL = shutil.which("grpcurl", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+
+
+@pytest.mark.skipif(GRPCURL is None, reason="grpcurl is not installed (README, Calling it: where to get it)")
+async def test_grpcurl_examples_run(app: Application, api_token: str, tmp_path: Path) -> None:
+    """README's grpcurl session, as written, in a directory holding the development token `make run` saves:
+    reflection lists the services, and the authenticated CheckBatch answers."""
+    (example,) = [b for b in blocks(REPOSITORY / "README.md", "sh") if "grpcurl" in b]
+    script = example.replace(DOCUMENTED_ADDRESS, f"127.0.0.1:{app.grpc_port}")
+    script = script.replace("127.0.0.1:9464", f"127.0.0.1:{app.metrics_port}")
+    (tmp_path / ".stopgate").mkdir()
+    (tmp_path / ".stopgate" / "dev-token").write_text(api_token)
+    assert GRPCURL is not None
+    path = f"{Path(GRPCURL).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    result = await run("bash", "-euo", "pipefail", "-c", f"cd {tmp_path}\n{script}", env={"PATH": path})
+    assert result.code == 0, result.err
+    assert "stopgate.v1.QuarantineCheck" in result.out
+    assert '"e164": "+33612345678"' in result.out
+    assert '"verdict": "VERDICT_ALLOW"' in result.out
+    assert '"status": "SERVING"' in result.out
+    assert 'grpc_method="CheckBatch"' in result.out  # the call above, counted in the metrics
