@@ -3,12 +3,19 @@
 `--check` regenerates into a temporary directory and fails when anything differs from the committed files,
 so a contract change can never land without its stubs. Either way it refreshes .build/proto-deps, the copy
 of google/rpc/*.proto (from googleapis-common-protos) that `buf lint` resolves imports against offline.
+
+The generator's version is the oldest runtime the stubs load on: a `_pb2.py` refuses a protobuf older than
+the protoc that wrote it, a `_pb2_grpc.py` a grpcio older than its grpcio-tools. So the stubs are written by
+a pinned, older grpcio-tools (GRPCIO_TOOLS), whose protoc is no newer than the client's protobuf floor
+(client/README.md, Supported versions). It requires a protobuf older than the server's, so it is installed
+on its own under .build/ on first use (one wheel, from the package index), not into the environment.
 """
 
 from __future__ import annotations
 
 import argparse
 import filecmp
+import os
 import shutil
 import subprocess
 import sys
@@ -16,7 +23,6 @@ import tempfile
 from pathlib import Path
 
 import google.rpc
-import grpc_tools
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTOS = ROOT / "protos"
@@ -25,7 +31,11 @@ GENERATED_DIR = "stopgate/v1"
 GENERATED_SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py", "_pb2_grpc.pyi")
 PROTO_DEPS = ROOT / ".build" / "proto-deps"
 GOOGLEAPIS_PROTOS = Path(google.rpc.__path__[0]).parent.parent  # site-packages holding google/rpc/*.proto
-WELL_KNOWN_PROTOS = Path(grpc_tools.__path__[0]) / "_proto"
+# Its protoc is 33.5: the stubs need protobuf >= 6.33.5 and grpcio >= 1.81.1, which
+# tests/unit/test_stub_versions.py holds within the range of client/pyproject.toml.
+GRPCIO_TOOLS = "1.81.1"
+GENERATOR = ROOT / ".build" / f"grpcio-tools-{GRPCIO_TOOLS}"
+WELL_KNOWN_PROTOS = GENERATOR / "grpc_tools" / "_proto"
 
 
 def refresh_proto_deps() -> None:
@@ -33,6 +43,37 @@ def refresh_proto_deps() -> None:
     target.mkdir(parents=True, exist_ok=True)
     for proto in (GOOGLEAPIS_PROTOS / "google" / "rpc").glob("*.proto"):
         shutil.copyfile(proto, target / proto.name)
+
+
+def install_generator() -> None:
+    """Put grpcio-tools GRPCIO_TOOLS in GENERATOR, unless it is there. Its compiler is self-contained (it
+    imports neither grpcio nor protobuf), so the wheel alone is enough: no dependencies, no environment."""
+    if (GENERATOR / "grpc_tools" / "protoc.py").exists():
+        return
+    print(f"installing grpcio-tools {GRPCIO_TOOLS} into {GENERATOR.relative_to(ROOT)}", file=sys.stderr)
+    GENERATOR.parent.mkdir(parents=True, exist_ok=True)
+    # Installed next to its final place and renamed, so that an interrupted install is never taken as done.
+    with tempfile.TemporaryDirectory(dir=GENERATOR.parent) as tmp:
+        staged = Path(tmp) / GENERATOR.name
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "--only-binary=:all:",
+            f"--target={staged}",
+            f"grpcio-tools=={GRPCIO_TOOLS}",
+        ]
+        if subprocess.run(command, check=False).returncode != 0:
+            raise SystemExit(f"could not install grpcio-tools {GRPCIO_TOOLS} (pip's error is above)")
+        try:
+            staged.rename(GENERATOR)
+        except OSError:
+            if not GENERATOR.exists():  # else another run installed it meanwhile
+                raise
 
 
 def generate(out: Path) -> None:
@@ -54,7 +95,9 @@ def generate(out: Path) -> None:
         *sources,
     ]
     # mypy-protobuf prints a line per file; show protoc's output only when it fails.
-    result = subprocess.run(command, cwd=PROTOS, capture_output=True, text=True, check=False)
+    # GENERATOR first on the path: its grpc_tools, not one the environment may have.
+    environment = {**os.environ, "PYTHONPATH": str(GENERATOR)}
+    result = subprocess.run(command, cwd=PROTOS, env=environment, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         sys.stderr.write(result.stdout + result.stderr)
         raise SystemExit(result.returncode)
@@ -87,6 +130,7 @@ def main() -> int:
     parser.add_argument("--check", action="store_true", help="fail when the committed stubs are stale")
     args = parser.parse_args()
     refresh_proto_deps()
+    install_generator()
     if args.check:
         return check()
     for name in generated_files(OUTPUT):

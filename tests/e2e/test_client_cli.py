@@ -4,14 +4,19 @@ installed alone in a clean virtual environment."""
 from __future__ import annotations
 
 import csv
+import importlib.metadata
 import json
 import re
+import subprocess
 import sys
 import zipfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import client_dependencies
 import pytest
+from packaging.requirements import Requirement
+from packaging.version import Version
 from processes import CLI, REPOSITORY, Run, run
 from stopgate_server.app import Application
 
@@ -176,32 +181,79 @@ async def test_failures_exit_non_zero_with_one_line(cli: Cli, target: str, tmp_p
     )
 
 
-async def test_client_wheel_works_alone_in_a_clean_environment(
-    target: str, api_token: str, tmp_path: Path
-) -> None:
-    """`pip wheel ./client` builds a wheel that needs only grpcio and protobuf (plus the google.rpc types);
-    installed in a fresh virtual environment, without the server, its CLI talks to a live server."""
-    wheels = tmp_path / "wheels"
-    built = await run(
-        sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(REPOSITORY / "client")
-    )
-    assert built.code == 0, built.err
-    (wheel,) = wheels.glob("stopgate_client-*.whl")
-    with zipfile.ZipFile(wheel) as archive:
-        metadata = next(name for name in archive.namelist() if name.endswith("METADATA"))
-        requires = re.findall(r"^Requires-Dist: ([\w-]+)", archive.read(metadata).decode(), re.MULTILINE)
-        assert not [name for name in archive.namelist() if name.startswith("stopgate_server")]
-    assert sorted(requires) == ["googleapis-common-protos", "grpcio", "protobuf"]
+# The client on its own, in a fresh virtual environment: as another team installs it, on the oldest
+# versions of its dependencies it declares (the floors of client/pyproject.toml) and on the newest (those
+# of this environment, which `make install` fills with the newest releases the server accepts).
+NEWEST = {name: Version(importlib.metadata.version(name)) for name in client_dependencies.requirements()}
+TEAM_PROGRAM = Path(__file__).with_name("team_program.py")
 
+
+@pytest.fixture(scope="module")
+def client_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`pip wheel ./client`, built once for the module."""
+    wheels = tmp_path_factory.mktemp("wheels")
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "wheel",
+        "--no-deps",
+        "-q",
+        "-w",
+        str(wheels),
+        str(REPOSITORY / "client"),
+    ]
+    built = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert built.returncode == 0, built.stderr
+    (wheel,) = wheels.glob("stopgate_client-*.whl")
+    return wheel
+
+
+def test_client_wheel_holds_the_client_alone(client_wheel: Path) -> None:
+    """It needs only grpcio and protobuf (plus the google.rpc types), in the range client/pyproject.toml
+    declares, and carries nothing of the server."""
+    with zipfile.ZipFile(client_wheel) as archive:
+        metadata = next(name for name in archive.namelist() if name.endswith("METADATA"))
+        requires = re.findall(r"^Requires-Dist: (.+)$", archive.read(metadata).decode(), re.MULTILINE)
+        assert not [name for name in archive.namelist() if name.startswith("stopgate_server")]
+    assert sorted(map(Requirement, requires), key=str) == sorted(
+        client_dependencies.requirements().values(), key=str
+    )
+
+
+@pytest.mark.parametrize("versions", ["oldest", "newest"])
+async def test_client_wheel_works_alone_in_a_clean_environment(
+    versions: str, client_wheel: Path, target: str, api_token: str, tmp_path: Path
+) -> None:
+    """Installed in a fresh virtual environment with the pinned versions, without the server, its CLI and
+    both clients talk to a live server, and importing the stubs warns of nothing."""
+    pinned = client_dependencies.floors() if versions == "oldest" else NEWEST
+    for name, version in pinned.items():
+        assert version in client_dependencies.requirements()[name].specifier, f"{name} {version}"
     venv = tmp_path / "venv"
-    assert (await run(sys.executable, "-m", "venv", str(venv))).code == 0
+    python = str(venv / "bin" / "python")
+    alone = {"PYTHONPATH": ""}  # the CLI sees the environment alone, not the repository's sources
+    # No pip inside: this environment's pip installs into it (saves seconds); wheels only, from pip's cache
+    # after the first run.
+    assert (await run(sys.executable, "-m", "venv", "--without-pip", str(venv))).code == 0
     installed = await run(
-        str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", str(wheel)
+        sys.executable,
+        "-m",
+        "pip",
+        "--python",
+        python,
+        "install",
+        "-q",
+        "--disable-pip-version-check",
+        "--only-binary=:all:",
+        str(client_wheel),
+        *[f"{name}=={version}" for name, version in pinned.items()],
     )
     assert installed.code == 0, installed.err
-    alone = await run(str(venv / "bin" / "python"), "-c", "import stopgate_server")
-    assert alone.code == 1
-    assert "ModuleNotFoundError" in alone.err
+
+    server_absent = await run(python, "-I", "-c", "import stopgate_server")
+    assert server_absent.code == 1
+    assert "ModuleNotFoundError" in server_absent.err
     classified = await run(
         str(venv / "bin" / "stopgate-cli"),
         "--target",
@@ -211,6 +263,24 @@ async def test_client_wheel_works_alone_in_a_clean_environment(
         "--json",
         "classify",
         "STOP",
+        env=alone,
     )
     assert classified.code == 0, classified.err
     assert json.loads(classified.out)["intent"] == "INTENT_OPT_OUT"
+
+    # -I: the program sees the environment alone (not the test's path); -W error: nothing may warn, such as
+    # protobuf about the age of the stubs.
+    used = await run(python, "-I", "-W", "error", str(TEAM_PROGRAM), target, api_token)
+    assert used.code == 0, used.err
+    seen = json.loads(used.out)
+    assert seen.pop("installed") == {name: str(version) for name, version in pinned.items()}
+    assert seen.pop("imported") == {"grpcio": str(pinned["grpcio"]), "protobuf": str(pinned["protobuf"])}
+    sent, stopped = "INTERACTION_STATUS_SENT", "INTERACTION_STATUS_STOPPED"
+    assert seen == {
+        "async check_batch": ["VERDICT_ALLOW", "VERDICT_ALLOW"],
+        "async stream_events": [["INGEST_OUTCOME_QUARANTINED", "spring"]],
+        "async export_interactions": [["+33612340001", stopped], ["+33612340002", sent]],
+        "stream_events": [["INGEST_OUTCOME_QUARANTINED", "spring"]],
+        "check_batch": ["VERDICT_BLOCK", "VERDICT_BLOCK"],
+        "export_quarantine": ["+33612340001", "+33612340002"],
+    }

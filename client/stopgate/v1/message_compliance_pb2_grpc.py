@@ -5,7 +5,7 @@ import warnings
 
 from stopgate.v1 import message_compliance_pb2 as stopgate_dot_v1_dot_message__compliance__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.81.1'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
