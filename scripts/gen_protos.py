@@ -1,8 +1,8 @@
 """Generate the Python stubs of protos/ into client/stopgate/v1 (`make proto`), or check they are current.
 
 `--check` regenerates into a temporary directory and fails when anything differs from the committed files,
-so a contract change can never land without its stubs. Either way it refreshes .build/proto-deps, the copy
-of google/rpc/*.proto (from googleapis-common-protos) that `buf lint` resolves imports against offline.
+so a contract change can never land without its stubs. The contracts' one googleapis import,
+google/rpc/status.proto, is read from third_party/googleapis, the copy buf reads too.
 
 The generator's version is the oldest runtime the stubs load on: a `_pb2.py` refuses a protobuf older than
 the protoc that wrote it, a `_pb2_grpc.py` a grpcio older than its grpcio-tools. So the stubs are written by
@@ -16,33 +16,22 @@ from __future__ import annotations
 import argparse
 import filecmp
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
-
-import google.rpc
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTOS = ROOT / "protos"
 OUTPUT = ROOT / "client"
 GENERATED_DIR = "stopgate/v1"
 GENERATED_SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py", "_pb2_grpc.pyi")
-PROTO_DEPS = ROOT / ".build" / "proto-deps"
-GOOGLEAPIS_PROTOS = Path(google.rpc.__path__[0]).parent.parent  # site-packages holding google/rpc/*.proto
+GOOGLEAPIS_PROTOS = ROOT / "third_party" / "googleapis"
 # Its protoc is 33.5: the stubs need protobuf >= 6.33.5 and grpcio >= 1.81.1, which
 # tests/unit/test_stub_versions.py holds within the range of client/pyproject.toml.
 GRPCIO_TOOLS = "1.81.1"
 GENERATOR = ROOT / ".build" / f"grpcio-tools-{GRPCIO_TOOLS}"
 WELL_KNOWN_PROTOS = GENERATOR / "grpc_tools" / "_proto"
-
-
-def refresh_proto_deps() -> None:
-    target = PROTO_DEPS / "google" / "rpc"
-    target.mkdir(parents=True, exist_ok=True)
-    for proto in (GOOGLEAPIS_PROTOS / "google" / "rpc").glob("*.proto"):
-        shutil.copyfile(proto, target / proto.name)
 
 
 def install_generator() -> None:
@@ -129,7 +118,6 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail when the committed stubs are stale")
     args = parser.parse_args()
-    refresh_proto_deps()
     install_generator()
     if args.check:
         return check()
