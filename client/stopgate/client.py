@@ -13,7 +13,16 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Iterable, Iterator, Mapping
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Coroutine,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from datetime import datetime
 from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 
@@ -56,7 +65,8 @@ class AsyncClient:
     when `certificate_chain` and `private_key` are. `token` (by default the STOPGATE_TOKEN environment
     variable) is sent as `authorization: Bearer <token>`.
     `default_timeout` is the deadline of unary calls (streams have none unless one is given). `retry`
-    says how idempotent calls are retried on UNAVAILABLE (see `RetryConfig`).
+    says how idempotent calls are retried on UNAVAILABLE (see `RetryConfig`). `interceptors` are grpc.aio
+    client interceptors of the channel, such as `stopgate.tracing.client_interceptors()`.
     """
 
     def __init__(
@@ -73,6 +83,7 @@ class AsyncClient:
         keepalive_s: float = 30.0,
         load_balancing: str | None = None,
         options: Iterable[tuple[str, Any]] = (),
+        interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
     ) -> None:
         self.target = target
         self.default_timeout = default_timeout
@@ -92,9 +103,13 @@ class AsyncClient:
         ]
         if tls or root_certificates or certificate_chain or private_key:
             credentials = grpc.ssl_channel_credentials(root_certificates, private_key, certificate_chain)
-            self.channel = grpc.aio.secure_channel(target, credentials, options=channel_options)
+            self.channel = grpc.aio.secure_channel(
+                target, credentials, options=channel_options, interceptors=interceptors
+            )
         else:
-            self.channel = grpc.aio.insecure_channel(target, options=channel_options)
+            self.channel = grpc.aio.insecure_channel(
+                target, options=channel_options, interceptors=interceptors
+            )
         self._quarantine = quarantine_check_pb2_grpc.QuarantineCheckStub(self.channel)
         self._ingest = stop_ingest_pb2_grpc.StopIngestStub(self.channel)
         self._compliance = message_compliance_pb2_grpc.MessageComplianceStub(self.channel)

@@ -39,6 +39,7 @@ from stopgate_server.health import DatabaseHealth
 from stopgate_server.interceptor import CallInterceptor, Deadlines
 from stopgate_server.limits import Limits
 from stopgate_server.obs import metrics
+from stopgate_server.obs.tracing import Tracing
 from stopgate_server.shutdown import InFlightCalls, StopSignals, StreamsEnding
 from stopgate_server.store.blocklist import BlocklistIndex
 from stopgate_server.store.change_feed import ChangeFeedStore
@@ -94,8 +95,9 @@ SERVICE_NAMES = tuple(descriptor.full_name for descriptor, _ in SERVICES)
 class Application:
     """One server process. `start` brings everything up in order; `stop` takes it down in reverse."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, tracing: Tracing | None = None) -> None:
         self.settings = settings
+        self.tracing = tracing  # None: as the OTEL_* variables say (obs/tracing.py), read at start
         self.embedded: EmbeddedPostgres | None = None
         self.pool: asyncpg.Pool | None = None
         self.server: grpc.aio.Server | None = None
@@ -119,6 +121,7 @@ class Application:
 
     async def start(self) -> None:
         policy_table = policies.load()  # a bad policy file stops the start before anything else runs
+        self.tracing = self.tracing or Tracing.from_environment()  # so does a bad OTEL_* value
         dsn = self.settings.database_url
         if dsn is None:
             self.embedded = EmbeddedPostgres(self.settings.data_dir / "pg")
@@ -135,6 +138,8 @@ class Application:
 
         self.server = grpc.aio.server(
             interceptors=[
+                # Off by default: then calls go through no tracing code at all.
+                *(self.tracing.server_interceptors() if self.tracing else ()),
                 CallInterceptor(
                     Authoriser(self.tokens),
                     Deadlines(self.settings.default_deadline_s, self.settings.max_deadline_s),
@@ -143,7 +148,7 @@ class Application:
                     Limits.of(self.settings),
                     self.in_flight,
                     self.streams_ending,
-                )
+                ),
             ],
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -259,6 +264,8 @@ class Application:
             await self.tokens.stop()
         if self.metrics_server is not None:
             self.metrics_server.close()
+        if self.tracing is not None and not await self.tracing.shutdown():
+            log.warning("tracing: spans not exported within the shutdown timeout were dropped")
         for collector in self.collectors:
             REGISTRY.unregister(collector)
         if self.pool is not None:

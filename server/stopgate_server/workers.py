@@ -30,6 +30,7 @@ from stopgate_server import config
 from stopgate_server.address_guard import AddressGuard
 from stopgate_server.auth import offer_development_token
 from stopgate_server.config import Settings, parse_host_port
+from stopgate_server.obs import tracing
 from stopgate_server.shutdown import StopSignals
 from stopgate_server.store.database import open_pool, prepare_schema
 from stopgate_server.store.embedded import EmbeddedPostgres
@@ -81,6 +82,7 @@ async def _relay(worker: int, stream: asyncio.StreamReader, ready: asyncio.Futur
 
 async def serve_workers(settings: Settings) -> None:
     """Run settings.workers server processes until SIGTERM/SIGINT or the death of one of them."""
+    tracing.check_environment()  # a bad OTEL_* value stops the start here, not in every worker
     loop = asyncio.get_running_loop()
     signals = StopSignals()
     host, port = parse_host_port(settings.grpc_addr)

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from opentelemetry import trace
+from opentelemetry.trace import NonRecordingSpan, SpanContext
 from stopgate_server.obs.logging import JsonFormatter, redact
 
 
@@ -72,3 +74,20 @@ def test_no_log_call_passes_a_field_that_log_records_reserve() -> None:
     ]
     assert clashes == []
     assert "created" in reserved  # the check knows the names it guards
+
+
+def test_a_line_written_in_a_span_carries_its_trace_and_span_ids_whole() -> None:
+    # Ids of decimal digits only: kept whole, never masked as if they were phone numbers.
+    trace_id, span_id = "12345678901234567890123456789012", "1234567890123456"
+    context = SpanContext(int(trace_id, 16), int(span_id, 16), is_remote=False)
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "shortcode bound", (), None)
+    with trace.use_span(NonRecordingSpan(context)):
+        entry = json.loads(JsonFormatter().format(record))
+    assert (entry["trace_id"], entry["span_id"]) == (trace_id, span_id)
+
+
+def test_a_line_written_outside_any_span_carries_no_trace_fields() -> None:
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "serving", (), None)
+    entry = json.loads(JsonFormatter().format(record))
+    assert "trace_id" not in entry
+    assert "span_id" not in entry

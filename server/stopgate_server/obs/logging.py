@@ -13,6 +13,8 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from opentelemetry import trace
+
 # Personal data and secrets never reach the log: phone numbers (runs of 8 to 15 digits, with or without
 # "+", standing alone in text, tracebacks and database messages included) keep their last 3 digits only;
 # API tokens are replaced whole. Digits inside a word are not a phone number: an error reference
@@ -49,8 +51,9 @@ def bind_call(method: str, metadata: Iterable[tuple[str, Any]] | None) -> None:
 
 class JsonFormatter(logging.Formatter):
     """Formats a record as {"ts", "level", "logger", "msg", "pid", "worker", "method", "request_id",
-    ...extra fields, "exc"}: "worker" in server processes (0 for a single one), "method" and "request_id"
-    on the lines of a call."""
+    ...extra fields, "exc", "trace_id", "span_id"}: "worker" in server processes (0 for a single one),
+    "method" and "request_id" on the lines of a call, "trace_id" and "span_id" on the lines written in a
+    span (a call, when tracing is on: obs/tracing.py)."""
 
     def __init__(self, worker: int | None = None) -> None:
         super().__init__()
@@ -69,8 +72,18 @@ class JsonFormatter(logging.Formatter):
         entry.update((k, v) for k, v in vars(record).items() if k not in _RECORD_ATTRIBUTES)
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        # The call's fields were redacted when bound (a generated id is hexadecimal: kept whole).
-        return json.dumps(_redacted(entry) | (_call.get() or {}), ensure_ascii=False)
+        # The call's fields were redacted when bound (a generated id is hexadecimal: kept whole); span ids
+        # are hexadecimal, never a phone number, and kept whole too.
+        return json.dumps(_redacted(entry) | (_call.get() or {}) | _span_ids(), ensure_ascii=False)
+
+
+def _span_ids() -> dict[str, str]:
+    """The current span's trace and span ids, in the lowercase hexadecimal (32 and 16 digits) that
+    `traceparent` and OpenTelemetry's own log correlation use; none outside a span."""
+    span = trace.get_current_span().get_span_context()
+    if not span.is_valid:
+        return {}
+    return {"trace_id": trace.format_trace_id(span.trace_id), "span_id": trace.format_span_id(span.span_id)}
 
 
 def _redacted(value: Any) -> Any:
