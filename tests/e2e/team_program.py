@@ -67,7 +67,10 @@ def with_client(target: str, token: str, seen: dict[str, Any]) -> None:
 def main() -> None:
     target, token = sys.argv[1:]
     requires = importlib.metadata.requires("stopgate-client") or []
-    dependencies = sorted(re.split(r"[^\w.-]", line, maxsplit=1)[0] for line in requires)
+    # What every install needs, not the extras' (`; extra == "otel"`), which this environment lacks.
+    dependencies = sorted(
+        re.split(r"[^\w.-]", line, maxsplit=1)[0] for line in requires if "extra ==" not in line
+    )
     seen: dict[str, Any] = {
         "installed": {name: importlib.metadata.version(name) for name in dependencies},
         "imported": {"grpcio": grpc.__version__, "protobuf": google.protobuf.__version__},
