@@ -15,7 +15,7 @@ import sys
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -53,6 +53,12 @@ IMPORT_COLUMNS = {
     "reason": ("reason",),
     "event_id": ("event_id", "id"),
 }
+
+
+def _utc_datetime(text: str) -> datetime:
+    """An ISO 8601 time of the command line: UTC unless it has an offset (the client takes aware ones)."""
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class UsageError(Exception):
@@ -648,8 +654,12 @@ def _parser() -> argparse.ArgumentParser:
     sub = command("report", _report, "one campaign's report, or every campaign of a licence")
     sub.add_argument("licence")
     sub.add_argument("campaign", nargs="?")
-    sub.add_argument("--since", type=datetime.fromisoformat, help="campaigns active since (ISO 8601)")
-    sub.add_argument("--until", type=datetime.fromisoformat, help="campaigns active until (ISO 8601)")
+    sub.add_argument(
+        "--since", type=_utc_datetime, help="campaigns active since (ISO 8601, UTC if no offset)"
+    )
+    sub.add_argument(
+        "--until", type=_utc_datetime, help="campaigns active until (ISO 8601, UTC if no offset)"
+    )
 
     sub = command("export", _export, "export interactions of a campaign, or a licence's quarantine, as CSV")
     sub.add_argument("what", choices=("interactions", "quarantine"))

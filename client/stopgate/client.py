@@ -2,8 +2,10 @@
 
 One method per RPC, named after it in snake_case. Unary methods return the response message; streaming
 methods are iterators of the rows (`export_*`) or acks (`stream_events`). Every method takes keyword
-`timeout` (seconds; the client's `default_timeout` when omitted) and `metadata`; a failed call raises a
-`stopgate.errors.StopgateError` subclass.
+`timeout` (seconds; the client's `default_timeout` when omitted) and `metadata`, and every method that
+retries takes `retry`, which overrides the client's `RetryConfig` for that call; a failed call raises a
+`stopgate.errors.StopgateError` subclass. `Client` spells out each method again with the same signature
+(a unit test holds them equal), so that `help()`, `inspect` and mypy see its arguments.
 """
 
 from __future__ import annotations
@@ -24,14 +26,15 @@ from collections.abc import (
     Sequence,
 )
 from datetime import datetime
-from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
+from typing import Any, Literal, TypeAlias, TypeVar
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 
+from stopgate import enums
 from stopgate import events as _events
-from stopgate.errors import StopgateError, from_rpc_error
-from stopgate.retry import RetryConfig
+from stopgate.errors import DeadlineExceededError, StopgateError, from_rpc_error
+from stopgate.retry import RetryConfig, RetryThrottle
+from stopgate.times import to_timestamp
 from stopgate.v1 import (
     common_pb2,
     message_compliance_pb2,
@@ -53,21 +56,16 @@ MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
 Metadata = Iterable[tuple[str, str]]
 SenderLike = str | common_pb2.Sender
+# A category or intent: the `stopgate` enum member, or the generated int.
+CategoryLike: TypeAlias = enums.MessageCategory | common_pb2.MessageCategory.ValueType
+IntentLike: TypeAlias = enums.Intent | common_pb2.Intent.ValueType
 Request = TypeVar("Request")
 Response = TypeVar("Response")
+Item = TypeVar("Item")
 
 
 class AsyncClient:
-    """Asynchronous client of every stopgate service, over one channel. Use it as `async with`.
-
-    `target` is a gRPC target (`host:port`, or `dns:///name:port` for several replicas, with
-    `load_balancing="round_robin"`). TLS is used when `tls` is true or any certificate is given; mutual TLS
-    when `certificate_chain` and `private_key` are. `token` (by default the STOPGATE_TOKEN environment
-    variable) is sent as `authorization: Bearer <token>`.
-    `default_timeout` is the deadline of unary calls (streams have none unless one is given). `retry`
-    says how idempotent calls are retried on UNAVAILABLE (see `RetryConfig`). `interceptors` are grpc.aio
-    client interceptors of the channel, such as `stopgate.tracing.client_interceptors()`.
-    """
+    """Asynchronous client of every stopgate service, over one channel. Use it as `async with`."""
 
     def __init__(
         self,
@@ -85,14 +83,28 @@ class AsyncClient:
         options: Iterable[tuple[str, Any]] = (),
         interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
     ) -> None:
+        """A client of the stopgate server at `target`, a gRPC target: `host:port`, or `dns:///name:port`
+        for several replicas, with `load_balancing="round_robin"`. TLS is used when `tls` is true or any
+        certificate is given; mutual TLS when `certificate_chain` and `private_key` are. `token` (by
+        default the STOPGATE_TOKEN environment variable) is sent as `authorization: Bearer <token>`.
+
+        `default_timeout` is the deadline of a call that sets none (streams have none unless one is
+        given): one deadline for the whole call, all of its requests (`check_batch` splits large ones) and
+        retries included. `retry` says how idempotent calls are retried on UNAVAILABLE (see
+        `RetryConfig`); every method that retries also takes `retry=` for one call. `options` are extra
+        gRPC channel options; `interceptors` (grpc.aio client interceptors, OpenTelemetry's for instance)
+        are appended to the channel's, and see each attempt of a retried call.
+        """
         self.target = target
         self.default_timeout = default_timeout
         self.retry = retry or RetryConfig()
+        self._throttle = RetryThrottle()
         token = os.environ.get(TOKEN_VARIABLE) if token is None else token
         self._auth: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {token}"),) if token else ()
         channel_options: list[tuple[str, Any]] = [
             ("grpc.enable_retries", 1),
-            ("grpc.service_config", self.retry.service_config(load_balancing)),
+            # Transparent retries only (of calls that never reached a server): the client retries itself.
+            ("grpc.service_config", self.retry.service_config(load_balancing, retry_policy=False)),
             ("grpc.keepalive_time_ms", int(keepalive_s * 1000)),
             ("grpc.keepalive_timeout_ms", 10_000),
             ("grpc.http2.max_pings_without_data", 0),
@@ -104,11 +116,11 @@ class AsyncClient:
         if tls or root_certificates or certificate_chain or private_key:
             credentials = grpc.ssl_channel_credentials(root_certificates, private_key, certificate_chain)
             self.channel = grpc.aio.secure_channel(
-                target, credentials, options=channel_options, interceptors=interceptors
+                target, credentials, options=channel_options, interceptors=list(interceptors) or None
             )
         else:
             self.channel = grpc.aio.insecure_channel(
-                target, options=channel_options, interceptors=interceptors
+                target, options=channel_options, interceptors=list(interceptors) or None
             )
         self._quarantine = quarantine_check_pb2_grpc.QuarantineCheckStub(self.channel)
         self._ingest = stop_ingest_pb2_grpc.StopIngestStub(self.channel)
@@ -133,11 +145,12 @@ class AsyncClient:
         phone_numbers: Iterable[str],
         *,
         sender: SenderLike,
-        category: common_pb2.MessageCategory.ValueType,
+        category: CategoryLike,
         campaign_id: str = "",
         default_region: str = "",
         request_id: str = "",
         max_concurrency: int = 4,
+        retry: RetryConfig | None = None,
         timeout: float | None = None,
         metadata: Metadata = (),
     ) -> quarantine_check_pb2.CheckBatchResponse:
@@ -148,12 +161,14 @@ class AsyncClient:
         are recorded as sends of that campaign, and each request carries a request id (AIP-155): a new
         random one, or one derived from `request_id` (a UUID) when given, so that calling again with the
         same `request_id` and the same numbers (after a timeout, say) records nothing twice and returns the
-        first answer. Every request is retried on UNAVAILABLE, with its same id. `timeout` applies per
-        request.
+        first answer. Every request is retried on UNAVAILABLE, with its same id. `timeout` is the deadline
+        of the whole call, every request and retry included: past it, `DeadlineExceededError`.
         """
         numbers = list(phone_numbers)
         if not numbers:
             raise ValueError("phone_numbers is empty")
+        deadline = self._deadline(timeout)
+        retry = self._retry_of(retry)
         chunks = [
             numbers[start : start + CHECK_BATCH_LIMIT] for start in range(0, len(numbers), CHECK_BATCH_LIMIT)
         ]
@@ -162,7 +177,7 @@ class AsyncClient:
             quarantine_check_pb2.CheckBatchRequest(
                 licence_id=licence_id,
                 sender=_sender(sender),
-                category=category,
+                category=common_pb2.MessageCategory.ValueType(category),
                 phone_numbers=chunk,
                 campaign_id=campaign_id,
                 default_region=default_region,
@@ -175,10 +190,8 @@ class AsyncClient:
         async def check(
             request: quarantine_check_pb2.CheckBatchRequest,
         ) -> quarantine_check_pb2.CheckBatchResponse:
-            async with slots:
-                return await self._unary(
-                    self._quarantine.CheckBatch, request, timeout, metadata, client_retry=self.retry
-                )
+            async with slots:  # a request waiting for its turn is on the call's clock
+                return await self._unary(self._quarantine.CheckBatch, request, deadline, metadata, retry)
 
         if len(requests) == 1:
             return await check(requests[0])
@@ -202,10 +215,11 @@ class AsyncClient:
         sent_at: datetime | None = None,
         default_region: str = "",
         request_id: str = "",
+        retry: RetryConfig | None = None,
         timeout: float | None = None,
         metadata: Metadata = (),
     ) -> quarantine_check_pb2.RecordSendsResponse:
-        """Record sends of `campaign_id` made without CheckBatch (at `sent_at`, or now).
+        """Record sends of `campaign_id` made without CheckBatch (at `sent_at`, timezone-aware, or now).
 
         The request carries a request id (AIP-155), `request_id` or a new random UUID, and is retried on
         UNAVAILABLE with it: a repeat records nothing twice and returns the first answer. To repeat a call
@@ -215,13 +229,13 @@ class AsyncClient:
             licence_id=licence_id,
             campaign_id=campaign_id,
             sender=_sender(sender),
-            sent_at=_timestamp(sent_at),
+            sent_at=to_timestamp(sent_at, "sent_at"),
             phone_numbers=list(phone_numbers),
             default_region=default_region,
             request_id=request_id or str(uuid.uuid4()),
         )
         return await self._unary(
-            self._quarantine.RecordSends, request, timeout, metadata, client_retry=self.retry
+            self._quarantine.RecordSends, request, self._deadline(timeout), metadata, self._retry_of(retry)
         )
 
     async def get_number_status(
@@ -230,6 +244,7 @@ class AsyncClient:
         phone_number: str,
         *,
         default_region: str = "",
+        retry: RetryConfig | None = None,
         timeout: float | None = None,
         metadata: Metadata = (),
     ) -> quarantine_check_pb2.GetNumberStatusResponse:
@@ -237,7 +252,13 @@ class AsyncClient:
         request = quarantine_check_pb2.GetNumberStatusRequest(
             licence_id=licence_id, phone_number=phone_number, default_region=default_region
         )
-        return await self._unary(self._quarantine.GetNumberStatus, request, timeout, metadata)
+        return await self._unary(
+            self._quarantine.GetNumberStatus,
+            request,
+            self._deadline(timeout),
+            metadata,
+            self._retry_of(retry),
+        )
 
     async def quarantine_numbers(
         self,
@@ -250,7 +271,8 @@ class AsyncClient:
         timeout: float | None = None,
         metadata: Metadata = (),
     ) -> quarantine_check_pb2.QuarantineNumbersResponse:
-        """Quarantine numbers by hand (admin), audited with `actor` and `reason`."""
+        """Quarantine numbers by hand (admin), audited with `actor` and `reason`. Never retried: each call
+        is audited."""
         request = quarantine_check_pb2.QuarantineNumbersRequest(
             licence_id=licence_id,
             phone_numbers=list(phone_numbers),
@@ -258,7 +280,9 @@ class AsyncClient:
             reason=reason,
             default_region=default_region,
         )
-        return await self._unary(self._quarantine.QuarantineNumbers, request, timeout, metadata)
+        return await self._unary(
+            self._quarantine.QuarantineNumbers, request, self._deadline(timeout), metadata, None
+        )
 
     async def release_numbers(
         self,
@@ -272,7 +296,8 @@ class AsyncClient:
         timeout: float | None = None,
         metadata: Metadata = (),
     ) -> quarantine_check_pb2.ReleaseNumbersResponse:
-        """Release numbers from quarantine (admin), with the reference of the consent that allows it."""
+        """Release numbers from quarantine (admin), with the reference of the consent that allows it. Never
+        retried: each call is audited."""
         request = quarantine_check_pb2.ReleaseNumbersRequest(
             licence_id=licence_id,
             phone_numbers=list(phone_numbers),
@@ -281,7 +306,9 @@ class AsyncClient:
             consent_reference=consent_reference,
             default_region=default_region,
         )
-        return await self._unary(self._quarantine.ReleaseNumbers, request, timeout, metadata)
+        return await self._unary(
+            self._quarantine.ReleaseNumbers, request, self._deadline(timeout), metadata, None
+        )
 
     async def erase_personal_data(
         self,
@@ -292,6 +319,7 @@ class AsyncClient:
         actor: str,
         reason: str,
         default_region: str = "",
+        retry: RetryConfig | None = None,
         timeout: float | None = None,
         metadata: Metadata = (),
     ) -> quarantine_check_pb2.ErasePersonalDataResponse:
@@ -306,7 +334,13 @@ class AsyncClient:
             request.licence_id = licence_id
         if every_licence:
             request.every_licence = True
-        return await self._unary(self._quarantine.ErasePersonalData, request, timeout, metadata)
+        return await self._unary(
+            self._quarantine.ErasePersonalData,
+            request,
+            self._deadline(timeout),
+            metadata,
+            self._retry_of(retry),
+        )
 
     async def bind_shortcode(
         self,
@@ -314,6 +348,7 @@ class AsyncClient:
         shortcode: str,
         *,
         actor: str,
+        retry: RetryConfig | None = None,
         timeout: float | None = None,
         metadata: Metadata = (),
     ) -> quarantine_check_pb2.BindShortcodeResponse:
@@ -322,7 +357,9 @@ class AsyncClient:
         request = quarantine_check_pb2.BindShortcodeRequest(
             licence_id=licence_id, shortcode=shortcode, actor=actor
         )
-        return await self._unary(self._quarantine.BindShortcode, request, timeout, metadata)
+        return await self._unary(
+            self._quarantine.BindShortcode, request, self._deadline(timeout), metadata, self._retry_of(retry)
+        )
 
     async def unbind_shortcode(
         self,
@@ -330,6 +367,7 @@ class AsyncClient:
         shortcode: str,
         *,
         actor: str,
+        retry: RetryConfig | None = None,
         timeout: float | None = None,
         metadata: Metadata = (),
     ) -> quarantine_check_pb2.UnbindShortcodeResponse:
@@ -338,13 +376,20 @@ class AsyncClient:
         request = quarantine_check_pb2.UnbindShortcodeRequest(
             licence_id=licence_id, shortcode=shortcode, actor=actor
         )
-        return await self._unary(self._quarantine.UnbindShortcode, request, timeout, metadata)
+        return await self._unary(
+            self._quarantine.UnbindShortcode,
+            request,
+            self._deadline(timeout),
+            metadata,
+            self._retry_of(retry),
+        )
 
     async def list_shortcode_bindings(
         self,
         *,
         licence_id: str = "",
         shortcode: str = "",
+        retry: RetryConfig | None = None,
         timeout: float | None = None,
         metadata: Metadata = (),
     ) -> quarantine_check_pb2.ListShortcodeBindingsResponse:
@@ -353,7 +398,13 @@ class AsyncClient:
         request = quarantine_check_pb2.ListShortcodeBindingsRequest(
             licence_id=licence_id, shortcode=shortcode
         )
-        return await self._unary(self._quarantine.ListShortcodeBindings, request, timeout, metadata)
+        return await self._unary(
+            self._quarantine.ListShortcodeBindings,
+            request,
+            self._deadline(timeout),
+            metadata,
+            self._retry_of(retry),
+        )
 
     # StopIngest
 
@@ -365,6 +416,7 @@ class AsyncClient:
         max_batches_in_flight: int = 4,
         linger_s: float = 0.05,
         reconnect_deadline_s: float = 60.0,
+        retry: RetryConfig | None = None,
         timeout: float | None = None,
         metadata: Metadata = (),
     ) -> AsyncIterator[stop_ingest_pb2.EventAck]:
@@ -378,14 +430,15 @@ class AsyncClient:
         or loses its connection, the client reconnects with the backoffs of `retry` (jittered, capped) and
         re-sends the unacked batches in order: ingest is idempotent on event_id, so an event stored before
         the failure is acked DUPLICATE with its first outcome. It keeps trying until
-        `reconnect_deadline_s` have passed since the first failure with no ack after it (0: gives up at
-        that failure), then raises `ReconnectDeadlineError`, which counts the events not acked. A stream
-        closed with nothing unacked (idle) is reopened when the next batch is ready. Other statuses fail
-        at once. `timeout` bounds each connection (none by default).
+        `reconnect_deadline_s` have passed since the first failure with no ack after it (0, or a `retry`
+        of one attempt such as `NO_RETRY`: gives up at that failure), then raises
+        `ReconnectDeadlineError`, which counts the events not acked. A stream closed with nothing unacked
+        (idle) is reopened when the next batch is ready. Other statuses fail at once. `timeout` bounds each
+        connection (none by default).
         """
         stream = _events.EventStream(
             connect=lambda: self._ingest.StreamEvents(timeout=timeout, metadata=self._metadata(metadata)),
-            retry=self.retry,
+            retry=self._retry_of(retry),
             batch_size=batch_size,
             max_batches_in_flight=max_batches_in_flight,
             linger_s=linger_s,
@@ -398,12 +451,15 @@ class AsyncClient:
         self,
         event: stop_ingest_pb2.InboundEvent,
         *,
+        retry: RetryConfig | None = None,
         timeout: float | None = None,
         metadata: Metadata = (),
     ) -> stop_ingest_pb2.IngestEventResponse:
         """Ingest one event (low-rate ingress); retried on UNAVAILABLE, as ingest is idempotent."""
         request = stop_ingest_pb2.IngestEventRequest(event=event)
-        return await self._unary(self._ingest.IngestEvent, request, timeout, metadata)
+        return await self._unary(
+            self._ingest.IngestEvent, request, self._deadline(timeout), metadata, self._retry_of(retry)
+        )
 
     async def classify_text(
         self,
@@ -412,6 +468,7 @@ class AsyncClient:
         country: str = "",
         shortcode: str = "",
         licence_id: str = "",
+        retry: RetryConfig | None = None,
         timeout: float | None = None,
         metadata: Metadata = (),
     ) -> stop_ingest_pb2.ClassifyTextResponse:
@@ -420,39 +477,51 @@ class AsyncClient:
         request = stop_ingest_pb2.ClassifyTextRequest(
             text=text, country=country, shortcode=shortcode, licence_id=licence_id
         )
-        return await self._unary(self._ingest.ClassifyText, request, timeout, metadata)
+        return await self._unary(
+            self._ingest.ClassifyText, request, self._deadline(timeout), metadata, self._retry_of(retry)
+        )
 
     async def set_custom_keyword(
         self,
         keyword: str,
-        intent: common_pb2.Intent.ValueType,
+        intent: IntentLike,
         *,
         actor: str,
         shortcode: str = "",
         licence_id: str = "",
         replies: Mapping[str, str] | None = None,
+        retry: RetryConfig | None = None,
         timeout: float | None = None,
         metadata: Metadata = (),
     ) -> stop_ingest_pb2.SetCustomKeywordResponse:
         """Add a keyword to a shortcode or a licence (exactly one), or replace it there (admin). `replies`:
         the reply to suggest when it matches, by ISO 639-1 language."""
         custom = common_pb2.CustomKeyword(
-            keyword=keyword, intent=intent, shortcode=shortcode, licence_id=licence_id, replies=replies or {}
+            keyword=keyword,
+            intent=common_pb2.Intent.ValueType(intent),
+            shortcode=shortcode,
+            licence_id=licence_id,
+            replies=replies or {},
         )
         request = stop_ingest_pb2.SetCustomKeywordRequest(keyword=custom, actor=actor, licence_id=licence_id)
-        return await self._unary(self._ingest.SetCustomKeyword, request, timeout, metadata)
+        return await self._unary(
+            self._ingest.SetCustomKeyword, request, self._deadline(timeout), metadata, self._retry_of(retry)
+        )
 
     async def list_custom_keywords(
         self,
         *,
         shortcode: str = "",
         licence_id: str = "",
+        retry: RetryConfig | None = None,
         timeout: float | None = None,
         metadata: Metadata = (),
     ) -> stop_ingest_pb2.ListCustomKeywordsResponse:
         """The custom keywords of a shortcode, of a licence, or (neither given) all of them (admin)."""
         request = stop_ingest_pb2.ListCustomKeywordsRequest(shortcode=shortcode, licence_id=licence_id)
-        return await self._unary(self._ingest.ListCustomKeywords, request, timeout, metadata)
+        return await self._unary(
+            self._ingest.ListCustomKeywords, request, self._deadline(timeout), metadata, self._retry_of(retry)
+        )
 
     async def remove_custom_keyword(
         self,
@@ -461,6 +530,7 @@ class AsyncClient:
         actor: str,
         shortcode: str = "",
         licence_id: str = "",
+        retry: RetryConfig | None = None,
         timeout: float | None = None,
         metadata: Metadata = (),
     ) -> stop_ingest_pb2.RemoveCustomKeywordResponse:
@@ -468,7 +538,13 @@ class AsyncClient:
         request = stop_ingest_pb2.RemoveCustomKeywordRequest(
             keyword=keyword, shortcode=shortcode, licence_id=licence_id, actor=actor
         )
-        return await self._unary(self._ingest.RemoveCustomKeyword, request, timeout, metadata)
+        return await self._unary(
+            self._ingest.RemoveCustomKeyword,
+            request,
+            self._deadline(timeout),
+            metadata,
+            self._retry_of(retry),
+        )
 
     # MessageCompliance
 
@@ -478,9 +554,10 @@ class AsyncClient:
         *,
         country: str,
         sender: SenderLike,
-        category: common_pb2.MessageCategory.ValueType,
+        category: CategoryLike,
         shortcode: str = "",
         allow_accent_folding: bool = False,
+        retry: RetryConfig | None = None,
         timeout: float | None = None,
         metadata: Metadata = (),
     ) -> message_compliance_pb2.CheckMessageResponse:
@@ -489,11 +566,13 @@ class AsyncClient:
             text=text,
             country=country,
             sender=_sender(sender),
-            category=category,
+            category=common_pb2.MessageCategory.ValueType(category),
             shortcode=shortcode,
             allow_accent_folding=allow_accent_folding,
         )
-        return await self._unary(self._compliance.CheckMessage, request, timeout, metadata)
+        return await self._unary(
+            self._compliance.CheckMessage, request, self._deadline(timeout), metadata, self._retry_of(retry)
+        )
 
     async def check_messages(
         self,
@@ -501,9 +580,10 @@ class AsyncClient:
         *,
         country: str,
         sender: SenderLike,
-        category: common_pb2.MessageCategory.ValueType,
+        category: CategoryLike,
         shortcode: str = "",
         allow_accent_folding: bool = False,
+        retry: RetryConfig | None = None,
         timeout: float | None = None,
         metadata: Metadata = (),
     ) -> message_compliance_pb2.CheckMessagesResponse:
@@ -512,18 +592,26 @@ class AsyncClient:
             texts=list(texts),
             country=country,
             sender=_sender(sender),
-            category=category,
+            category=common_pb2.MessageCategory.ValueType(category),
             shortcode=shortcode,
             allow_accent_folding=allow_accent_folding,
         )
-        return await self._unary(self._compliance.CheckMessages, request, timeout, metadata)
+        return await self._unary(
+            self._compliance.CheckMessages, request, self._deadline(timeout), metadata, self._retry_of(retry)
+        )
 
     async def list_country_policies(
-        self, *, timeout: float | None = None, metadata: Metadata = ()
+        self, *, retry: RetryConfig | None = None, timeout: float | None = None, metadata: Metadata = ()
     ) -> message_compliance_pb2.ListCountryPoliciesResponse:
         """The country policy table the server applies."""
         request = message_compliance_pb2.ListCountryPoliciesRequest()
-        return await self._unary(self._compliance.ListCountryPolicies, request, timeout, metadata)
+        return await self._unary(
+            self._compliance.ListCountryPolicies,
+            request,
+            self._deadline(timeout),
+            metadata,
+            self._retry_of(retry),
+        )
 
     # Reporting
 
@@ -532,12 +620,19 @@ class AsyncClient:
         licence_id: str,
         campaign_id: str,
         *,
+        retry: RetryConfig | None = None,
         timeout: float | None = None,
         metadata: Metadata = (),
     ) -> reporting_pb2.GetCampaignReportResponse:
         """Sends, unsubscribes and unsubscribe rate of one campaign."""
         request = reporting_pb2.GetCampaignReportRequest(licence_id=licence_id, campaign_id=campaign_id)
-        return await self._unary(self._reporting.GetCampaignReport, request, timeout, metadata)
+        return await self._unary(
+            self._reporting.GetCampaignReport,
+            request,
+            self._deadline(timeout),
+            metadata,
+            self._retry_of(retry),
+        )
 
     async def list_campaign_reports(
         self,
@@ -547,18 +642,26 @@ class AsyncClient:
         end_time: datetime | None = None,
         page_size: int = 0,
         page_token: str = "",
+        retry: RetryConfig | None = None,
         timeout: float | None = None,
         metadata: Metadata = (),
     ) -> reporting_pb2.ListCampaignReportsResponse:
-        """One page of campaign reports; `iter_campaign_reports` walks every page."""
+        """One page of campaign reports of campaigns active between `start_time` and `end_time`
+        (timezone-aware); `iter_campaign_reports` walks every page."""
         request = reporting_pb2.ListCampaignReportsRequest(
             licence_id=licence_id,
-            start_time=_timestamp(start_time),
-            end_time=_timestamp(end_time),
+            start_time=to_timestamp(start_time, "start_time"),
+            end_time=to_timestamp(end_time, "end_time"),
             page_size=page_size,
             page_token=page_token,
         )
-        return await self._unary(self._reporting.ListCampaignReports, request, timeout, metadata)
+        return await self._unary(
+            self._reporting.ListCampaignReports,
+            request,
+            self._deadline(timeout),
+            metadata,
+            self._retry_of(retry),
+        )
 
     async def iter_campaign_reports(
         self,
@@ -567,10 +670,13 @@ class AsyncClient:
         start_time: datetime | None = None,
         end_time: datetime | None = None,
         page_size: int = 0,
+        retry: RetryConfig | None = None,
         timeout: float | None = None,
         metadata: Metadata = (),
     ) -> AsyncIterator[reporting_pb2.CampaignReport]:
         """Every campaign report of `list_campaign_reports`, page after page (`timeout` per page)."""
+        to_timestamp(start_time, "start_time")  # a naive datetime fails here, not at the first page
+        to_timestamp(end_time, "end_time")
         page_token = ""
         while True:
             page = await self.list_campaign_reports(
@@ -579,6 +685,7 @@ class AsyncClient:
                 end_time=end_time,
                 page_size=page_size,
                 page_token=page_token,
+                retry=retry,
                 timeout=timeout,
                 metadata=metadata,
             )
@@ -593,13 +700,15 @@ class AsyncClient:
         licence_id: str,
         campaign_id: str,
         *,
+        retry: RetryConfig | None = None,
         timeout: float | None = None,
         metadata: Metadata = (),
     ) -> AsyncIterator[reporting_pb2.Interaction]:
-        """One row per send of a campaign, SENT or STOPPED, as the server streams them."""
+        """One row per send of a campaign, SENT or STOPPED, as the server streams them. A failure before
+        the first row is retried; `timeout` bounds the whole export (none by default)."""
         request = reporting_pb2.ExportInteractionsRequest(licence_id=licence_id, campaign_id=campaign_id)
         async for response in self._server_stream(
-            self._reporting.ExportInteractions, request, timeout, metadata
+            self._reporting.ExportInteractions, request, timeout, metadata, self._retry_of(retry)
         ):
             for interaction in response.interactions:
                 yield interaction
@@ -608,13 +717,15 @@ class AsyncClient:
         self,
         licence_id: str,
         *,
+        retry: RetryConfig | None = None,
         timeout: float | None = None,
         metadata: Metadata = (),
     ) -> AsyncIterator[reporting_pb2.QuarantineEntry]:
-        """Every quarantined number of a licence, as the server streams them."""
+        """Every quarantined number of a licence, as the server streams them. A failure before the first
+        row is retried; `timeout` bounds the whole export (none by default)."""
         request = reporting_pb2.ExportQuarantineRequest(licence_id=licence_id)
         async for response in self._server_stream(
-            self._reporting.ExportQuarantine, request, timeout, metadata
+            self._reporting.ExportQuarantine, request, timeout, metadata, self._retry_of(retry)
         ):
             for entry in response.entries:
                 yield entry
@@ -626,6 +737,7 @@ class AsyncClient:
         start: Literal["now", "oldest"] = "now",
         licence_ids: Iterable[str] = (),
         reconnect_deadline_s: float = 60.0,
+        retry: RetryConfig | None = None,
         timeout: float | None = None,
         metadata: Metadata = (),
     ) -> AsyncIterator[reporting_pb2.WatchBlocklistChangesResponse]:
@@ -639,13 +751,15 @@ class AsyncClient:
         loses its connection, or the server ends it because the caller did not read for a while, the client
         opens it again after the last response yielded, with the backoffs of `retry`; so a change may come
         twice (the same `change_id`). It gives up when `reconnect_deadline_s` pass with no response since
-        the first failure, raising that failure. Other statuses fail at once (FAILED_PRECONDITION,
-        reason CURSOR_EXPIRED: the cursor is older than the feed's retention). With a `timeout`, the
-        iteration ends once that many seconds have passed (none by default: it follows for ever).
+        the first failure (or at once with a `retry` of one attempt, such as `NO_RETRY`), raising that
+        failure. Other statuses fail at once (FAILED_PRECONDITION, reason CURSOR_EXPIRED: the cursor is
+        older than the feed's retention). With a `timeout`, the iteration ends once that many seconds have
+        passed (none by default: it follows for ever).
         """
         cursor, licences = after_cursor, list(licence_ids)
+        retry = self._retry_of(retry)
         outage_ends_at: float | None = None
-        backoffs = self.retry.reconnect_backoffs()
+        backoffs = retry.reconnect_backoffs()
         loop = asyncio.get_running_loop()
         ends_at = None if timeout is None else loop.time() + timeout
         while True:
@@ -657,15 +771,15 @@ class AsyncClient:
                 return
             try:
                 async for response in self._server_stream(
-                    self._reporting.WatchBlocklistChanges, request, remaining, metadata
+                    self._reporting.WatchBlocklistChanges, request, remaining, metadata, None
                 ):
                     cursor, outage_ends_at = response.cursor, None
-                    backoffs = self.retry.reconnect_backoffs()
+                    backoffs = retry.reconnect_backoffs()
                     yield response
             except StopgateError as failure:
                 if ends_at is not None and loop.time() >= ends_at:
                     return  # the caller's timeout: the end of the iteration, not a failure
-                if not _resumable(failure):
+                if not retry.retries or not _resumable(failure):
                     raise
                 outage_ends_at = outage_ends_at or loop.time() + reconnect_deadline_s
                 if loop.time() >= outage_ends_at:
@@ -681,51 +795,88 @@ class AsyncClient:
         start_time: datetime | None = None,
         end_time: datetime | None = None,
         top_campaigns: int = 0,
+        retry: RetryConfig | None = None,
         timeout: float | None = None,
         metadata: Metadata = (),
     ) -> reporting_pb2.GetLicenceSummaryResponse:
-        """Quarantine size, stops and opt-ins per day, and the campaigns with the most unsubscribes."""
+        """Quarantine size, stops and opt-ins per day, and the campaigns with the most unsubscribes, between
+        `start_time` and `end_time` (timezone-aware)."""
         request = reporting_pb2.GetLicenceSummaryRequest(
             licence_id=licence_id,
-            start_time=_timestamp(start_time),
-            end_time=_timestamp(end_time),
+            start_time=to_timestamp(start_time, "start_time"),
+            end_time=to_timestamp(end_time, "end_time"),
             top_campaigns=top_campaigns,
         )
-        return await self._unary(self._reporting.GetLicenceSummary, request, timeout, metadata)
+        return await self._unary(
+            self._reporting.GetLicenceSummary,
+            request,
+            self._deadline(timeout),
+            metadata,
+            self._retry_of(retry),
+        )
 
     # Plumbing
 
     def _metadata(self, metadata: Metadata) -> tuple[tuple[str, str], ...]:
         return (*self._auth, *metadata)
 
+    def _retry_of(self, retry: RetryConfig | None) -> RetryConfig:
+        """A call's own `retry`, or the client's."""
+        return self.retry if retry is None else retry
+
+    def _deadline(self, timeout: float | None) -> float:
+        """The `time.monotonic()` by which a call must end, all of its requests and attempts included."""
+        return time.monotonic() + (self.default_timeout if timeout is None else timeout)
+
     async def _unary(
         self,
         method: grpc.aio.UnaryUnaryMultiCallable[Request, Response],
         request: Request,
-        timeout: float | None,
+        deadline: float,
         metadata: Metadata,
-        *,
-        client_retry: RetryConfig | None = None,
+        retry: RetryConfig | None,
     ) -> Response:
-        """One unary call with the deadline, metadata and typed errors; `client_retry` retries it here, for
-        the calls the channel's service config cannot tell apart (see `stopgate.retry`)."""
-        deadline = time.monotonic() + (self.default_timeout if timeout is None else timeout)
-        backoffs = client_retry.backoffs() if client_retry else iter(())
+        """One unary call by `deadline` (a `time.monotonic()`), with the metadata and typed errors; retried
+        as `retry` says (None: never, for the calls that are not idempotent), every attempt on the same
+        clock."""
+        backoffs = retry.backoffs() if retry else iter(())
         while True:
-            try:
-                return await method(
-                    request, timeout=deadline - time.monotonic(), metadata=self._metadata(metadata)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise DeadlineExceededError(
+                    grpc.StatusCode.DEADLINE_EXCEEDED, "the call's deadline passed before this request"
                 )
+            try:
+                response = await method(request, timeout=remaining, metadata=self._metadata(metadata))
             except grpc.aio.AioRpcError as error:
-                backoff = next(backoffs, None) if client_retry else None
-                if (
-                    backoff is None
-                    or client_retry is None
-                    or not client_retry.is_retryable(error.code())
-                    or time.monotonic() + backoff >= deadline
-                ):
+                backoff = self._backoff(error, retry, backoffs, deadline)
+                if backoff is None:
                     raise from_rpc_error(error) from error
                 await asyncio.sleep(backoff)
+            else:
+                if retry is not None:
+                    self._throttle.succeeded()
+                return response
+
+    def _backoff(
+        self,
+        error: grpc.RpcError,
+        retry: RetryConfig | None,
+        backoffs: Iterator[float],
+        ends_at: float | None,
+    ) -> float | None:
+        """The wait before the next attempt of a call that failed with `error`, or None if it must fail:
+        not retried (`retry` None or the code not retryable), out of attempts, throttled, or out of time
+        (`ends_at`, a `time.monotonic()`)."""
+        if retry is None or not retry.is_retryable(error.code()):
+            return None
+        self._throttle.failed()
+        backoff = next(backoffs, None)
+        if backoff is None or not self._throttle.allows_retry():
+            return None
+        if ends_at is not None and time.monotonic() + backoff >= ends_at:
+            return None
+        return backoff
 
     async def _server_stream(
         self,
@@ -733,15 +884,29 @@ class AsyncClient:
         request: Request,
         timeout: float | None,
         metadata: Metadata,
+        retry: RetryConfig | None,
     ) -> AsyncIterator[Response]:
-        call = method(request, timeout=timeout, metadata=self._metadata(metadata))
-        try:
-            async for response in call:
-                yield response
-        except grpc.aio.AioRpcError as error:
-            raise from_rpc_error(error) from error
-        finally:
-            call.cancel()
+        """The responses of a server stream, typed errors; a failure before the first response is retried
+        as `retry` says (None: never), within `timeout` (None: no deadline)."""
+        ends_at = None if timeout is None else time.monotonic() + timeout
+        backoffs = retry.backoffs() if retry else iter(())
+        while True:
+            remaining = None if ends_at is None else ends_at - time.monotonic()
+            call = method(request, timeout=remaining, metadata=self._metadata(metadata))
+            received = False
+            try:
+                async for response in call:
+                    received = True
+                    yield response
+                return
+            except grpc.aio.AioRpcError as error:
+                backoff = None if received else self._backoff(error, retry, backoffs, ends_at)
+                if backoff is None:
+                    raise from_rpc_error(error) from error
+                call.cancel()
+                await asyncio.sleep(backoff)
+            finally:
+                call.cancel()
 
 
 _FEED_STARTS = {"now": reporting_pb2.FEED_START_NOW, "oldest": reporting_pb2.FEED_START_OLDEST}
@@ -773,60 +938,81 @@ def _sender(sender: SenderLike) -> common_pb2.Sender:
     return common_pb2.Sender(address=sender) if isinstance(sender, str) else sender
 
 
-def _timestamp(moment: datetime | None) -> Timestamp | None:
-    if moment is None:
-        return None
-    timestamp = Timestamp()
-    timestamp.FromDatetime(moment)
-    return timestamp
-
-
 async def _gather_or_cancel(calls: Iterable[Coroutine[Any, Any, Response]]) -> list[Response]:
-    """Run coroutines concurrently; the first failure cancels the others and is raised."""
-    async with asyncio.TaskGroup() as group:
-        tasks = [group.create_task(call) for call in calls]
+    """Run coroutines concurrently; the first failure cancels the others and is raised (itself, not in an
+    ExceptionGroup: callers catch `StopgateError`s)."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(call) for call in calls]
+    except BaseExceptionGroup as failures:
+        first = failures.exceptions[0]
+        raise first from first.__cause__
     return [task.result() for task in tasks]
 
 
-P = ParamSpec("P")
-Item = TypeVar("Item")
+Method = TypeVar("Method", bound=Callable[..., Any])
 
 
-def _blocking(
-    method: Callable[Concatenate[AsyncClient, P], Coroutine[Any, Any, Response]],
-) -> Callable[Concatenate[Client, P], Response]:
-    """A blocking method of `Client` that runs the `AsyncClient` method on the client's loop."""
+def _twin(async_method: Callable[..., Any]) -> Callable[[Method], Method]:
+    """Give a method of `Client` the docstring of its `AsyncClient` twin (a unit test holds their
+    signatures equal, so that one cannot gain an argument the other lacks)."""
 
-    def call(client: Client, /, *args: P.args, **kwargs: P.kwargs) -> Response:
-        return client._run(method(client._async, *args, **kwargs))
+    def decorate(method: Method) -> Method:
+        method.__doc__ = async_method.__doc__
+        return method
 
-    call.__name__ = method.__name__
-    call.__doc__ = method.__doc__
-    return call
-
-
-def _blocking_iterator(
-    method: Callable[Concatenate[AsyncClient, P], AsyncIterator[Item]],
-) -> Callable[Concatenate[Client, P], Iterator[Item]]:
-    """A `Client` method returning a blocking iterator over the `AsyncClient` method's async one."""
-
-    def call(client: Client, /, *args: P.args, **kwargs: P.kwargs) -> Iterator[Item]:
-        return client._iterate(method(client._async, *args, **kwargs))
-
-    call.__name__ = method.__name__
-    call.__doc__ = method.__doc__
-    return call
+    return decorate
 
 
 class Client:
     """The blocking twin of `AsyncClient`: same arguments, same methods, same results, run on a private
-    event loop thread. Use it as `with`. It may be shared between threads."""
+    event loop thread. Use it as `with`. It may be shared between threads.
 
-    def __init__(self, target: str = DEFAULT_TARGET, **options: Any) -> None:
+    Each method is spelt out with the signature of its `AsyncClient` twin, for `help()`, `inspect` and
+    type checkers: a misspelt keyword is a TypeError in the caller's thread (and a mypy error)."""
+
+    @_twin(AsyncClient.__init__)
+    def __init__(
+        self,
+        target: str = DEFAULT_TARGET,
+        *,
+        token: str | None = None,
+        tls: bool = False,
+        root_certificates: bytes | None = None,
+        certificate_chain: bytes | None = None,
+        private_key: bytes | None = None,
+        default_timeout: float = 10.0,
+        retry: RetryConfig | None = None,
+        keepalive_s: float = 30.0,
+        load_balancing: str | None = None,
+        options: Iterable[tuple[str, Any]] = (),
+        interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
+    ) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="stopgate-client", daemon=True)
         self._thread.start()
-        self._async: AsyncClient = self._run(_make_async_client(target, options))
+
+        async def make() -> AsyncClient:  # grpc.aio binds a channel to the loop running when it is made
+            return AsyncClient(
+                target,
+                token=token,
+                tls=tls,
+                root_certificates=root_certificates,
+                certificate_chain=certificate_chain,
+                private_key=private_key,
+                default_timeout=default_timeout,
+                retry=retry,
+                keepalive_s=keepalive_s,
+                load_balancing=load_balancing,
+                options=options,
+                interceptors=interceptors,
+            )
+
+        try:
+            self._async = self._run(make())
+        except BaseException:
+            self._stop_loop()
+            raise
 
     def __enter__(self) -> Client:
         return self
@@ -839,13 +1025,24 @@ class Client:
         if self._loop.is_closed():
             return
         self._run(self._async.close())
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join()
-        self._loop.close()
+        self._stop_loop()
 
     @property
     def target(self) -> str:
         return self._async.target
+
+    @property
+    def default_timeout(self) -> float:
+        return self._async.default_timeout
+
+    @property
+    def retry(self) -> RetryConfig:
+        return self._async.retry
+
+    def _stop_loop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
 
     def _run(self, coroutine: Coroutine[Any, Any, Response]) -> Response:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
@@ -864,33 +1061,556 @@ class Client:
             if not self._loop.is_closed():
                 self._run(iterator.aclose())  # type: ignore[attr-defined]
 
-    check_batch = _blocking(AsyncClient.check_batch)
-    record_sends = _blocking(AsyncClient.record_sends)
-    get_number_status = _blocking(AsyncClient.get_number_status)
-    quarantine_numbers = _blocking(AsyncClient.quarantine_numbers)
-    release_numbers = _blocking(AsyncClient.release_numbers)
-    erase_personal_data = _blocking(AsyncClient.erase_personal_data)
-    bind_shortcode = _blocking(AsyncClient.bind_shortcode)
-    unbind_shortcode = _blocking(AsyncClient.unbind_shortcode)
-    list_shortcode_bindings = _blocking(AsyncClient.list_shortcode_bindings)
-    stream_events = _blocking_iterator(AsyncClient.stream_events)
-    ingest_event = _blocking(AsyncClient.ingest_event)
-    classify_text = _blocking(AsyncClient.classify_text)
-    set_custom_keyword = _blocking(AsyncClient.set_custom_keyword)
-    list_custom_keywords = _blocking(AsyncClient.list_custom_keywords)
-    remove_custom_keyword = _blocking(AsyncClient.remove_custom_keyword)
-    check_message = _blocking(AsyncClient.check_message)
-    check_messages = _blocking(AsyncClient.check_messages)
-    list_country_policies = _blocking(AsyncClient.list_country_policies)
-    get_campaign_report = _blocking(AsyncClient.get_campaign_report)
-    list_campaign_reports = _blocking(AsyncClient.list_campaign_reports)
-    iter_campaign_reports = _blocking_iterator(AsyncClient.iter_campaign_reports)
-    export_interactions = _blocking_iterator(AsyncClient.export_interactions)
-    export_quarantine = _blocking_iterator(AsyncClient.export_quarantine)
-    get_licence_summary = _blocking(AsyncClient.get_licence_summary)
-    watch_blocklist_changes = _blocking_iterator(AsyncClient.watch_blocklist_changes)
+    # QuarantineCheck
 
+    @_twin(AsyncClient.check_batch)
+    def check_batch(
+        self,
+        licence_id: str,
+        phone_numbers: Iterable[str],
+        *,
+        sender: SenderLike,
+        category: CategoryLike,
+        campaign_id: str = "",
+        default_region: str = "",
+        request_id: str = "",
+        max_concurrency: int = 4,
+        retry: RetryConfig | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> quarantine_check_pb2.CheckBatchResponse:
+        return self._run(
+            self._async.check_batch(
+                licence_id,
+                phone_numbers,
+                sender=sender,
+                category=category,
+                campaign_id=campaign_id,
+                default_region=default_region,
+                request_id=request_id,
+                max_concurrency=max_concurrency,
+                retry=retry,
+                timeout=timeout,
+                metadata=metadata,
+            )
+        )
 
-async def _make_async_client(target: str, options: dict[str, Any]) -> AsyncClient:
-    # grpc.aio binds a channel to the running loop: create it on the client's own loop.
-    return AsyncClient(target, **options)
+    @_twin(AsyncClient.record_sends)
+    def record_sends(
+        self,
+        licence_id: str,
+        campaign_id: str,
+        phone_numbers: Iterable[str],
+        *,
+        sender: SenderLike,
+        sent_at: datetime | None = None,
+        default_region: str = "",
+        request_id: str = "",
+        retry: RetryConfig | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> quarantine_check_pb2.RecordSendsResponse:
+        return self._run(
+            self._async.record_sends(
+                licence_id,
+                campaign_id,
+                phone_numbers,
+                sender=sender,
+                sent_at=sent_at,
+                default_region=default_region,
+                request_id=request_id,
+                retry=retry,
+                timeout=timeout,
+                metadata=metadata,
+            )
+        )
+
+    @_twin(AsyncClient.get_number_status)
+    def get_number_status(
+        self,
+        licence_id: str,
+        phone_number: str,
+        *,
+        default_region: str = "",
+        retry: RetryConfig | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> quarantine_check_pb2.GetNumberStatusResponse:
+        return self._run(
+            self._async.get_number_status(
+                licence_id,
+                phone_number,
+                default_region=default_region,
+                retry=retry,
+                timeout=timeout,
+                metadata=metadata,
+            )
+        )
+
+    @_twin(AsyncClient.quarantine_numbers)
+    def quarantine_numbers(
+        self,
+        licence_id: str,
+        phone_numbers: Iterable[str],
+        *,
+        actor: str,
+        reason: str,
+        default_region: str = "",
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> quarantine_check_pb2.QuarantineNumbersResponse:
+        return self._run(
+            self._async.quarantine_numbers(
+                licence_id,
+                phone_numbers,
+                actor=actor,
+                reason=reason,
+                default_region=default_region,
+                timeout=timeout,
+                metadata=metadata,
+            )
+        )
+
+    @_twin(AsyncClient.release_numbers)
+    def release_numbers(
+        self,
+        licence_id: str,
+        phone_numbers: Iterable[str],
+        *,
+        actor: str,
+        reason: str,
+        consent_reference: str,
+        default_region: str = "",
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> quarantine_check_pb2.ReleaseNumbersResponse:
+        return self._run(
+            self._async.release_numbers(
+                licence_id,
+                phone_numbers,
+                actor=actor,
+                reason=reason,
+                consent_reference=consent_reference,
+                default_region=default_region,
+                timeout=timeout,
+                metadata=metadata,
+            )
+        )
+
+    @_twin(AsyncClient.erase_personal_data)
+    def erase_personal_data(
+        self,
+        phone_number: str,
+        *,
+        licence_id: str = "",
+        every_licence: bool = False,
+        actor: str,
+        reason: str,
+        default_region: str = "",
+        retry: RetryConfig | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> quarantine_check_pb2.ErasePersonalDataResponse:
+        return self._run(
+            self._async.erase_personal_data(
+                phone_number,
+                licence_id=licence_id,
+                every_licence=every_licence,
+                actor=actor,
+                reason=reason,
+                default_region=default_region,
+                retry=retry,
+                timeout=timeout,
+                metadata=metadata,
+            )
+        )
+
+    @_twin(AsyncClient.bind_shortcode)
+    def bind_shortcode(
+        self,
+        licence_id: str,
+        shortcode: str,
+        *,
+        actor: str,
+        retry: RetryConfig | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> quarantine_check_pb2.BindShortcodeResponse:
+        return self._run(
+            self._async.bind_shortcode(
+                licence_id, shortcode, actor=actor, retry=retry, timeout=timeout, metadata=metadata
+            )
+        )
+
+    @_twin(AsyncClient.unbind_shortcode)
+    def unbind_shortcode(
+        self,
+        licence_id: str,
+        shortcode: str,
+        *,
+        actor: str,
+        retry: RetryConfig | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> quarantine_check_pb2.UnbindShortcodeResponse:
+        return self._run(
+            self._async.unbind_shortcode(
+                licence_id, shortcode, actor=actor, retry=retry, timeout=timeout, metadata=metadata
+            )
+        )
+
+    @_twin(AsyncClient.list_shortcode_bindings)
+    def list_shortcode_bindings(
+        self,
+        *,
+        licence_id: str = "",
+        shortcode: str = "",
+        retry: RetryConfig | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> quarantine_check_pb2.ListShortcodeBindingsResponse:
+        return self._run(
+            self._async.list_shortcode_bindings(
+                licence_id=licence_id, shortcode=shortcode, retry=retry, timeout=timeout, metadata=metadata
+            )
+        )
+
+    # StopIngest
+
+    @_twin(AsyncClient.stream_events)
+    def stream_events(
+        self,
+        events: Iterable[stop_ingest_pb2.InboundEvent] | AsyncIterable[stop_ingest_pb2.InboundEvent],
+        *,
+        batch_size: int = 500,
+        max_batches_in_flight: int = 4,
+        linger_s: float = 0.05,
+        reconnect_deadline_s: float = 60.0,
+        retry: RetryConfig | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> Iterator[stop_ingest_pb2.EventAck]:
+        return self._iterate(
+            self._async.stream_events(
+                events,
+                batch_size=batch_size,
+                max_batches_in_flight=max_batches_in_flight,
+                linger_s=linger_s,
+                reconnect_deadline_s=reconnect_deadline_s,
+                retry=retry,
+                timeout=timeout,
+                metadata=metadata,
+            )
+        )
+
+    @_twin(AsyncClient.ingest_event)
+    def ingest_event(
+        self,
+        event: stop_ingest_pb2.InboundEvent,
+        *,
+        retry: RetryConfig | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> stop_ingest_pb2.IngestEventResponse:
+        return self._run(self._async.ingest_event(event, retry=retry, timeout=timeout, metadata=metadata))
+
+    @_twin(AsyncClient.classify_text)
+    def classify_text(
+        self,
+        text: str,
+        *,
+        country: str = "",
+        shortcode: str = "",
+        licence_id: str = "",
+        retry: RetryConfig | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> stop_ingest_pb2.ClassifyTextResponse:
+        return self._run(
+            self._async.classify_text(
+                text,
+                country=country,
+                shortcode=shortcode,
+                licence_id=licence_id,
+                retry=retry,
+                timeout=timeout,
+                metadata=metadata,
+            )
+        )
+
+    @_twin(AsyncClient.set_custom_keyword)
+    def set_custom_keyword(
+        self,
+        keyword: str,
+        intent: IntentLike,
+        *,
+        actor: str,
+        shortcode: str = "",
+        licence_id: str = "",
+        replies: Mapping[str, str] | None = None,
+        retry: RetryConfig | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> stop_ingest_pb2.SetCustomKeywordResponse:
+        return self._run(
+            self._async.set_custom_keyword(
+                keyword,
+                intent,
+                actor=actor,
+                shortcode=shortcode,
+                licence_id=licence_id,
+                replies=replies,
+                retry=retry,
+                timeout=timeout,
+                metadata=metadata,
+            )
+        )
+
+    @_twin(AsyncClient.list_custom_keywords)
+    def list_custom_keywords(
+        self,
+        *,
+        shortcode: str = "",
+        licence_id: str = "",
+        retry: RetryConfig | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> stop_ingest_pb2.ListCustomKeywordsResponse:
+        return self._run(
+            self._async.list_custom_keywords(
+                shortcode=shortcode, licence_id=licence_id, retry=retry, timeout=timeout, metadata=metadata
+            )
+        )
+
+    @_twin(AsyncClient.remove_custom_keyword)
+    def remove_custom_keyword(
+        self,
+        keyword: str,
+        *,
+        actor: str,
+        shortcode: str = "",
+        licence_id: str = "",
+        retry: RetryConfig | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> stop_ingest_pb2.RemoveCustomKeywordResponse:
+        return self._run(
+            self._async.remove_custom_keyword(
+                keyword,
+                actor=actor,
+                shortcode=shortcode,
+                licence_id=licence_id,
+                retry=retry,
+                timeout=timeout,
+                metadata=metadata,
+            )
+        )
+
+    # MessageCompliance
+
+    @_twin(AsyncClient.check_message)
+    def check_message(
+        self,
+        text: str,
+        *,
+        country: str,
+        sender: SenderLike,
+        category: CategoryLike,
+        shortcode: str = "",
+        allow_accent_folding: bool = False,
+        retry: RetryConfig | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> message_compliance_pb2.CheckMessageResponse:
+        return self._run(
+            self._async.check_message(
+                text,
+                country=country,
+                sender=sender,
+                category=category,
+                shortcode=shortcode,
+                allow_accent_folding=allow_accent_folding,
+                retry=retry,
+                timeout=timeout,
+                metadata=metadata,
+            )
+        )
+
+    @_twin(AsyncClient.check_messages)
+    def check_messages(
+        self,
+        texts: Iterable[str],
+        *,
+        country: str,
+        sender: SenderLike,
+        category: CategoryLike,
+        shortcode: str = "",
+        allow_accent_folding: bool = False,
+        retry: RetryConfig | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> message_compliance_pb2.CheckMessagesResponse:
+        return self._run(
+            self._async.check_messages(
+                texts,
+                country=country,
+                sender=sender,
+                category=category,
+                shortcode=shortcode,
+                allow_accent_folding=allow_accent_folding,
+                retry=retry,
+                timeout=timeout,
+                metadata=metadata,
+            )
+        )
+
+    @_twin(AsyncClient.list_country_policies)
+    def list_country_policies(
+        self, *, retry: RetryConfig | None = None, timeout: float | None = None, metadata: Metadata = ()
+    ) -> message_compliance_pb2.ListCountryPoliciesResponse:
+        return self._run(self._async.list_country_policies(retry=retry, timeout=timeout, metadata=metadata))
+
+    # Reporting
+
+    @_twin(AsyncClient.get_campaign_report)
+    def get_campaign_report(
+        self,
+        licence_id: str,
+        campaign_id: str,
+        *,
+        retry: RetryConfig | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> reporting_pb2.GetCampaignReportResponse:
+        return self._run(
+            self._async.get_campaign_report(
+                licence_id, campaign_id, retry=retry, timeout=timeout, metadata=metadata
+            )
+        )
+
+    @_twin(AsyncClient.list_campaign_reports)
+    def list_campaign_reports(
+        self,
+        licence_id: str,
+        *,
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
+        page_size: int = 0,
+        page_token: str = "",
+        retry: RetryConfig | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> reporting_pb2.ListCampaignReportsResponse:
+        return self._run(
+            self._async.list_campaign_reports(
+                licence_id,
+                start_time=start_time,
+                end_time=end_time,
+                page_size=page_size,
+                page_token=page_token,
+                retry=retry,
+                timeout=timeout,
+                metadata=metadata,
+            )
+        )
+
+    @_twin(AsyncClient.iter_campaign_reports)
+    def iter_campaign_reports(
+        self,
+        licence_id: str,
+        *,
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
+        page_size: int = 0,
+        retry: RetryConfig | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> Iterator[reporting_pb2.CampaignReport]:
+        return self._iterate(
+            self._async.iter_campaign_reports(
+                licence_id,
+                start_time=start_time,
+                end_time=end_time,
+                page_size=page_size,
+                retry=retry,
+                timeout=timeout,
+                metadata=metadata,
+            )
+        )
+
+    @_twin(AsyncClient.export_interactions)
+    def export_interactions(
+        self,
+        licence_id: str,
+        campaign_id: str,
+        *,
+        retry: RetryConfig | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> Iterator[reporting_pb2.Interaction]:
+        return self._iterate(
+            self._async.export_interactions(
+                licence_id, campaign_id, retry=retry, timeout=timeout, metadata=metadata
+            )
+        )
+
+    @_twin(AsyncClient.export_quarantine)
+    def export_quarantine(
+        self,
+        licence_id: str,
+        *,
+        retry: RetryConfig | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> Iterator[reporting_pb2.QuarantineEntry]:
+        return self._iterate(
+            self._async.export_quarantine(licence_id, retry=retry, timeout=timeout, metadata=metadata)
+        )
+
+    @_twin(AsyncClient.watch_blocklist_changes)
+    def watch_blocklist_changes(
+        self,
+        after_cursor: str = "",
+        *,
+        start: Literal["now", "oldest"] = "now",
+        licence_ids: Iterable[str] = (),
+        reconnect_deadline_s: float = 60.0,
+        retry: RetryConfig | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> Iterator[reporting_pb2.WatchBlocklistChangesResponse]:
+        return self._iterate(
+            self._async.watch_blocklist_changes(
+                after_cursor,
+                start=start,
+                licence_ids=licence_ids,
+                reconnect_deadline_s=reconnect_deadline_s,
+                retry=retry,
+                timeout=timeout,
+                metadata=metadata,
+            )
+        )
+
+    @_twin(AsyncClient.get_licence_summary)
+    def get_licence_summary(
+        self,
+        licence_id: str,
+        *,
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
+        top_campaigns: int = 0,
+        retry: RetryConfig | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> reporting_pb2.GetLicenceSummaryResponse:
+        return self._run(
+            self._async.get_licence_summary(
+                licence_id,
+                start_time=start_time,
+                end_time=end_time,
+                top_campaigns=top_campaigns,
+                retry=retry,
+                timeout=timeout,
+                metadata=metadata,
+            )
+        )

@@ -161,7 +161,13 @@ def from_rpc_error(error: grpc.RpcError) -> StopgateError:
 
 
 def from_status(status: status_pb2.Status) -> StopgateError:
-    """The typed exception for a `google.rpc.Status` carried in a message (a REJECTED ingest ack)."""
+    """The typed exception for a `google.rpc.Status` carried in a message rather than ending a call: the
+    `error` of an ingest ack whose outcome is REJECTED (the other events of its batch were applied). It is
+    the exception a failed call with that status would raise, details unpacked, to log or to raise:
+
+        if stopgate.IngestOutcome(ack.outcome) is stopgate.IngestOutcome.REJECTED:
+            error = from_status(ack.error)  # InvalidArgumentError; error.field_violations names the field
+    """
     code = next((c for c in grpc.StatusCode if c.value[0] == status.code), grpc.StatusCode.UNKNOWN)
     return error_for(code, status.message, _unpack(status))
 

@@ -47,7 +47,7 @@ class EventStream:
     the stream reconnects after a jittered backoff and re-sends them, in order, then goes on; it gives up
     with `ReconnectDeadlineError` once `reconnect_deadline_s` have passed since that failure without an ack.
     A stream that ends with nothing unacked (closed by the server as idle, or between two batches) is
-    reopened only when the next request is ready."""
+    reopened only when the next request is ready. A `retry` of one attempt (`NO_RETRY`) never reconnects."""
 
     def __init__(
         self,
@@ -70,7 +70,8 @@ class EventStream:
         self._retry = retry
         self._batch_size = batch_size
         self._linger_s = linger_s
-        self._reconnect_deadline_s = reconnect_deadline_s
+        # A retry of one attempt (NO_RETRY) reconnects no more than a deadline of 0.
+        self._reconnect_deadline_s = reconnect_deadline_s if retry.retries else 0.0
         self._window = asyncio.Semaphore(max_batches_in_flight)
         self._requests: asyncio.Queue[stop_ingest_pb2.StreamEventsRequest | None] = asyncio.Queue(maxsize=1)
         self._unacked: deque[stop_ingest_pb2.StreamEventsRequest] = deque()

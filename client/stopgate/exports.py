@@ -11,6 +11,9 @@ from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from stopgate.enums import value_prefix
+from stopgate.times import as_datetime
+
 
 def columns(descriptor: Descriptor) -> list[str]:
     """The CSV header of a row message type: its field names in declaration order."""
@@ -47,16 +50,10 @@ async def write_csv_async(rows: AsyncIterable[Message], file: IO[str], descripto
 def _cell(message: Message, field: Any) -> str:  # a FieldDescriptor (pure Python or upb)
     value: Any = getattr(message, field.name)
     if field.message_type is not None and field.message_type.full_name == Timestamp.DESCRIPTOR.full_name:
-        return value.ToDatetime().isoformat() + "Z" if message.HasField(field.name) else ""
+        return as_datetime(value).isoformat().replace("+00:00", "Z") if message.HasField(field.name) else ""
     if field.enum_type is not None:
         known = field.enum_type.values_by_number.get(value)
         name = known.name if known else str(value)
-        prefix = _enum_prefix(field.enum_type.name)
+        prefix = value_prefix(field.enum_type.name)
         return "" if name == f"{prefix}UNSPECIFIED" else name.removeprefix(prefix)
     return str(value)
-
-
-def _enum_prefix(enum_name: str) -> str:
-    """`InteractionStatus` -> `INTERACTION_STATUS_` (buf's ENUM_VALUE_PREFIX rule)."""
-    snake = "".join(f"_{c}" if c.isupper() and i else c for i, c in enumerate(enum_name))
-    return snake.upper() + "_"

@@ -1,19 +1,24 @@
 """Retries of idempotent calls on UNAVAILABLE, with exponential backoff and full jitter.
 
 Which methods are idempotent is declared once, in the protos (`option idempotency_level`), and read here
-from the generated descriptors. Where gRPC can do it, it does: `RetryConfig.service_config` becomes the
-channel's service config, so gRPC core retries the methods that are always idempotent (with its retry
-throttling, which stops a fleet of clients from hammering a server that is down). Two cases need the client
-itself, with the same settings:
-- The methods whose request has a `request_id` (AIP-155: RecordSends, CheckBatch) are idempotent only when
-  it is set (or, for CheckBatch, when no campaign_id makes it record sends), so the protos leave them at
-  the default level and the channel cannot retry them: it would retry the calls made without an id too,
-  counting their sends twice. The client sets an id on each of these calls and retries them itself, the
-  same id on every attempt (`RETRIED_WITH_REQUEST_ID`).
-- `StreamEvents` reconnects and re-sends its unacked batches, which is safe because ingest is idempotent on
-  event_id (with the same backoffs, but for as long as the caller's `reconnect_deadline_s` allows rather
-  than `max_attempts`).
-QuarantineNumbers and ReleaseNumbers are never retried.
+from the generated descriptors:
+- `IDEMPOTENT_METHODS`, declared idempotent and taking a single request, are retried whatever they carry;
+  a server stream only until its first response (what gRPC's own retries do too);
+- `RETRIED_WITH_REQUEST_ID` (AIP-155: RecordSends, CheckBatch) are idempotent only when their request id is
+  set (or, for CheckBatch, when no campaign_id makes it record sends), so the protos leave them at the
+  default level; the client sets an id on each of these calls and retries them with the same id on every
+  attempt;
+- `StreamEvents` reconnects and re-sends its unacked batches, safe because ingest is idempotent on
+  event_id (with the same backoffs, for as long as the caller's `reconnect_deadline_s` allows rather than
+  `max_attempts`), and so does the change feed, after the last response it yielded;
+- QuarantineNumbers and ReleaseNumbers are never retried.
+
+`AsyncClient` runs every retry itself, not through the channel's service config: a service config is fixed
+when the channel is made, and a per-call `retry=` must govern that call's attempts (`NO_RETRY`: one
+attempt), which a channel retrying underneath would multiply. Its `RetryThrottle` stands in for gRPC's
+retry throttling, so a fleet of clients stops retrying against a server that is down.
+`RetryConfig.service_config` still expresses the same policy for teams that build their own channel for the
+raw stubs of `stopgate.v1`.
 """
 
 from __future__ import annotations
@@ -36,10 +41,9 @@ _CONTRACTS = (quarantine_check_pb2, stop_ingest_pb2, message_compliance_pb2, rep
 _IDEMPOTENT_LEVELS = frozenset({MethodOptions.NO_SIDE_EFFECTS, MethodOptions.IDEMPOTENT})
 
 
-def _retried_by_the_channel(method: MethodDescriptor) -> bool:
-    """Whether the channel's service config retries `method`: its protos declare it idempotent and it takes
-    a single request (a request stream, StreamEvents, is resumed by the client itself, see
-    `stopgate.events`)."""
+def _always_retried(method: MethodDescriptor) -> bool:
+    """Whether `method` is retried whatever its request: its protos declare it idempotent and it takes a
+    single request (a request stream, StreamEvents, is resumed instead, see `stopgate.events`)."""
     return method.GetOptions().idempotency_level in _IDEMPOTENT_LEVELS and not method.client_streaming
 
 
@@ -47,9 +51,10 @@ IDEMPOTENT_METHODS: dict[str, tuple[str, ...]] = {
     service.full_name: methods
     for contract in _CONTRACTS
     for service in contract.DESCRIPTOR.services_by_name.values()
-    if (methods := tuple(m.name for m in service.methods if _retried_by_the_channel(m)))
+    if (methods := tuple(m.name for m in service.methods if _always_retried(m)))
 }
-"""The methods the channel retries, by full service name ("stopgate.v1.Reporting")."""
+"""The methods retried on UNAVAILABLE whatever their request, by full service name
+("stopgate.v1.Reporting")."""
 
 REQUEST_ID_FIELD = "request_id"
 
@@ -61,7 +66,7 @@ RETRIED_WITH_REQUEST_ID: dict[str, tuple[str, ...]] = {
         methods := tuple(
             m.name
             for m in service.methods
-            if REQUEST_ID_FIELD in m.input_type.fields_by_name and not _retried_by_the_channel(m)
+            if REQUEST_ID_FIELD in m.input_type.fields_by_name and not _always_retried(m)
         )
     )
 }
@@ -73,9 +78,10 @@ name ("stopgate.v1.QuarantineCheck")."""
 class RetryConfig:
     """How idempotent calls are retried.
 
-    `max_attempts` counts the first try (1 disables retries; gRPC caps it at 5). The wait before retry n
-    is uniform in [0, min(max_backoff_s, initial_backoff_s * multiplier**(n-1))]: "full jitter", so that
-    clients cut off together do not come back together. Only `retryable_codes` are retried; a call's
+    `max_attempts` counts the first try (1 disables retries, and the reconnection of streams: `NO_RETRY`;
+    at most 5, gRPC's own cap). The wait before retry n is uniform in
+    [0, min(max_backoff_s, initial_backoff_s * multiplier**(n-1))]: "full jitter", so that clients cut off
+    together do not come back together. Only `retryable_codes` are retried; a call's
     deadline covers all of its attempts. A lost connection is tried again at least every `max_backoff_s`
     (`channel_options`), so that calls succeed soon after a server restarts.
     """
@@ -94,13 +100,19 @@ class RetryConfig:
         if self.multiplier < 1:
             raise ValueError("multiplier must be at least 1")
 
-    def service_config(self, load_balancing: str | None = None) -> str:
-        """The gRPC service config (JSON) that retries `IDEMPOTENT_METHODS`, with a load balancing policy
-        (`round_robin` spreads calls over every address a `dns:///` target resolves to)."""
+    @property
+    def retries(self) -> bool:
+        """Whether calls are retried (and streams reconnected) at all."""
+        return self.max_attempts > 1
+
+    def service_config(self, load_balancing: str | None = None, *, retry_policy: bool = True) -> str:
+        """The gRPC service config (JSON) that retries `IDEMPOTENT_METHODS` (unless not `retry_policy`),
+        with a load balancing policy (`round_robin` spreads calls over every address a `dns:///` target
+        resolves to). For channels of the raw stubs: `AsyncClient` retries by itself."""
         config: dict[str, Any] = {}
         if load_balancing:
             config["loadBalancingConfig"] = [{load_balancing: {}}]
-        if self.max_attempts == 1:
+        if not retry_policy or not self.retries:
             return json.dumps(config)
         policy = {
             "maxAttempts": self.max_attempts,
@@ -115,9 +127,7 @@ class RetryConfig:
             for method in methods
         ]
         config["methodConfig"] = [{"name": names, "retryPolicy": policy}]
-        # Each failure takes a token, each success gives back a tenth; gRPC stops retrying while fewer
-        # than half the tokens are left, so a server that is down is not hammered by retries.
-        config["retryThrottling"] = {"maxTokens": 10, "tokenRatio": 0.1}
+        config["retryThrottling"] = {"maxTokens": RetryThrottle.MAX_TOKENS, "tokenRatio": RetryThrottle.RATIO}
         return json.dumps(config)
 
     def channel_options(self) -> list[tuple[str, int]]:
@@ -139,3 +149,29 @@ class RetryConfig:
 
     def is_retryable(self, code: grpc.StatusCode) -> bool:
         return code in self.retryable_codes
+
+
+NO_RETRY = RetryConfig(max_attempts=1)
+"""One attempt, no reconnection: `retry=NO_RETRY` on a call, or a client's default."""
+
+
+class RetryThrottle:
+    """gRPC's retry throttling, for the retries a client makes itself: each failure that could be retried
+    takes a token, each success gives back a tenth of one; retries stop while no more than half the tokens
+    are left, so a fleet of clients does not hammer a server that is down. One per client, whatever the
+    `RetryConfig` of each call. Not thread-safe: used on the client's event loop only."""
+
+    MAX_TOKENS = 10
+    RATIO = 0.1
+
+    def __init__(self) -> None:
+        self._tokens = float(self.MAX_TOKENS)
+
+    def failed(self) -> None:
+        self._tokens = max(0.0, self._tokens - 1)
+
+    def succeeded(self) -> None:
+        self._tokens = min(self.MAX_TOKENS, self._tokens + self.RATIO)
+
+    def allows_retry(self) -> bool:
+        return self._tokens > self.MAX_TOKENS / 2

@@ -5,12 +5,22 @@ from __future__ import annotations
 import asyncio
 import io
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from clients import EitherClient
-from stopgate import AsyncClient, InboundEvent, write_csv
-from stopgate.errors import InvalidArgumentError, NotFoundError
+from stopgate import (
+    AsyncClient,
+    CheckReason,
+    InboundEvent,
+    IngestOutcome,
+    InteractionStatus,
+    MessageCategory,
+    Verdict,
+    as_datetime,
+    write_csv,
+)
+from stopgate.errors import InvalidArgumentError, NotFoundError, from_status
 from stopgate.v1 import (
     common_pb2,
     message_compliance_pb2,
@@ -61,6 +71,34 @@ async def test_check_batch_splits_25000_numbers_and_keeps_their_order(client: Ei
     blocked = [r.phone_number for r in reply.results if r.verdict == quarantine_check_pb2.VERDICT_BLOCK]
     assert blocked == quarantined
     assert (reply.allowed_count, reply.blocked_count) == (25_000 - 25, 25)
+
+
+async def test_results_read_by_friendly_names_and_times_compare_with_the_callers(
+    client: EitherClient,
+) -> None:
+    before = datetime.now(UTC)
+    sent_at = (before - timedelta(hours=1)).astimezone(timezone(timedelta(hours=2)))  # any zone, aware
+    await client.call("record_sends", "acme", "spring", ["+33612345678"], sender="36180", sent_at=sent_at)
+    await client.call("quarantine_numbers", "acme", ["+33612345678"], actor="ops", reason="complaint")
+
+    reply = await client.call(
+        "check_batch",
+        "acme",
+        ["+33612345678", "nonsense"],
+        sender="36180",
+        category=MessageCategory.MARKETING,
+    )
+
+    blocked, invalid = reply.results
+    assert Verdict(blocked.verdict) is Verdict.BLOCK
+    assert CheckReason(blocked.reason).name == "QUARANTINED"
+    assert Verdict(invalid.verdict).name == "INVALID"
+    assert before <= as_datetime(blocked.since) <= datetime.now(UTC)
+    (row,) = await client.collect("export_interactions", "acme", "spring")
+    assert as_datetime(row.sent_at) == sent_at
+    assert InteractionStatus(row.status) is InteractionStatus.SENT
+    with pytest.raises(ValueError, match="start_time must be timezone-aware"):
+        await client.call("get_licence_summary", "acme", start_time=datetime(2026, 1, 1))
 
 
 async def test_sends_stops_reports_and_exports(client: EitherClient) -> None:
@@ -153,6 +191,10 @@ async def test_stream_events_rejects_a_bad_event_and_goes_on(client: EitherClien
         stop_ingest_pb2.INGEST_OUTCOME_QUARANTINED,
     ]
     assert "phone_number" in acks[1].error.message
+    error = from_status(acks[1].error)  # as client/README.md shows
+    assert isinstance(error, InvalidArgumentError)
+    assert IngestOutcome(acks[1].outcome) is IngestOutcome.REJECTED
+    assert [v.field for v in error.field_violations] == ["phone_number"], error
 
 
 async def test_classify_and_message_compliance(client: EitherClient) -> None:

@@ -5,20 +5,24 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
 from typing import Any
 
 import grpc
 import pytest
 from clients import Connect
-from stopgate import InboundEvent, RetryConfig
+from stopgate import NO_RETRY, InboundEvent, RetryConfig
 from stopgate.client import CHECK_BATCH_LIMIT
 from stopgate.errors import DeadlineExceededError, ReconnectDeadlineError, UnavailableError
 from stopgate.v1 import (
     common_pb2,
     quarantine_check_pb2,
     quarantine_check_pb2_grpc,
+    reporting_pb2,
+    reporting_pb2_grpc,
     stop_ingest_pb2,
     stop_ingest_pb2_grpc,
 )
@@ -50,18 +54,33 @@ async def _unimplemented(_: object, request: object, context: Any) -> Any:
     await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not part of this stand-in")
 
 
+async def _unimplemented_stream(_: object, request: object, context: Any) -> AsyncIterator[Any]:
+    await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not part of this stand-in")
+    yield  # pragma: no cover - makes this an async generator, like the servicer methods it stands for
+
+
 class FlakyQuarantine(quarantine_check_pb2_grpc.QuarantineCheckServicer):
-    QuarantineNumbers = ReleaseNumbers = _unimplemented
+    """CheckBatch answers after `check_delay_s`."""
+
+    ReleaseNumbers = _unimplemented
     BindShortcode = UnbindShortcode = ListShortcodeBindings = ErasePersonalData = _unimplemented
 
     def __init__(self, flaky: Flaky) -> None:
         self.flaky = flaky
+        self.check_delay_s = 0.0
 
     async def CheckBatch(
         self, request: quarantine_check_pb2.CheckBatchRequest, context: Any
     ) -> quarantine_check_pb2.CheckBatchResponse:
         await self.flaky.attempt("CheckBatch", context, request.request_id)
+        await asyncio.sleep(self.check_delay_s)
         return quarantine_check_pb2.CheckBatchResponse(allowed_count=len(request.phone_numbers))
+
+    async def QuarantineNumbers(
+        self, request: quarantine_check_pb2.QuarantineNumbersRequest, context: Any
+    ) -> quarantine_check_pb2.QuarantineNumbersResponse:
+        await self.flaky.attempt("QuarantineNumbers", context)
+        return quarantine_check_pb2.QuarantineNumbersResponse()
 
     async def RecordSends(
         self, request: quarantine_check_pb2.RecordSendsRequest, context: Any
@@ -118,6 +137,24 @@ class FlakyIngest(stop_ingest_pb2_grpc.StopIngestServicer):
             )
 
 
+class FlakyReporting(reporting_pb2_grpc.ReportingServicer):
+    """ExportQuarantine fails like `Flaky`, then streams one entry."""
+
+    GetCampaignReport = ListCampaignReports = GetLicenceSummary = _unimplemented
+    ExportInteractions = WatchBlocklistChanges = _unimplemented_stream
+
+    def __init__(self, flaky: Flaky) -> None:
+        self.flaky = flaky
+
+    async def ExportQuarantine(
+        self, request: reporting_pb2.ExportQuarantineRequest, context: Any
+    ) -> AsyncIterator[reporting_pb2.ExportQuarantineResponse]:
+        await self.flaky.attempt("ExportQuarantine", context)
+        yield reporting_pb2.ExportQuarantineResponse(
+            entries=[reporting_pb2.QuarantineEntry(phone_number="+33612345678")]
+        )
+
+
 @pytest.fixture
 def flaky() -> Flaky:
     return Flaky(failures=2)
@@ -129,19 +166,23 @@ async def ingest(flaky: Flaky) -> FlakyIngest:
 
 
 @pytest.fixture
-async def target(flaky: Flaky, ingest: FlakyIngest) -> AsyncIterator[str]:
+async def quarantine(flaky: Flaky) -> FlakyQuarantine:
+    return FlakyQuarantine(flaky)
+
+
+@pytest.fixture
+async def target(flaky: Flaky, ingest: FlakyIngest, quarantine: FlakyQuarantine) -> AsyncIterator[str]:
     server = grpc.aio.server()
-    quarantine_check_pb2_grpc.add_QuarantineCheckServicer_to_server(FlakyQuarantine(flaky), server)
+    quarantine_check_pb2_grpc.add_QuarantineCheckServicer_to_server(quarantine, server)
     stop_ingest_pb2_grpc.add_StopIngestServicer_to_server(ingest, server)
+    reporting_pb2_grpc.add_ReportingServicer_to_server(FlakyReporting(flaky), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     yield f"127.0.0.1:{port}"
     await server.stop(None)
 
 
-async def test_idempotent_calls_are_retried_by_the_channel(
-    connect: Connect, target: str, flaky: Flaky
-) -> None:
+async def test_idempotent_calls_are_retried(connect: Connect, target: str, flaky: Flaky) -> None:
     client = await connect(target, retry=FAST_RETRY)
     reply = await client.call("classify_text", "STOP")
     assert reply.intent == common_pb2.INTENT_OPT_OUT
@@ -212,6 +253,108 @@ async def test_retries_can_be_turned_off(connect: Connect, target: str, flaky: F
     with pytest.raises(UnavailableError):
         await client.call("check_batch", "acme", ["+33612345678"], sender="36180", category=MARKETING)
     assert (flaky.attempts["ClassifyText"], flaky.attempts["CheckBatch"]) == (1, 1)
+
+
+async def test_a_per_call_retry_governs_the_attempts_of_that_call(
+    connect: Connect, target: str, flaky: Flaky
+) -> None:
+    """`retry=` overrides the client's RetryConfig for one call, either way, for the calls retried whatever
+    their request, those retried with a request id, and server streams (before their first row)."""
+    flaky.failures = 1
+    calls: dict[str, tuple[str, tuple[Any, ...], dict[str, Any]]] = {
+        "ClassifyText": ("classify_text", ("STOP",), {}),
+        "CheckBatch": ("check_batch", ("acme", ["+33612345678"]), {"sender": "36180", "category": MARKETING}),
+        "RecordSends": ("record_sends", ("acme", "spring", ["+33612345678"]), {"sender": "36180"}),
+        "ExportQuarantine": ("export_quarantine", ("acme",), {}),
+    }
+
+    async def call(method: str, *args: Any, **kwargs: Any) -> Any:
+        if method.startswith("export_"):
+            return await client.collect(method, *args, **kwargs)
+        return await client.call(method, *args, **kwargs)
+
+    client = await connect(target, retry=FAST_RETRY)
+    for rpc, (method, args, kwargs) in calls.items():
+        with pytest.raises(UnavailableError):
+            await call(method, *args, retry=NO_RETRY, **kwargs)
+        assert flaky.attempts[rpc] == 1, rpc  # the client's own 4 attempts are not made
+    flaky.attempts.clear()
+
+    client = await connect(target, retry=NO_RETRY)
+    for rpc, (method, args, kwargs) in calls.items():
+        assert await call(method, *args, retry=FAST_RETRY, **kwargs)
+        assert flaky.attempts[rpc] == 2, rpc
+        assert await call(method, *args, **kwargs)  # the client's default again: one attempt, which passes
+        assert flaky.attempts[rpc] == 3, rpc
+
+
+async def test_calls_that_are_not_idempotent_are_never_retried(
+    connect: Connect, target: str, flaky: Flaky
+) -> None:
+    client = await connect(target, retry=FAST_RETRY)
+    with pytest.raises(UnavailableError):
+        await client.call("quarantine_numbers", "acme", ["+33612345678"], actor="ana", reason="complaint")
+    assert flaky.attempts["QuarantineNumbers"] == 1
+
+
+async def test_no_retry_turns_the_reconnection_of_a_stream_off(
+    connect: Connect, target: str, ingest: FlakyIngest
+) -> None:
+    client = await connect(target, retry=FAST_RETRY)
+    events = [InboundEvent(event_id=f"e-{i}") for i in range(30)]
+    with pytest.raises(ReconnectDeadlineError) as gave_up:
+        await client.collect("stream_events", events, batch_size=10, retry=NO_RETRY)
+    assert ingest.connections == 1
+    assert gave_up.value.acked_events == 10
+
+
+async def test_the_timeout_of_a_chunked_check_batch_covers_the_whole_call(
+    connect: Connect, target: str, flaky: Flaky, quarantine: FlakyQuarantine
+) -> None:
+    """Three requests one after the other, 0.4 s each: each fits a 1 s deadline, the three do not."""
+    flaky.failures = 0
+    quarantine.check_delay_s = 0.4
+    client = await connect(target)
+    numbers = [f"+336{i:08d}" for i in range(2 * CHECK_BATCH_LIMIT + 1)]
+    check = {"sender": "36180", "category": MARKETING, "max_concurrency": 1}
+
+    started = time.monotonic()
+    with pytest.raises(DeadlineExceededError):
+        await client.call("check_batch", "acme", numbers, timeout=1.0, **check)
+    assert time.monotonic() - started < 1.8  # at the call's deadline, not at the third request's
+
+    reply = await client.call("check_batch", "acme", numbers, timeout=3.0, **check)
+    assert reply.allowed_count == len(numbers)
+
+
+class CountingInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
+    def __init__(self) -> None:
+        self.methods: list[str] = []
+
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        method = details.method
+        self.methods.append(method.decode() if isinstance(method, bytes) else method)
+        return await continuation(details, request)
+
+
+async def test_interceptors_see_every_attempt(connect: Connect, target: str, flaky: Flaky) -> None:
+    interceptor = CountingInterceptor()
+    client = await connect(target, retry=FAST_RETRY, interceptors=[interceptor])
+    await client.call("classify_text", "STOP")
+    assert interceptor.methods == ["/stopgate.v1.StopIngest/ClassifyText"] * 3
+
+
+async def test_a_naive_datetime_is_refused_naming_its_argument(connect: Connect, target: str) -> None:
+    client = await connect(target)
+    with pytest.raises(ValueError, match="sent_at must be timezone-aware"):
+        await client.call(
+            "record_sends",
+            "acme",
+            "spring",
+            ["+33612345678"],
+            sender="36180",
+            sent_at=datetime.now(),
+        )
 
 
 async def test_stream_events_reconnects_and_resends_unacked_batches(
