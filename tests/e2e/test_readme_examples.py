@@ -40,7 +40,8 @@ async def test_cli_examples_run(app: Application, api_token: str, tmp_path: Path
     assert "1 row imported from operator-stops.csv: 1 DUPLICATE" in result.out
 
 
-GRPCURL = shutil.which("grpcurl", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+VENV_BIN = Path(sys.executable).parent
+GRPCURL = shutil.which("grpcurl", path=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
 
 
 @pytest.mark.skipif(GRPCURL is None, reason="grpcurl is not installed (README, Calling it: where to get it)")

@@ -28,7 +28,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode, format_span_id, format_trace_id
 from processes import SpawnServer
-from stopgate import AsyncClient
+from stopgate import AsyncClient, Client
 from stopgate.interceptors import bearer_token
 from stopgate.tracing import client_interceptors
 from stopgate.v1 import (
@@ -236,6 +236,31 @@ async def test_the_client_traces_its_calls_with_the_tracing_interceptors(traced:
     assert client_span.name == rpc
     assert client_span.kind == SpanKind.CLIENT
     server = traced.server_span(rpc)
+    assert server.parent is not None
+    assert server.parent.span_id == client_span.context.span_id
+
+
+async def test_the_blocking_client_continues_the_calling_threads_trace(traced: Traced) -> None:
+    """`Client` runs calls on its own loop thread, with a copy of the caller's context: the client span is
+    the child of the span current in the calling thread, and the server span its grandchild."""
+    target = f"127.0.0.1:{traced.app.grpc_port}"
+    provider, client_spans = _in_memory()
+
+    def call() -> None:
+        with (
+            Client(target, token=traced.token, interceptors=client_interceptors(provider)) as client,
+            provider.get_tracer("campaigns").start_as_current_span("send winter-sale"),
+        ):
+            client.classify_text("STOP", country="FR")
+
+    await asyncio.to_thread(call)
+    rpc = "/stopgate.v1.StopIngest/ClassifyText"
+    [caller] = [s for s in client_spans.get_finished_spans() if s.name == "send winter-sale"]
+    [client_span] = [s for s in client_spans.get_finished_spans() if s.name == rpc]
+    assert client_span.parent is not None
+    assert client_span.parent.span_id == caller.context.span_id
+    server = traced.server_span(rpc)
+    assert server.context.trace_id == caller.context.trace_id
     assert server.parent is not None
     assert server.parent.span_id == client_span.context.span_id
 
