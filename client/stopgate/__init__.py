@@ -5,6 +5,7 @@
 live in `stopgate.v1` (generated), the most used ones are re-exported here.
 """
 
+from stopgate._version import __version__
 from stopgate.client import AsyncClient, Client
 from stopgate.errors import FieldViolation, StopgateError
 from stopgate.exports import write_csv
@@ -30,5 +31,6 @@ __all__ = [
     "SenderType",
     "StopgateError",
     "Verdict",
+    "__version__",
     "write_csv",
 ]
