@@ -8,6 +8,7 @@ timestamp as an aware UTC datetime. The request and response messages live in `s
 the most used ones are re-exported here.
 """
 
+from stopgate._version import __version__
 from stopgate.client import AsyncClient, Client
 from stopgate.enums import (
     AttributionRule,
@@ -64,6 +65,7 @@ __all__ = [
     "Severity",
     "StopgateError",
     "Verdict",
+    "__version__",
     "as_datetime",
     "from_status",
     "write_csv",

@@ -22,6 +22,7 @@ from typing import IO, Any
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
+from stopgate._version import __version__
 from stopgate.client import DEFAULT_TARGET, TOKEN_VARIABLE, Client
 from stopgate.errors import StopgateError
 from stopgate.exports import write_csv
@@ -520,6 +521,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="stopgate-cli",
         description="Query and operate stopgate, the SMS opt-out compliance service.",
     )
+    parser.add_argument("--version", action="version", version=f"stopgate {__version__}")
     parser.add_argument(
         "--target",
         default=os.environ.get("STOPGATE_TARGET", DEFAULT_TARGET),

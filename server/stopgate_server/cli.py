@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="stopgate: gRPC service that keeps SMS traffic compliant with opt-outs (STOP).",
         epilog="Every flag can also be set by its STOPGATE_* environment variable; flags win.",
     )
+    parser.add_argument("--version", action=_PrintVersion)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve = commands.add_parser(
         "serve",
@@ -79,6 +80,21 @@ def build_parser() -> argparse.ArgumentParser:
         config.add_arguments(action, config.DATABASE_OPTIONS)
         action.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
+
+
+class _PrintVersion(argparse.Action):
+    """`--version`: print stopgate's version and what it runs on, and exit (grpc loads only then)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(
+            option_strings, dest, nargs=0, default=argparse.SUPPRESS, help="print the version and exit"
+        )
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> None:
+        from stopgate_server.version import version_text
+
+        sys.stdout.write(version_text())
+        parser.exit()
 
 
 def main(argv: list[str] | None = None) -> int:

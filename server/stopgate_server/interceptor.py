@@ -196,7 +196,7 @@ class _Call:
             cancelled = True
             raise
         finally:
-            metrics.HANDLED.labels(*self.labels, _final_code(context, cancelled).name).inc()
+            metrics.HANDLED.labels(*self.labels, metrics.grpc_code(_final_code(context, cancelled))).inc()
             metrics.HANDLING_SECONDS.labels(*self.labels).observe(time.perf_counter() - start)
 
     async def received(self, requests: AsyncIterator[Any]) -> AsyncIterator[Any]:

@@ -32,6 +32,7 @@ from stopgate.v1 import (
 )
 from stopgate_server.app import Application
 from stopgate_server.config import Settings
+from stopgate_server.obs.metrics import grpc_code
 from stopgate_server.store.tokens import create_token
 from test_reporting import Stubs
 
@@ -102,7 +103,12 @@ def handled(labels: tuple[str, str, str], code: grpc.StatusCode) -> float:
     grpc_type, service, method = labels
     sample = REGISTRY.get_sample_value(
         "grpc_server_handled_total",
-        {"grpc_type": grpc_type, "grpc_service": service, "grpc_method": method, "grpc_code": code.name},
+        {
+            "grpc_type": grpc_type,
+            "grpc_service": service,
+            "grpc_method": method,
+            "grpc_code": grpc_code(code),
+        },
     )
     return sample or 0.0
 

@@ -20,6 +20,7 @@ from stopgate_server.config import Settings
 from stopgate_server.interceptor import CallInterceptor, Deadlines
 from stopgate_server.limits import Limits
 from stopgate_server.obs.logging import JsonFormatter
+from stopgate_server.obs.metrics import grpc_code
 
 SERVICE = "grpc.health.v1.Health"
 
@@ -58,7 +59,7 @@ def _sample(name: str, method: str, grpc_type: str, **labels: str) -> float:
 
 
 def _handled(method: str, grpc_type: str, code: grpc.StatusCode) -> float:
-    return _sample("grpc_server_handled_total", method, grpc_type, grpc_code=code.name)
+    return _sample("grpc_server_handled_total", method, grpc_type, grpc_code=grpc_code(code))
 
 
 async def _collect(replies: AsyncIterator[Any], into: list[Any]) -> None:

@@ -98,7 +98,7 @@ async def test_metrics_count_a_call_that_was_made(app: Application, channel: grp
     before = _sample(
         await asyncio.to_thread(_scrape, app),
         "grpc_server_handled_total",
-        grpc_code="INVALID_ARGUMENT",
+        grpc_code="InvalidArgument",
         **labels,
     )
     stub = quarantine_check_pb2_grpc.QuarantineCheckStub(channel)
@@ -106,7 +106,7 @@ async def test_metrics_count_a_call_that_was_made(app: Application, channel: grp
         await stub.CheckBatch(quarantine_check_pb2.CheckBatchRequest(licence_id="acme"), timeout=5)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     text = await asyncio.to_thread(_scrape, app)
-    after = _sample(text, "grpc_server_handled_total", grpc_code="INVALID_ARGUMENT", **labels)
+    after = _sample(text, "grpc_server_handled_total", grpc_code="InvalidArgument", **labels)
     assert after == before + 1
     assert _sample(text, "grpc_server_started_total", **labels) >= 1
     assert _sample(text, "grpc_server_handling_seconds_count", **labels) >= 1

@@ -1,7 +1,8 @@
 """Prometheus metrics: the go-grpc-prometheus server metrics, and stopgate's own (`stopgate_*`).
 
 Label sets are bounded: gRPC service, method, type and code come from the registered services; no phone
-number or licence ever becomes a label.
+number or licence ever becomes a label. Label values are go-grpc-prometheus's too (`grpc_code="OK"`,
+`"InvalidArgument"`, ...), so that community dashboards and alerts for gRPC servers work unchanged.
 """
 
 from __future__ import annotations
@@ -22,8 +23,39 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from stopgate_server.store.blocklist import BlocklistIndex
+from stopgate_server.version import build_info
 
 GRPC_LABELS = ("grpc_type", "grpc_service", "grpc_method")
+# The `grpc_code` values: Go's `codes.Code.String()`, as go-grpc-prometheus and grpc-go's other metrics
+# write them (Go spells CANCELLED "Canceled").
+GRPC_CODES = {
+    grpc.StatusCode.OK: "OK",
+    grpc.StatusCode.CANCELLED: "Canceled",
+    grpc.StatusCode.UNKNOWN: "Unknown",
+    grpc.StatusCode.INVALID_ARGUMENT: "InvalidArgument",
+    grpc.StatusCode.DEADLINE_EXCEEDED: "DeadlineExceeded",
+    grpc.StatusCode.NOT_FOUND: "NotFound",
+    grpc.StatusCode.ALREADY_EXISTS: "AlreadyExists",
+    grpc.StatusCode.PERMISSION_DENIED: "PermissionDenied",
+    grpc.StatusCode.RESOURCE_EXHAUSTED: "ResourceExhausted",
+    grpc.StatusCode.FAILED_PRECONDITION: "FailedPrecondition",
+    grpc.StatusCode.ABORTED: "Aborted",
+    grpc.StatusCode.OUT_OF_RANGE: "OutOfRange",
+    grpc.StatusCode.UNIMPLEMENTED: "Unimplemented",
+    grpc.StatusCode.INTERNAL: "Internal",
+    grpc.StatusCode.UNAVAILABLE: "Unavailable",
+    grpc.StatusCode.DATA_LOSS: "DataLoss",
+    grpc.StatusCode.UNAUTHENTICATED: "Unauthenticated",
+}
+if set(GRPC_CODES) != set(grpc.StatusCode):  # the interceptor labels every call, whatever its code
+    raise LookupError(f"no grpc_code value for {set(grpc.StatusCode) - set(GRPC_CODES)}")
+
+_BUILD = build_info()
+Gauge(
+    "stopgate_build_info",
+    "Always 1: the labels say which stopgate version the process runs, on which Python, grpcio and protobuf.",
+    tuple(_BUILD),
+).labels(**_BUILD).set(1)
 
 STARTED = Counter("grpc_server_started_total", "RPCs started on the server.", GRPC_LABELS)
 HANDLED = Counter(
@@ -145,6 +177,11 @@ def grpc_type(request_streaming: bool, response_streaming: bool) -> str:
     return "server_stream" if response_streaming else "unary"
 
 
+def grpc_code(code: grpc.StatusCode) -> str:
+    """The go-grpc-prometheus value of a status code (`InvalidArgument` for INVALID_ARGUMENT)."""
+    return GRPC_CODES[code]
+
+
 def initialise(services: Iterable[ServiceDescriptor]) -> None:
     """Create the started/handled(OK) series of every method at zero, so rates exist before traffic."""
     for service in services:
@@ -155,7 +192,7 @@ def initialise(services: Iterable[ServiceDescriptor]) -> None:
                 method.name,
             )
             STARTED.labels(*labels)
-            HANDLED.labels(*labels, grpc.StatusCode.OK.name)
+            HANDLED.labels(*labels, grpc_code(grpc.StatusCode.OK))
             HANDLING_SECONDS.labels(*labels)
 
 
