@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install run test lint breaking proto classifier-report bench clean
+.PHONY: install run test lint breaking proto classifier-report bench clean image
 
 PIP := $(BIN)/pip --disable-pip-version-check --no-input
 PIP_FAILED := { echo "make: pip could not install into $(VENV) (its error is above): check the network or \
@@ -73,6 +73,11 @@ bench: $(INSTALLED)
 	$(BIN)/python bench/classify.py
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/reporting.py
+
+# The server image (deploy/oci/): Debian packages (mmdebstrap) and this checkout's wheels, no base image
+# pulled; needs mmdebstrap and podman. README, Deploy.
+image: $(INSTALLED)
+	PYTHON=$(BIN)/python deploy/oci/build.sh
 
 clean:
 	rm -rf $(VENV) .build .mypy_cache .pytest_cache .ruff_cache
