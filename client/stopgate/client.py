@@ -11,6 +11,7 @@ retries takes `retry`, which overrides the client's `RetryConfig` for that call;
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import threading
 import time
@@ -26,7 +27,7 @@ from collections.abc import (
     Sequence,
 )
 from datetime import datetime
-from typing import Any, Literal, TypeAlias, TypeVar
+from typing import Any, Concatenate, Literal, ParamSpec, TypeAlias, TypeVar
 
 import grpc
 
@@ -951,6 +952,7 @@ async def _gather_or_cancel(calls: Iterable[Coroutine[Any, Any, Response]]) -> l
 
 
 Method = TypeVar("Method", bound=Callable[..., Any])
+P = ParamSpec("P")
 
 
 def _twin(async_method: Callable[..., Any]) -> Callable[[Method], Method]:
@@ -964,12 +966,49 @@ def _twin(async_method: Callable[..., Any]) -> Callable[[Method], Method]:
     return decorate
 
 
+def _as_twin(method: Callable[..., Any], twin: Callable[..., Any], returns: str | None = None) -> None:
+    """Show `method` as its `AsyncClient` twin: name, docstring and signature (with `returns` as its return
+    annotation), which `inspect`, `help()` and notebooks read; type checkers read the ParamSpec."""
+    method.__name__ = method.__qualname__ = twin.__name__
+    method.__doc__ = twin.__doc__
+    signature = inspect.signature(twin)
+    if returns is not None:
+        signature = signature.replace(return_annotation=returns)
+    method.__signature__ = signature  # type: ignore[attr-defined]
+
+
+def _blocking(
+    async_method: Callable[Concatenate[AsyncClient, P], Coroutine[Any, Any, Response]],
+) -> Callable[Concatenate[Client, P], Response]:
+    """The blocking method of `Client` that runs `async_method` on the client's loop: the same arguments,
+    checked in the caller's thread, and the same result."""
+
+    def method(client: Client, /, *args: P.args, **kwargs: P.kwargs) -> Response:
+        return client._run(async_method(client._async, *args, **kwargs))
+
+    _as_twin(method, async_method)
+    return method
+
+
+def _blocking_iterator(
+    async_method: Callable[Concatenate[AsyncClient, P], AsyncIterator[Item]],
+) -> Callable[Concatenate[Client, P], Iterator[Item]]:
+    """The blocking method of `Client` that iterates over `async_method`'s async iterator."""
+
+    def method(client: Client, /, *args: P.args, **kwargs: P.kwargs) -> Iterator[Item]:
+        return client._iterate(async_method(client._async, *args, **kwargs))
+
+    returns = str(inspect.signature(async_method).return_annotation).replace("AsyncIterator[", "Iterator[", 1)
+    _as_twin(method, async_method, returns)
+    return method
+
+
 class Client:
     """The blocking twin of `AsyncClient`: same arguments, same methods, same results, run on a private
     event loop thread. Use it as `with`. It may be shared between threads.
 
-    Each method is spelt out with the signature of its `AsyncClient` twin, for `help()`, `inspect` and
-    type checkers: a misspelt keyword is a TypeError in the caller's thread (and a mypy error)."""
+    Each method has the signature and docstring of its `AsyncClient` twin, for `help()`, `inspect` and type
+    checkers: a misspelt keyword is a TypeError in the caller's thread (and a mypy error)."""
 
     @_twin(AsyncClient.__init__)
     def __init__(
@@ -1063,554 +1102,37 @@ class Client:
 
     # QuarantineCheck
 
-    @_twin(AsyncClient.check_batch)
-    def check_batch(
-        self,
-        licence_id: str,
-        phone_numbers: Iterable[str],
-        *,
-        sender: SenderLike,
-        category: CategoryLike,
-        campaign_id: str = "",
-        default_region: str = "",
-        request_id: str = "",
-        max_concurrency: int = 4,
-        retry: RetryConfig | None = None,
-        timeout: float | None = None,
-        metadata: Metadata = (),
-    ) -> quarantine_check_pb2.CheckBatchResponse:
-        return self._run(
-            self._async.check_batch(
-                licence_id,
-                phone_numbers,
-                sender=sender,
-                category=category,
-                campaign_id=campaign_id,
-                default_region=default_region,
-                request_id=request_id,
-                max_concurrency=max_concurrency,
-                retry=retry,
-                timeout=timeout,
-                metadata=metadata,
-            )
-        )
-
-    @_twin(AsyncClient.record_sends)
-    def record_sends(
-        self,
-        licence_id: str,
-        campaign_id: str,
-        phone_numbers: Iterable[str],
-        *,
-        sender: SenderLike,
-        sent_at: datetime | None = None,
-        default_region: str = "",
-        request_id: str = "",
-        retry: RetryConfig | None = None,
-        timeout: float | None = None,
-        metadata: Metadata = (),
-    ) -> quarantine_check_pb2.RecordSendsResponse:
-        return self._run(
-            self._async.record_sends(
-                licence_id,
-                campaign_id,
-                phone_numbers,
-                sender=sender,
-                sent_at=sent_at,
-                default_region=default_region,
-                request_id=request_id,
-                retry=retry,
-                timeout=timeout,
-                metadata=metadata,
-            )
-        )
-
-    @_twin(AsyncClient.get_number_status)
-    def get_number_status(
-        self,
-        licence_id: str,
-        phone_number: str,
-        *,
-        default_region: str = "",
-        retry: RetryConfig | None = None,
-        timeout: float | None = None,
-        metadata: Metadata = (),
-    ) -> quarantine_check_pb2.GetNumberStatusResponse:
-        return self._run(
-            self._async.get_number_status(
-                licence_id,
-                phone_number,
-                default_region=default_region,
-                retry=retry,
-                timeout=timeout,
-                metadata=metadata,
-            )
-        )
-
-    @_twin(AsyncClient.quarantine_numbers)
-    def quarantine_numbers(
-        self,
-        licence_id: str,
-        phone_numbers: Iterable[str],
-        *,
-        actor: str,
-        reason: str,
-        default_region: str = "",
-        timeout: float | None = None,
-        metadata: Metadata = (),
-    ) -> quarantine_check_pb2.QuarantineNumbersResponse:
-        return self._run(
-            self._async.quarantine_numbers(
-                licence_id,
-                phone_numbers,
-                actor=actor,
-                reason=reason,
-                default_region=default_region,
-                timeout=timeout,
-                metadata=metadata,
-            )
-        )
-
-    @_twin(AsyncClient.release_numbers)
-    def release_numbers(
-        self,
-        licence_id: str,
-        phone_numbers: Iterable[str],
-        *,
-        actor: str,
-        reason: str,
-        consent_reference: str,
-        default_region: str = "",
-        timeout: float | None = None,
-        metadata: Metadata = (),
-    ) -> quarantine_check_pb2.ReleaseNumbersResponse:
-        return self._run(
-            self._async.release_numbers(
-                licence_id,
-                phone_numbers,
-                actor=actor,
-                reason=reason,
-                consent_reference=consent_reference,
-                default_region=default_region,
-                timeout=timeout,
-                metadata=metadata,
-            )
-        )
-
-    @_twin(AsyncClient.erase_personal_data)
-    def erase_personal_data(
-        self,
-        phone_number: str,
-        *,
-        licence_id: str = "",
-        every_licence: bool = False,
-        actor: str,
-        reason: str,
-        default_region: str = "",
-        retry: RetryConfig | None = None,
-        timeout: float | None = None,
-        metadata: Metadata = (),
-    ) -> quarantine_check_pb2.ErasePersonalDataResponse:
-        return self._run(
-            self._async.erase_personal_data(
-                phone_number,
-                licence_id=licence_id,
-                every_licence=every_licence,
-                actor=actor,
-                reason=reason,
-                default_region=default_region,
-                retry=retry,
-                timeout=timeout,
-                metadata=metadata,
-            )
-        )
-
-    @_twin(AsyncClient.bind_shortcode)
-    def bind_shortcode(
-        self,
-        licence_id: str,
-        shortcode: str,
-        *,
-        actor: str,
-        retry: RetryConfig | None = None,
-        timeout: float | None = None,
-        metadata: Metadata = (),
-    ) -> quarantine_check_pb2.BindShortcodeResponse:
-        return self._run(
-            self._async.bind_shortcode(
-                licence_id, shortcode, actor=actor, retry=retry, timeout=timeout, metadata=metadata
-            )
-        )
-
-    @_twin(AsyncClient.unbind_shortcode)
-    def unbind_shortcode(
-        self,
-        licence_id: str,
-        shortcode: str,
-        *,
-        actor: str,
-        retry: RetryConfig | None = None,
-        timeout: float | None = None,
-        metadata: Metadata = (),
-    ) -> quarantine_check_pb2.UnbindShortcodeResponse:
-        return self._run(
-            self._async.unbind_shortcode(
-                licence_id, shortcode, actor=actor, retry=retry, timeout=timeout, metadata=metadata
-            )
-        )
-
-    @_twin(AsyncClient.list_shortcode_bindings)
-    def list_shortcode_bindings(
-        self,
-        *,
-        licence_id: str = "",
-        shortcode: str = "",
-        retry: RetryConfig | None = None,
-        timeout: float | None = None,
-        metadata: Metadata = (),
-    ) -> quarantine_check_pb2.ListShortcodeBindingsResponse:
-        return self._run(
-            self._async.list_shortcode_bindings(
-                licence_id=licence_id, shortcode=shortcode, retry=retry, timeout=timeout, metadata=metadata
-            )
-        )
+    check_batch = _blocking(AsyncClient.check_batch)
+    record_sends = _blocking(AsyncClient.record_sends)
+    get_number_status = _blocking(AsyncClient.get_number_status)
+    quarantine_numbers = _blocking(AsyncClient.quarantine_numbers)
+    release_numbers = _blocking(AsyncClient.release_numbers)
+    erase_personal_data = _blocking(AsyncClient.erase_personal_data)
+    bind_shortcode = _blocking(AsyncClient.bind_shortcode)
+    unbind_shortcode = _blocking(AsyncClient.unbind_shortcode)
+    list_shortcode_bindings = _blocking(AsyncClient.list_shortcode_bindings)
 
     # StopIngest
 
-    @_twin(AsyncClient.stream_events)
-    def stream_events(
-        self,
-        events: Iterable[stop_ingest_pb2.InboundEvent] | AsyncIterable[stop_ingest_pb2.InboundEvent],
-        *,
-        batch_size: int = 500,
-        max_batches_in_flight: int = 4,
-        linger_s: float = 0.05,
-        reconnect_deadline_s: float = 60.0,
-        retry: RetryConfig | None = None,
-        timeout: float | None = None,
-        metadata: Metadata = (),
-    ) -> Iterator[stop_ingest_pb2.EventAck]:
-        return self._iterate(
-            self._async.stream_events(
-                events,
-                batch_size=batch_size,
-                max_batches_in_flight=max_batches_in_flight,
-                linger_s=linger_s,
-                reconnect_deadline_s=reconnect_deadline_s,
-                retry=retry,
-                timeout=timeout,
-                metadata=metadata,
-            )
-        )
-
-    @_twin(AsyncClient.ingest_event)
-    def ingest_event(
-        self,
-        event: stop_ingest_pb2.InboundEvent,
-        *,
-        retry: RetryConfig | None = None,
-        timeout: float | None = None,
-        metadata: Metadata = (),
-    ) -> stop_ingest_pb2.IngestEventResponse:
-        return self._run(self._async.ingest_event(event, retry=retry, timeout=timeout, metadata=metadata))
-
-    @_twin(AsyncClient.classify_text)
-    def classify_text(
-        self,
-        text: str,
-        *,
-        country: str = "",
-        shortcode: str = "",
-        licence_id: str = "",
-        retry: RetryConfig | None = None,
-        timeout: float | None = None,
-        metadata: Metadata = (),
-    ) -> stop_ingest_pb2.ClassifyTextResponse:
-        return self._run(
-            self._async.classify_text(
-                text,
-                country=country,
-                shortcode=shortcode,
-                licence_id=licence_id,
-                retry=retry,
-                timeout=timeout,
-                metadata=metadata,
-            )
-        )
-
-    @_twin(AsyncClient.set_custom_keyword)
-    def set_custom_keyword(
-        self,
-        keyword: str,
-        intent: IntentLike,
-        *,
-        actor: str,
-        shortcode: str = "",
-        licence_id: str = "",
-        replies: Mapping[str, str] | None = None,
-        retry: RetryConfig | None = None,
-        timeout: float | None = None,
-        metadata: Metadata = (),
-    ) -> stop_ingest_pb2.SetCustomKeywordResponse:
-        return self._run(
-            self._async.set_custom_keyword(
-                keyword,
-                intent,
-                actor=actor,
-                shortcode=shortcode,
-                licence_id=licence_id,
-                replies=replies,
-                retry=retry,
-                timeout=timeout,
-                metadata=metadata,
-            )
-        )
-
-    @_twin(AsyncClient.list_custom_keywords)
-    def list_custom_keywords(
-        self,
-        *,
-        shortcode: str = "",
-        licence_id: str = "",
-        retry: RetryConfig | None = None,
-        timeout: float | None = None,
-        metadata: Metadata = (),
-    ) -> stop_ingest_pb2.ListCustomKeywordsResponse:
-        return self._run(
-            self._async.list_custom_keywords(
-                shortcode=shortcode, licence_id=licence_id, retry=retry, timeout=timeout, metadata=metadata
-            )
-        )
-
-    @_twin(AsyncClient.remove_custom_keyword)
-    def remove_custom_keyword(
-        self,
-        keyword: str,
-        *,
-        actor: str,
-        shortcode: str = "",
-        licence_id: str = "",
-        retry: RetryConfig | None = None,
-        timeout: float | None = None,
-        metadata: Metadata = (),
-    ) -> stop_ingest_pb2.RemoveCustomKeywordResponse:
-        return self._run(
-            self._async.remove_custom_keyword(
-                keyword,
-                actor=actor,
-                shortcode=shortcode,
-                licence_id=licence_id,
-                retry=retry,
-                timeout=timeout,
-                metadata=metadata,
-            )
-        )
+    stream_events = _blocking_iterator(AsyncClient.stream_events)
+    ingest_event = _blocking(AsyncClient.ingest_event)
+    classify_text = _blocking(AsyncClient.classify_text)
+    set_custom_keyword = _blocking(AsyncClient.set_custom_keyword)
+    list_custom_keywords = _blocking(AsyncClient.list_custom_keywords)
+    remove_custom_keyword = _blocking(AsyncClient.remove_custom_keyword)
 
     # MessageCompliance
 
-    @_twin(AsyncClient.check_message)
-    def check_message(
-        self,
-        text: str,
-        *,
-        country: str,
-        sender: SenderLike,
-        category: CategoryLike,
-        shortcode: str = "",
-        allow_accent_folding: bool = False,
-        retry: RetryConfig | None = None,
-        timeout: float | None = None,
-        metadata: Metadata = (),
-    ) -> message_compliance_pb2.CheckMessageResponse:
-        return self._run(
-            self._async.check_message(
-                text,
-                country=country,
-                sender=sender,
-                category=category,
-                shortcode=shortcode,
-                allow_accent_folding=allow_accent_folding,
-                retry=retry,
-                timeout=timeout,
-                metadata=metadata,
-            )
-        )
-
-    @_twin(AsyncClient.check_messages)
-    def check_messages(
-        self,
-        texts: Iterable[str],
-        *,
-        country: str,
-        sender: SenderLike,
-        category: CategoryLike,
-        shortcode: str = "",
-        allow_accent_folding: bool = False,
-        retry: RetryConfig | None = None,
-        timeout: float | None = None,
-        metadata: Metadata = (),
-    ) -> message_compliance_pb2.CheckMessagesResponse:
-        return self._run(
-            self._async.check_messages(
-                texts,
-                country=country,
-                sender=sender,
-                category=category,
-                shortcode=shortcode,
-                allow_accent_folding=allow_accent_folding,
-                retry=retry,
-                timeout=timeout,
-                metadata=metadata,
-            )
-        )
-
-    @_twin(AsyncClient.list_country_policies)
-    def list_country_policies(
-        self, *, retry: RetryConfig | None = None, timeout: float | None = None, metadata: Metadata = ()
-    ) -> message_compliance_pb2.ListCountryPoliciesResponse:
-        return self._run(self._async.list_country_policies(retry=retry, timeout=timeout, metadata=metadata))
+    check_message = _blocking(AsyncClient.check_message)
+    check_messages = _blocking(AsyncClient.check_messages)
+    list_country_policies = _blocking(AsyncClient.list_country_policies)
 
     # Reporting
 
-    @_twin(AsyncClient.get_campaign_report)
-    def get_campaign_report(
-        self,
-        licence_id: str,
-        campaign_id: str,
-        *,
-        retry: RetryConfig | None = None,
-        timeout: float | None = None,
-        metadata: Metadata = (),
-    ) -> reporting_pb2.GetCampaignReportResponse:
-        return self._run(
-            self._async.get_campaign_report(
-                licence_id, campaign_id, retry=retry, timeout=timeout, metadata=metadata
-            )
-        )
-
-    @_twin(AsyncClient.list_campaign_reports)
-    def list_campaign_reports(
-        self,
-        licence_id: str,
-        *,
-        start_time: datetime | None = None,
-        end_time: datetime | None = None,
-        page_size: int = 0,
-        page_token: str = "",
-        retry: RetryConfig | None = None,
-        timeout: float | None = None,
-        metadata: Metadata = (),
-    ) -> reporting_pb2.ListCampaignReportsResponse:
-        return self._run(
-            self._async.list_campaign_reports(
-                licence_id,
-                start_time=start_time,
-                end_time=end_time,
-                page_size=page_size,
-                page_token=page_token,
-                retry=retry,
-                timeout=timeout,
-                metadata=metadata,
-            )
-        )
-
-    @_twin(AsyncClient.iter_campaign_reports)
-    def iter_campaign_reports(
-        self,
-        licence_id: str,
-        *,
-        start_time: datetime | None = None,
-        end_time: datetime | None = None,
-        page_size: int = 0,
-        retry: RetryConfig | None = None,
-        timeout: float | None = None,
-        metadata: Metadata = (),
-    ) -> Iterator[reporting_pb2.CampaignReport]:
-        return self._iterate(
-            self._async.iter_campaign_reports(
-                licence_id,
-                start_time=start_time,
-                end_time=end_time,
-                page_size=page_size,
-                retry=retry,
-                timeout=timeout,
-                metadata=metadata,
-            )
-        )
-
-    @_twin(AsyncClient.export_interactions)
-    def export_interactions(
-        self,
-        licence_id: str,
-        campaign_id: str,
-        *,
-        retry: RetryConfig | None = None,
-        timeout: float | None = None,
-        metadata: Metadata = (),
-    ) -> Iterator[reporting_pb2.Interaction]:
-        return self._iterate(
-            self._async.export_interactions(
-                licence_id, campaign_id, retry=retry, timeout=timeout, metadata=metadata
-            )
-        )
-
-    @_twin(AsyncClient.export_quarantine)
-    def export_quarantine(
-        self,
-        licence_id: str,
-        *,
-        retry: RetryConfig | None = None,
-        timeout: float | None = None,
-        metadata: Metadata = (),
-    ) -> Iterator[reporting_pb2.QuarantineEntry]:
-        return self._iterate(
-            self._async.export_quarantine(licence_id, retry=retry, timeout=timeout, metadata=metadata)
-        )
-
-    @_twin(AsyncClient.watch_blocklist_changes)
-    def watch_blocklist_changes(
-        self,
-        after_cursor: str = "",
-        *,
-        start: Literal["now", "oldest"] = "now",
-        licence_ids: Iterable[str] = (),
-        reconnect_deadline_s: float = 60.0,
-        retry: RetryConfig | None = None,
-        timeout: float | None = None,
-        metadata: Metadata = (),
-    ) -> Iterator[reporting_pb2.WatchBlocklistChangesResponse]:
-        return self._iterate(
-            self._async.watch_blocklist_changes(
-                after_cursor,
-                start=start,
-                licence_ids=licence_ids,
-                reconnect_deadline_s=reconnect_deadline_s,
-                retry=retry,
-                timeout=timeout,
-                metadata=metadata,
-            )
-        )
-
-    @_twin(AsyncClient.get_licence_summary)
-    def get_licence_summary(
-        self,
-        licence_id: str,
-        *,
-        start_time: datetime | None = None,
-        end_time: datetime | None = None,
-        top_campaigns: int = 0,
-        retry: RetryConfig | None = None,
-        timeout: float | None = None,
-        metadata: Metadata = (),
-    ) -> reporting_pb2.GetLicenceSummaryResponse:
-        return self._run(
-            self._async.get_licence_summary(
-                licence_id,
-                start_time=start_time,
-                end_time=end_time,
-                top_campaigns=top_campaigns,
-                retry=retry,
-                timeout=timeout,
-                metadata=metadata,
-            )
-        )
+    get_campaign_report = _blocking(AsyncClient.get_campaign_report)
+    list_campaign_reports = _blocking(AsyncClient.list_campaign_reports)
+    iter_campaign_reports = _blocking_iterator(AsyncClient.iter_campaign_reports)
+    export_interactions = _blocking_iterator(AsyncClient.export_interactions)
+    export_quarantine = _blocking_iterator(AsyncClient.export_quarantine)
+    watch_blocklist_changes = _blocking_iterator(AsyncClient.watch_blocklist_changes)
+    get_licence_summary = _blocking(AsyncClient.get_licence_summary)

@@ -150,7 +150,7 @@ def test_the_blocking_client_has_every_method_of_the_async_one() -> None:
 
 @pytest.mark.parametrize("name", [*(n for n in _public_methods(AsyncClient) if n != "close"), "__init__"])
 def test_a_blocking_method_has_the_signature_and_docstring_of_its_async_twin(name: str) -> None:
-    """Spelt out, not wrapped: `inspect` (so `help()` and notebooks) sees every argument, typed; the
+    """Not `*args, **kwargs`: `inspect` (so `help()` and notebooks) sees every argument, typed; the
     returns differ only in being blocking (an iterator where the async method is an async iterator)."""
     blocking, asynchronous = getattr(Client, name), getattr(AsyncClient, name)
     assert blocking.__doc__ == asynchronous.__doc__
