@@ -4,7 +4,8 @@
 #
 #   deploy/oci/build.sh [--tag NAME] [-- PODMAN-BUILD-OPTION...]    (`make image`)
 #
-# The default tag is localhost/stopgate:VERSION (pyproject.toml). Run it as root, or wherever podman builds.
+# The default tag is localhost/stopgate:VERSION (client/stopgate/_version.py). Run it as root, or wherever
+# podman builds.
 #
 # Needs mmdebstrap and podman (Debian: apt-get install mmdebstrap podman), the network to reach a Debian
 # mirror and the Python package index, and a Python with pip to fetch the wheels (PYTHON, default
@@ -35,8 +36,8 @@ for tool in mmdebstrap podman; do
 done
 python=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
 build_dir=${BUILD_DIR:-.build/oci}
-version=$("$python" -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])' \
-  )
+# The one version source (client/stopgate/_version.py), read without importing the package.
+version=$("$python" -c 'import runpy; print(runpy.run_path("client/stopgate/_version.py")["__version__"])')
 tag=${tag:-localhost/stopgate:$version}
 revision=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 if [ -n "$(git status --porcelain 2>/dev/null)" ]; then revision="$revision-modified"; fi

@@ -22,7 +22,6 @@ import signal
 import subprocess
 import sys
 import threading
-import tomllib
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -32,6 +31,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import stopgate
 from processes import REPOSITORY, STOPGATE, ServerProcess
 from stopgate import Client
 from stopgate.v1 import common_pb2
@@ -296,8 +296,7 @@ def test_image_metadata(image: Image, image_root: Path) -> None:
     }
     assert set(image.config["ExposedPorts"]) == {f"{port}/tcp" for port in listening}
     assert image.env["STOPGATE_WORKERS"] == "1"
-    project = tomllib.loads((REPOSITORY / "pyproject.toml").read_text())["project"]
-    assert image.labels["org.opencontainers.image.version"] == project["version"]
+    assert image.labels["org.opencontainers.image.version"] == stopgate.__version__
     assert image.labels["org.opencontainers.image.revision"]
     passwd = (image_root / "etc" / "passwd").read_text()
     assert re.search(rf"^stopgate:x:{uid}:{gid}:", passwd, re.MULTILINE)
