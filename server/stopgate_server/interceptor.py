@@ -19,6 +19,7 @@ from grpc_status import rpc_status
 from stopgate_server.api.wire import EncodedResponse
 from stopgate_server.auth import PROTECTED_PREFIX, Authoriser
 from stopgate_server.errors import DeadlineExceeded, FieldViolation, InvalidArgument, status_for
+from stopgate_server.grpc_handlers import behaviour_and_factory, final_code
 from stopgate_server.limits import Caps, IdleTimeout, Limits
 from stopgate_server.obs import metrics
 from stopgate_server.obs.logging import bind_call
@@ -196,7 +197,7 @@ class _Call:
             cancelled = True
             raise
         finally:
-            metrics.HANDLED.labels(*self.labels, metrics.grpc_code(_final_code(context, cancelled))).inc()
+            metrics.HANDLED.labels(*self.labels, metrics.grpc_code(final_code(context, cancelled))).inc()
             metrics.HANDLING_SECONDS.labels(*self.labels).observe(time.perf_counter() - start)
 
     async def received(self, requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
@@ -257,23 +258,9 @@ def accepted(request: Any) -> Any:
     return request
 
 
-def _final_code(context: grpc.aio.ServicerContext[Any, Any], cancelled: bool) -> grpc.StatusCode:
-    if cancelled:
-        return grpc.StatusCode.CANCELLED
-    # code() is None until a handler sets one (abort, set_code), whatever the stubs say: a plain return is OK.
-    code: grpc.StatusCode | None = context.code()
-    return code or grpc.StatusCode.OK
-
-
 def _wrap(handler: grpc.RpcMethodHandler[Any, Any], call: _Call) -> grpc.RpcMethodHandler[Any, Any]:
+    behaviour, factory = behaviour_and_factory(handler)
     if handler.response_streaming:
-        behaviour: Any = handler.stream_stream if handler.request_streaming else handler.unary_stream
-        factory = (
-            grpc.stream_stream_rpc_method_handler
-            if handler.request_streaming
-            else grpc.unary_stream_rpc_method_handler
-        )
-
         # A coroutine writing with context.write, not a generator grpc would drive: the writes are bounded
         # by the idle timeout, and the counts of the caps are released when the call ends, cancelled too.
         async def streaming(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
@@ -293,13 +280,6 @@ def _wrap(handler: grpc.RpcMethodHandler[Any, Any], call: _Call) -> grpc.RpcMeth
             request_deserializer=_tolerant(handler.request_deserializer),
             response_serializer=_encoded_as_returned(handler.response_serializer),
         )
-
-    behaviour = handler.stream_unary if handler.request_streaming else handler.unary_unary
-    factory = (
-        grpc.stream_unary_rpc_method_handler
-        if handler.request_streaming
-        else grpc.unary_unary_rpc_method_handler
-    )
 
     async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         bind_call(call.method, context.invocation_metadata())

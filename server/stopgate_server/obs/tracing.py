@@ -37,6 +37,7 @@ from opentelemetry.sdk.resources import SERVICE_NAME, OTELResourceDetector, Reso
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
+from stopgate_server.grpc_handlers import Behaviour, behaviour_and_factory, final_code
 from stopgate_server.obs.logging import redact
 
 DEFAULT_SERVICE_NAME = "stopgate"
@@ -247,33 +248,12 @@ class _Outcome(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None or (self.filter is not None and not self.filter(handler_call_details)):
             return handler
-        behaviour: Any
-        if handler.response_streaming:
-            behaviour = handler.stream_stream if handler.request_streaming else handler.unary_stream
-            factory = (
-                grpc.stream_stream_rpc_method_handler
-                if handler.request_streaming
-                else grpc.unary_stream_rpc_method_handler
-            )
-            return factory(
-                _streamed(behaviour),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        behaviour = handler.stream_unary if handler.request_streaming else handler.unary_unary
-        factory = (
-            grpc.stream_unary_rpc_method_handler
-            if handler.request_streaming
-            else grpc.unary_unary_rpc_method_handler
-        )
+        behaviour, factory = behaviour_and_factory(handler)
         return factory(
-            _answered(behaviour),
+            _streamed(behaviour) if handler.response_streaming else _answered(behaviour),
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
-
-
-Behaviour = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Any]
 
 
 def _answered(behaviour: Behaviour) -> Behaviour:
@@ -310,9 +290,7 @@ def _streamed(behaviour: Behaviour) -> Callable[..., AsyncIterator[Any]]:
 
 
 def _record_status(context: grpc.aio.ServicerContext[Any, Any], cancelled: bool) -> None:
-    # code() is None until a handler sets one (abort, set_code), whatever the stubs say: a plain return is OK.
-    code: grpc.StatusCode | None = grpc.StatusCode.CANCELLED if cancelled else context.code()
-    code = code or grpc.StatusCode.OK
+    code = final_code(context, cancelled)
     span = trace.get_current_span()
     span.set_attribute(RPC_GRPC_STATUS_CODE, code.value[0])
     if code in _SERVER_ERRORS:
